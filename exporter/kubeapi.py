@@ -1,0 +1,220 @@
+"""A thin asyncio client for the Kubernetes REST API.
+
+kubernetes-asyncio loads the configuration (kubeconfig, in-cluster service account with its token
+re-read every minute, client certificates, exec plugins); this module only makes requests with it:
+JSON requests, and newline-delimited streams read in chunks (so one multi-megabyte watch event is fine)
+with a read inactivity timeout. Callers see ``ApiError`` for non-2xx answers; connection problems are
+aiohttp/OS errors, which the watcher tells apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+#: The largest watch event line kept; etcd caps objects at 1.5 MiB, so this is generous.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ApiError(Exception):
+    """The API server answered with a non-2xx status."""
+
+    status: int
+    reason: str
+    message: str
+    retry_after: float | None = None
+
+    def __str__(self) -> str:
+        """Status, reason and the server's message."""
+        return f"{self.status} {self.reason}: {self.message}"
+
+
+class OversizedLine:
+    """Marks a stream line longer than the limit; it was dropped."""
+
+
+OVERSIZED = OversizedLine()
+
+
+class KubeClient:
+    """Requests to one API server with one identity; create with ``from_config`` or the constructors."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        ssl_context: ssl.SSLContext | bool,
+        token_source: Any = None,
+        connect_timeout: float = 10,
+        request_timeout: float = 60,
+    ) -> None:
+        """``token_source`` is a kubernetes-asyncio Configuration (its bearer token is re-read per request)."""
+        self.host = host.rstrip("/")
+        self._ssl = ssl_context
+        self._token_source = token_source
+        self._connect_timeout = connect_timeout
+        self._request_timeout = request_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- construction -----------------------------------------------------------------------
+
+    @classmethod
+    async def from_kubeconfig(cls, path: str | Path | None = None, context: str | None = None) -> KubeClient:
+        """From a kubeconfig file (``None``: $KUBECONFIG or ~/.kube/config)."""
+        from kubernetes_asyncio import config as kconfig  # noqa: PLC0415 - heavy import, only here
+        from kubernetes_asyncio.client import Configuration  # noqa: PLC0415
+
+        configuration = Configuration()
+        await kconfig.load_kube_config(
+            config_file=str(path) if path else None, context=context, client_configuration=configuration
+        )
+        return cls._from_configuration(configuration)
+
+    @classmethod
+    def in_cluster(cls) -> KubeClient:
+        """From the pod's service account; the token file is re-read every minute (rotation)."""
+        from kubernetes_asyncio import config as kconfig  # noqa: PLC0415
+        from kubernetes_asyncio.client import Configuration  # noqa: PLC0415
+
+        configuration = Configuration()
+        kconfig.load_incluster_config(client_configuration=configuration, try_refresh_token=True)
+        return cls._from_configuration(configuration)
+
+    @classmethod
+    def _from_configuration(cls, configuration: Any) -> KubeClient:
+        ctx = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+        if configuration.cert_file:
+            ctx.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
+        if not configuration.verify_ssl:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return cls(host=configuration.host, ssl_context=ctx, token_source=configuration)
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=64),
+                read_bufsize=2**20,
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+            )
+        return self._session
+
+    async def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if self._token_source is not None:
+            token = await self._token_source.get_api_key_with_prefix("BearerToken")
+            if token:
+                headers["Authorization"] = token
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one request and return the decoded JSON body; raises ApiError on a non-2xx answer."""
+        data = None if body is None else orjson.dumps(body)
+        async with self._get_session().request(
+            method,
+            self.host + path,
+            params=params,
+            data=data,
+            headers=await self._headers(content_type if data is not None else None),
+            timeout=aiohttp.ClientTimeout(
+                total=timeout or self._request_timeout, sock_connect=self._connect_timeout
+            ),
+        ) as resp:
+            raw = await resp.read()
+            if resp.status >= 300:  # noqa: PLR2004
+                raise _api_error(resp, raw)
+            return orjson.loads(raw) if raw else None
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, path: str, *, params: Mapping[str, str], inactivity_timeout: float
+    ) -> AsyncIterator[AsyncIterator[bytes | OversizedLine]]:
+        """Open a newline-delimited stream (a watch); yields an iterator of its lines.
+
+        A read that sees no bytes for ``inactivity_timeout`` seconds raises ``TimeoutError``; a line
+        longer than MAX_LINE_BYTES is dropped and replaced by ``OVERSIZED``.
+        """
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._connect_timeout, sock_connect=self._connect_timeout,
+            sock_read=inactivity_timeout,
+        )
+        async with self._get_session().get(
+            self.host + path, params=params, headers=await self._headers(), timeout=timeout
+        ) as resp:
+            if resp.status >= 300:  # noqa: PLR2004
+                raise _api_error(resp, await resp.read())
+            yield _lines(resp.content)
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes | OversizedLine]:
+    buffer = bytearray()
+    dropping = False
+    try:
+        async for chunk in content.iter_any():
+            start = 0
+            while True:
+                end = chunk.find(b"\n", start)
+                if end < 0:
+                    if not dropping:
+                        buffer += chunk[start:]
+                        if len(buffer) > MAX_LINE_BYTES:
+                            buffer.clear()
+                            dropping = True
+                    break
+                if dropping:
+                    dropping = False
+                    yield OVERSIZED
+                else:
+                    buffer += chunk[start:end]
+                    if len(buffer) > MAX_LINE_BYTES:
+                        yield OVERSIZED
+                    elif buffer:
+                        yield bytes(buffer)
+                    buffer.clear()
+                start = end + 1
+    except aiohttp.ServerTimeoutError as err:
+        msg = "no bytes from the watch stream within the inactivity timeout"
+        raise TimeoutError(msg) from err
+    if buffer and not dropping:
+        yield bytes(buffer)
+
+
+def _api_error(resp: aiohttp.ClientResponse, raw: bytes) -> ApiError:
+    message = raw.decode(errors="replace")[:1000]
+    reason = resp.reason or ""
+    with contextlib.suppress(ValueError, TypeError):
+        status = orjson.loads(raw)
+        if isinstance(status, dict):
+            message = str(status.get("message", message))
+            reason = str(status.get("reason", reason))
+    retry_after: float | None = None
+    with contextlib.suppress(TypeError, ValueError):
+        retry_after = float(resp.headers.get("Retry-After", ""))
+    return ApiError(resp.status, reason, message, retry_after)
