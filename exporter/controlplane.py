@@ -17,6 +17,7 @@ import base64
 import contextlib
 import ctypes
 import datetime
+import ipaddress
 import json
 import os
 import shutil
@@ -70,7 +71,7 @@ def find_assets() -> Assets:
             )
             raise ControlPlaneError(msg)
         proc = subprocess.run(  # noqa: S603 - our own script
-            ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
+            [shutil.which("bash") or "/bin/bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
         )
         if proc.returncode != 0 or not proc.stdout.strip():
             msg = f"{BUILD_SCRIPT} failed (exit {proc.returncode}); its error is printed above"
@@ -143,8 +144,6 @@ def _issue(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()), critical=False
         )
     if server:
-        import ipaddress
-
         builder = builder.add_extension(
             x509.SubjectAlternativeName(
                 [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
@@ -195,7 +194,7 @@ class ControlPlane:
 
     @property
     def etcd_url(self) -> str:
-        """etcd's client URL (plain HTTP on loopback)."""
+        """Etcd's client URL (plain HTTP on loopback)."""
         return f"http://127.0.0.1:{self.etcd_port}"
 
     @property
@@ -219,7 +218,8 @@ class ControlPlane:
         ctx.load_cert_chain(*map(str, self.admin_cert))
         return ctx
 
-    def __enter__(self) -> ControlPlane:
+    def __enter__(self) -> ControlPlane:  # noqa: PYI034 - the class is not meant to be subclassed
+        """Start; stop again if starting fails."""
         try:
             self.start()
         except BaseException:
@@ -230,6 +230,7 @@ class ControlPlane:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Stop."""
         self.stop()
 
     def start(self) -> None:
@@ -254,11 +255,11 @@ class ControlPlane:
         self,
         method: str,
         path: str,
-        body: Any = None,  # noqa: ANN401 - any JSON document
+        body: Any = None,
         *,
         content_type: str = "application/json",
         timeout: float = 30,
-    ) -> Any:  # noqa: ANN401 - any JSON document
+    ) -> Any:
         """A blocking admin request to the API server; returns the decoded JSON (raises HTTPError)."""
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.server + path, data=data, method=method)  # noqa: S310
@@ -311,7 +312,7 @@ class ControlPlane:
             time.sleep(0.05)
 
     def etcd_revision(self) -> int:
-        """etcd's current revision (through etcd's JSON gateway)."""
+        """Etcd's current revision (through etcd's JSON gateway)."""
         return int(self._etcd("/v3/kv/range", {"key": base64.b64encode(b"\0").decode()})["header"]["revision"])
 
     def compact(self) -> int:
@@ -449,7 +450,10 @@ class ControlPlane:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": "fte-local", "cluster": {"server": self.server, "certificate-authority-data": b64(self.ca_file)}}
+                {
+                    "name": "fte-local",
+                    "cluster": {"server": self.server, "certificate-authority-data": b64(self.ca_file)},
+                }
             ],
             "users": [{"name": "admin", "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)}}],
             "contexts": [{"name": "fte-local", "context": {"cluster": "fte-local", "user": "admin"}}],

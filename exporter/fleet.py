@@ -149,7 +149,9 @@ def helmrelease(
     return meta(by_kind_strict("HelmRelease"), namespace, name, spec=spec)
 
 
-def gitrepository(namespace: str, name: str, *, url: str = "https://github.com/example/app", branch: str = "main") -> Obj:
+def gitrepository(
+    namespace: str, name: str, *, url: str = "https://github.com/example/app", branch: str = "main"
+) -> Obj:
     """A GitRepository."""
     return meta(
         by_kind_strict("GitRepository"), namespace, name,
@@ -157,12 +159,17 @@ def gitrepository(namespace: str, name: str, *, url: str = "https://github.com/e
     )
 
 
-def ocirepository(namespace: str, name: str, *, url: str = "oci://ghcr.io/example/manifests", tag: str = "latest") -> Obj:
+def ocirepository(
+    namespace: str, name: str, *, url: str = "oci://ghcr.io/example/manifests", tag: str = "latest"
+) -> Obj:
     """An OCIRepository."""
-    return meta(by_kind_strict("OCIRepository"), namespace, name, spec={"interval": "5m", "url": url, "ref": {"tag": tag}})
+    spec = {"interval": "5m", "url": url, "ref": {"tag": tag}}
+    return meta(by_kind_strict("OCIRepository"), namespace, name, spec=spec)
 
 
-def helmrepository(namespace: str, name: str, *, url: str = "https://charts.example.com", oci: bool = False) -> Obj:
+def helmrepository(
+    namespace: str, name: str, *, url: str = "https://charts.example.com", oci: bool = False
+) -> Obj:
     """A HelmRepository (``oci=True``: an OCI one, which has no status artifact)."""
     spec: Obj = {"interval": "30m", "url": url}
     if oci:
@@ -181,7 +188,9 @@ def helmchart(namespace: str, name: str, *, chart: str = "podinfo", repository: 
     )
 
 
-def bucket(namespace: str, name: str, *, endpoint: str = "minio.example.com", bucket_name: str = "manifests") -> Obj:
+def bucket(
+    namespace: str, name: str, *, endpoint: str = "minio.example.com", bucket_name: str = "manifests"
+) -> Obj:
     """A Bucket."""
     return meta(
         by_kind_strict("Bucket"), namespace, name,

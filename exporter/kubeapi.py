@@ -85,7 +85,9 @@ class KubeClient:
         from kubernetes_asyncio.client import Configuration  # noqa: PLC0415
 
         configuration = Configuration()
-        kconfig.load_incluster_config(client_configuration=configuration, try_refresh_token=True)
+        kconfig.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration, try_refresh_token=True
+        )
         return cls._from_configuration(configuration)
 
     @classmethod
@@ -127,7 +129,7 @@ class KubeClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a per-request HTTP timeout, passed to aiohttp
     ) -> Any:
         """Send one request and return the decoded JSON body; raises ApiError on a non-2xx answer."""
         data = None if body is None else orjson.dumps(body)

@@ -1,0 +1,163 @@
+"""Wiring: one watcher task per kind, the publisher, and the HTTP server, supervised together.
+
+Data flows one way: watchers -> store (classify on write) -> publisher (derive View, render exposition)
+-> HTTP handlers (read the last publish). ``Exporter.run`` returns when stopped; a task that ends on its
+own is a bug, logged, and stops the whole exporter so Kubernetes restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+import prometheus_client
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from exporter.exposition import Exposition, Renderer
+from exporter.health import KindHealth, SelfMetrics
+from exporter.kinds import NAMESPACE, by_id
+from exporter.kubeapi import KubeClient
+from exporter.settings import Settings
+from exporter.store import Store
+from exporter.tenants import TenantMapping, TenantResolver
+from exporter.view import View, build_view
+from exporter.watcher import FluxSink, NamespaceSink, Sink, watch_kind
+from exporter.web import create_app
+
+log = structlog.get_logger("exporter.app")
+
+
+class Exporter:
+    """The running exporter; also what the web layer reads (``Published``)."""
+
+    def __init__(self, settings: Settings, client: KubeClient, *, registry: CollectorRegistry | None = None) -> None:
+        """Build the store and state; ``run`` starts the work."""
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.settings = settings
+        self.client = client
+        mapping = TenantMapping.load(settings.tenant_mapping) if settings.tenant_mapping else TenantMapping.empty()
+        self.store = Store(
+            resolver=TenantResolver(frozenset(settings.platform_namespaces), mapping), thresholds=settings.thresholds
+        )
+        self.metrics = SelfMetrics(registry or CollectorRegistry(auto_describe=True))
+        self.renderer = Renderer(gotk_compat=settings.gotk_compat)
+        self.kinds: dict[str, KindHealth] = {k: KindHealth(by_id(k).kind) for k in settings.kinds}
+        self.kinds[NAMESPACE.id] = KindHealth(NAMESPACE.kind)
+        for health in self.kinds.values():
+            self.metrics.kind_status(health)
+        self.view = build_view(self.store, now=time.time())
+        self.exposition = Exposition(self.renderer.render(self.view, self.store))
+        self.published = 0
+        self._ready = False
+        self._publish_cond = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- Published protocol -----------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        """Every background task is still running."""
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+
+    def ready(self) -> bool:
+        """Every enabled kind settled (synced, absent or forbidden) and the result is published."""
+        return self._ready
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    def publish(self) -> None:
+        """Derive the View and render the exposition from the store, now."""
+        started = time.perf_counter()
+        self.store.changed.clear()
+        settled = all(h.settled for h in self.kinds.values())
+        self.view = build_view(self.store, now=time.time())
+        self.exposition = Exposition(self.renderer.render(self.view, self.store))
+        self.published += 1
+        if settled and not self._ready:
+            self._ready = True
+            log.info("exporter_ready", objects=len(self.view.resources), tenants=len(self.view.tenants))
+        self.metrics.publish_duration.observe(time.perf_counter() - started)
+        self.metrics.last_publish.set(time.time())
+
+    async def _publisher(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.store.changed.wait(), timeout=self.settings.refresh_interval)
+            self.publish()
+            async with self._publish_cond:
+                self._publish_cond.notify_all()
+            await asyncio.sleep(self.settings.publish_interval)
+
+    def _kind_settled(self) -> None:
+        self.store.changed.set()  # a kind changed status: publish, so /readyz sees it
+
+    async def wait_for(self, predicate: Callable[[Exporter], bool], timeout: float = 30) -> None:  # noqa: ASYNC109
+        """Wait until ``predicate(self)`` holds after a publish (for tests and the demo)."""
+        async with asyncio.timeout(timeout), self._publish_cond:
+            await self._publish_cond.wait_for(lambda: predicate(self))
+
+    # -- running --------------------------------------------------------------------------------
+
+    def _sinks(self) -> dict[str, Sink]:
+        sinks: dict[str, Sink] = {k: FluxSink(by_id(k), self.store) for k in self.settings.kinds}
+        sinks[NAMESPACE.id] = NamespaceSink(self.store, self.settings.tenant_label)
+        return sinks
+
+    async def start(self) -> None:
+        """Start the HTTP server and the background tasks; returns once they run."""
+        self.runner = web.AppRunner(create_app(self), handle_signals=False, access_log=None, shutdown_timeout=2)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.settings.listen_address, self.settings.port)
+        await site.start()
+        server = site._server  # noqa: SLF001 - the only way to learn the port bound for port 0
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1]) if sockets else self.settings.port
+        for kind_id, sink in self._sinks().items():
+            kind = by_id(kind_id)
+            self._tasks.append(asyncio.create_task(
+                watch_kind(
+                    client=self.client, kind=kind, sink=sink, health=self.kinds[kind_id], metrics=self.metrics,
+                    settings=self.settings.watch, namespaces=self.settings.namespaces, on_status=self._kind_settled,
+                ),
+                name=f"watch-{kind_id}",
+            ))
+        self._tasks.append(asyncio.create_task(self._publisher(), name="publisher"))
+        log.info("exporter_started", port=self.port, kinds=list(self.kinds))
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set (or a task dies); then shut down cleanly."""
+        stop = stop or asyncio.Event()
+        await self.start()
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        try:
+            done, _ = await asyncio.wait([*self._tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper:
+                    exc = task.exception() if not task.cancelled() else None
+                    log.error("task_stopped_unexpectedly", task=task.get_name(), error=repr(exc))
+                    msg = f"task {task.get_name()} stopped: {exc!r}"
+                    raise RuntimeError(msg) from exc
+        finally:
+            stopper.cancel()
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Cancel the tasks, stop serving and close the API client."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        await self.client.close()
+
+    @property
+    def current_view(self) -> View:
+        """The last published View."""
+        return self.view

@@ -1,0 +1,257 @@
+"""Render the published View as Prometheus text exposition, once per publish, not per scrape.
+
+Object families are rendered per object and cached by the object's ``ResourceView`` (a frozen value): an
+unchanged object is not rendered again. A scrape concatenates the cached section with the exporter's
+self-metrics (prometheus-client registry). No sample timestamps; condition messages are never labels.
+
+Sample::
+
+    # HELP fluxtenant_resource_state Current state of a Flux object (1 for the current state only).
+    # TYPE fluxtenant_resource_state gauge
+    fluxtenant_resource_state{tenant="team-a",kind="Kustomization",namespace="team-a",name="apps",state="failing"} 1
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from exporter.store import Store
+from exporter.view import POLICY_RULES, TENANT_STATUSES, ResourceView, TenantView, View
+
+PREFIX: Final = "fluxtenant_"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A metric family: name, type and HELP text."""
+
+    name: str
+    type: str
+    help: str
+
+    def header(self) -> bytes:
+        """The HELP and TYPE lines."""
+        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.type}\n".encode()
+
+
+def _f(name: str, help_: str, type_: str = "gauge") -> Family:
+    return Family(PREFIX + name, type_, help_)
+
+
+# Per object (labels tenant, kind, namespace, name, plus the ones named).
+RESOURCE_INFO = _f("resource_info", "Flux object metadata: revision, source, path, chart, URL (credentials removed).")
+RESOURCE_READY = _f("resource_ready", "1 if the Flux object's Ready condition is True, else 0.")
+RESOURCE_STATE = _f("resource_state", "Current state of a Flux object (1 for the current state only).")
+RESOURCE_SINCE = _f("resource_state_since_timestamp_seconds",
+                    "Unix time the object entered its current state (Ready condition lastTransitionTime).")
+RESOURCE_STUCK = _f("resource_stuck", "1 if the object's reconciliation is stuck beyond its threshold.")
+RESOURCE_SUSPENDED = _f("resource_suspended", "1 if spec.suspend is true.")
+RESOURCE_FAILURE = _f("resource_failure",
+                      "1 for a failing or unknown object, labelled with its category, owner and root category.")
+RESOURCE_ROOT = _f("resource_root_cause", "1 if the object is failing and no other object blocks it (a root cause).")
+RESOURCE_DRIFT = _f("resource_drift", "1 if the applied revision differs from the source's or from the attempted one.")
+RESOURCE_DRIFT_SINCE = _f("resource_drift_since_timestamp_seconds",
+                          "Unix time a drift began; type=source (new artifact not applied) "
+                          "or attempt (roll-forward failing).")
+RESOURCE_GEN_LAG = _f("resource_generation_lag", "metadata.generation minus status.observedGeneration.")
+RESOURCE_LAST_SUCCESS = _f("resource_last_success_timestamp_seconds",
+                           "Unix time of the last known successful reconcile (Ready transition, deploy or artifact).")
+RESOURCE_VIOLATION = _f("resource_policy_violation", "1 per tenancy policy rule the object breaks.")
+# Per tenant.
+TENANT_RESOURCES = _f("tenant_resources", "Flux objects of a tenant by kind and state.")
+TENANT_FAILURES = _f("tenant_failures", "Failing objects of a tenant by category and owner.")
+TENANT_ROOT_FAILURES = _f("tenant_root_failures", "Failing root-cause objects of a tenant by category and owner.")
+TENANT_STUCK = _f("tenant_stuck_resources", "Stuck objects of a tenant.")
+TENANT_VIOLATIONS = _f("tenant_policy_violations", "Tenancy policy violations of a tenant by rule.")
+TENANT_STATUS = _f("tenant_status",
+                   "Tenant status (1 for the current one): failing, progressing, degraded, suspended, healthy.")
+TENANT_HEALTH = _f("tenant_health_ratio", "Ready objects over non-suspended objects of a tenant (1 when it has none).")
+# Transitions.
+FAILURES_TOTAL = _f("resource_failures_total", "Transitions of objects into failing, by category.", "counter")
+RECOVERIES_TOTAL = _f("resource_recoveries_total", "Transitions of objects from failing to ready.", "counter")
+# Compatibility with Flux's kube-state-metrics configuration (opt-in).
+GOTK_INFO = Family("gotk_resource_info", "gauge",
+                   "The current state of a Flux resource (flux2-monitoring-example kube-state-metrics label set).")
+
+OBJECT_FAMILIES: Final = (
+    RESOURCE_INFO, RESOURCE_READY, RESOURCE_STATE, RESOURCE_SINCE, RESOURCE_STUCK, RESOURCE_SUSPENDED,
+    RESOURCE_FAILURE, RESOURCE_ROOT, RESOURCE_DRIFT, RESOURCE_DRIFT_SINCE, RESOURCE_GEN_LAG, RESOURCE_LAST_SUCCESS,
+    RESOURCE_VIOLATION,
+)
+TENANT_FAMILIES: Final = (
+    TENANT_RESOURCES, TENANT_FAILURES, TENANT_ROOT_FAILURES, TENANT_STUCK, TENANT_VIOLATIONS, TENANT_STATUS,
+    TENANT_HEALTH, FAILURES_TOTAL, RECOVERIES_TOTAL,
+)
+ALL_FAMILIES: Final = (*OBJECT_FAMILIES, *TENANT_FAMILIES, GOTK_INFO)
+
+
+def escape(value: str) -> str:
+    """A label value escaped for the text format."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def number(value: float) -> str:
+    """A sample value: integers without a fraction."""
+    if value == int(value) and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
+
+
+def _labels(pairs: Iterable[tuple[str, str]]) -> str:
+    return ",".join(f'{k}="{escape(v)}"' for k, v in pairs)
+
+
+def _sample(family: Family, ident: str, extra: Iterable[tuple[str, str]], value: float) -> str:
+    more = _labels(extra)
+    return f"{family.name}{{{ident}{',' if more else ''}{more}}} {number(value)}\n"
+
+
+def render_object(res: ResourceView) -> tuple[bytes, ...]:
+    """One object's samples, one chunk per OBJECT_FAMILIES entry."""
+    ident = _labels((("tenant", res.tenant), ("kind", res.kind), ("namespace", res.namespace), ("name", res.name)))
+    out: list[str] = [
+        _sample(RESOURCE_INFO, ident, (
+            ("revision", res.revision or ""), ("source", res.source or ""), ("path", res.path or ""),
+            ("chart", res.chart or ""), ("url", res.url or ""),
+        ), 1),
+        _sample(RESOURCE_READY, ident, (), 1 if res.ready == "True" else 0),
+        _sample(RESOURCE_STATE, ident, (("state", res.state),), 1),
+        _sample(RESOURCE_SINCE, ident, (), res.since) if res.since is not None else "",
+        _sample(RESOURCE_STUCK, ident, (), 1 if res.stuck else 0),
+        _sample(RESOURCE_SUSPENDED, ident, (), 1 if res.suspended else 0),
+        _sample(RESOURCE_FAILURE, ident, (
+            ("category", res.category or "unknown"), ("owner", res.owner or "unknown"),
+            ("root_category", res.root_category or res.category or "unknown"),
+        ), 1)
+        if res.state in {"failing", "unknown"} else "",
+        _sample(RESOURCE_ROOT, ident, (), 1 if res.is_root else 0),
+        _sample(RESOURCE_DRIFT, ident, (), 1 if (res.source_drift_since or res.attempt_drift_since) else 0)
+        if res.kind in {"Kustomization", "HelmRelease"} else "",
+        "".join(
+            _sample(RESOURCE_DRIFT_SINCE, ident, (("type", kind),), at)
+            for kind, at in (("source", res.source_drift_since), ("attempt", res.attempt_drift_since))
+            if at is not None
+        ),
+        _sample(RESOURCE_GEN_LAG, ident, (), res.generation_lag),
+        _sample(RESOURCE_LAST_SUCCESS, ident, (), res.last_success) if res.last_success is not None else "",
+        "".join(_sample(RESOURCE_VIOLATION, ident, (("rule", v.rule),), 1) for v in res.violations),
+    ]
+    return tuple(s.encode() for s in out)
+
+
+def render_gotk(res: ResourceView) -> bytes:
+    """The ``gotk_resource_info`` sample of Flux's kube-state-metrics config for one object."""
+    group, _, version = res.api_version.rpartition("/")
+    labels = [
+        ("customresource_group", group), ("customresource_kind", res.kind), ("customresource_version", version),
+        ("exported_namespace", res.namespace), ("name", res.name), ("ready", res.ready),
+        ("suspended", "true" if res.suspended else "false"),
+    ]
+    if res.revision:
+        labels.append(("revision", res.revision))
+    if res.source and res.kind in {"Kustomization", "HelmRelease"}:
+        labels.append(("source_name", res.source.rsplit("/", 1)[-1]))
+    if res.chart:
+        labels.append(("chart_name", res.chart))
+    if res.url:
+        labels.append(("url", res.url))
+    return f"{GOTK_INFO.name}{{{_labels(labels)}}} 1\n".encode()
+
+
+def render_tenants(tenants: Iterable[TenantView], store: Store) -> list[bytes]:
+    """The per-tenant families and the transition counters, one chunk per TENANT_FAMILIES entry."""
+    chunks: dict[Family, list[str]] = {f: [] for f in TENANT_FAMILIES}
+    for t in tenants:
+        ident = _labels((("tenant", t.name),))
+        by_kind_state: dict[tuple[str, str], int] = {}
+        failures: dict[tuple[str, str], int] = {}
+        roots: dict[tuple[str, str], int] = {}
+        for res in t.resources:
+            by_kind_state[(res.kind, res.state)] = by_kind_state.get((res.kind, res.state), 0) + 1
+            if res.state == "failing":
+                key = (res.category or "unknown", res.owner or "unknown")
+                failures[key] = failures.get(key, 0) + 1
+                if res.is_root:
+                    roots[key] = roots.get(key, 0) + 1
+        chunks[TENANT_RESOURCES] += [_sample(TENANT_RESOURCES, ident, (("kind", k), ("state", s)), n)
+                                     for (k, s), n in sorted(by_kind_state.items())]
+        chunks[TENANT_FAILURES] += [_sample(TENANT_FAILURES, ident, (("category", c), ("owner", o)), n)
+                                    for (c, o), n in sorted(failures.items())]
+        chunks[TENANT_ROOT_FAILURES] += [_sample(TENANT_ROOT_FAILURES, ident, (("category", c), ("owner", o)), n)
+                                         for (c, o), n in sorted(roots.items())]
+        chunks[TENANT_STUCK].append(_sample(TENANT_STUCK, ident, (), t.counts["stuck"]))
+        rules = dict.fromkeys(POLICY_RULES, 0)
+        for v in t.violations:
+            rules[v.rule] += 1
+        chunks[TENANT_VIOLATIONS] += [_sample(TENANT_VIOLATIONS, ident, (("rule", r),), n) for r, n in rules.items()]
+        chunks[TENANT_STATUS] += [_sample(TENANT_STATUS, ident, (("status", s),), 1 if s == t.status else 0)
+                                  for s in TENANT_STATUSES]
+        active = t.counts["total"] - t.counts["suspended"]
+        chunks[TENANT_HEALTH].append(_sample(TENANT_HEALTH, ident, (), t.counts["ready"] / active if active else 1))
+    chunks[FAILURES_TOTAL] += [
+        _sample(FAILURES_TOTAL, _labels((("tenant", t),)), (("kind", k), ("category", c)), n)
+        for (t, k, c), n in sorted(store.failures_total.items())
+    ]
+    chunks[RECOVERIES_TOTAL] += [
+        _sample(RECOVERIES_TOTAL, _labels((("tenant", t),)), (("kind", k),), n)
+        for (t, k), n in sorted(store.recoveries_total.items())
+    ]
+    return ["".join(chunks[f]).encode() for f in TENANT_FAMILIES]
+
+
+class Renderer:
+    """Keeps per-object rendered chunks between publishes and assembles the object section."""
+
+    def __init__(self, *, gotk_compat: bool = False) -> None:
+        """``gotk_compat`` adds ``gotk_resource_info`` (Flux's kube-state-metrics label set)."""
+        self.gotk_compat = gotk_compat
+        self._cache: dict[tuple[str, str, str], tuple[ResourceView, tuple[bytes, ...]]] = {}
+        self.rendered_objects = 0
+
+    def render(self, view: View, store: Store) -> bytes:
+        """The exposition of every object and tenant family for ``view``."""
+        render: Callable[[ResourceView], tuple[bytes, ...]] = self._render_one
+        fresh: dict[tuple[str, str, str], tuple[ResourceView, tuple[bytes, ...]]] = {}
+        per_object = []
+        for res in view.resources:
+            key = (res.kind, res.namespace, res.name)
+            cached = self._cache.get(key)
+            chunks = cached[1] if cached is not None and cached[0] == res else render(res)
+            fresh[key] = (res, chunks)
+            per_object.append(chunks)
+        self._cache = fresh
+        parts: list[bytes] = []
+        for index, family in enumerate(OBJECT_FAMILIES):
+            parts.append(family.header())
+            parts.extend(chunks[index] for chunks in per_object)
+        for family, chunk in zip(TENANT_FAMILIES, render_tenants(view.tenants.values(), store), strict=True):
+            parts.append(family.header())
+            parts.append(chunk)
+        if self.gotk_compat:
+            parts.append(GOTK_INFO.header())
+            parts.extend(chunks[-1] for chunks in per_object)
+        return b"".join(parts)
+
+    def _render_one(self, res: ResourceView) -> tuple[bytes, ...]:
+        self.rendered_objects += 1
+        chunks = render_object(res)
+        return (*chunks, render_gotk(res)) if self.gotk_compat else chunks
+
+
+@dataclass
+class Exposition:
+    """The rendered object section of one publish, with its gzip made on first demand."""
+
+    body: bytes
+    _gzip: bytes | None = None
+
+    def gzipped(self) -> bytes:
+        """The body as one gzip member (concatenated members are a valid gzip stream)."""
+        if self._gzip is None:
+            self._gzip = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._gzip

@@ -1,0 +1,77 @@
+"""The exporter's own health: per-kind sync status and the self-metrics (prometheus-client, own registry)."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from exporter import __version__
+
+KindStatus = Literal["pending", "synced", "absent", "forbidden", "error"]
+
+
+@dataclass
+class KindHealth:
+    """What the exporter knows about one watched kind."""
+
+    kind: str
+    version: str | None = None
+    status: KindStatus = "pending"
+    message: str = ""
+    #: the first list finished (or the kind was found absent / forbidden): readiness counts it
+    settled: bool = False
+    resource_versions: dict[str, str] = field(default_factory=dict)
+
+
+class SelfMetrics:
+    """Counters and gauges about list/watch health, on an injected registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        """Register the self-metrics on ``registry``."""
+        p = "fluxtenant_exporter_"
+        self.registry = registry
+        self.list_requests = Counter(p + "list_requests", "List requests (one per page) by kind and result.",
+                                     ["kind", "result"], registry=registry)
+        self.watch_requests = Counter(p + "watch_requests", "Watch streams by kind and how they ended.",
+                                      ["kind", "result"], registry=registry)
+        self.relists = Counter(p + "relists", "Full lists by kind and reason (initial, gone, forbidden).",
+                               ["kind", "reason"], registry=registry)
+        self.events = Counter(p + "events", "Watch events received by kind and type.", ["kind", "type"],
+                              registry=registry)
+        self.malformed = Counter(p + "malformed_events", "Events or objects that could not be read, skipped.",
+                                 ["kind"], registry=registry)
+        self.last_event = Gauge(p + "last_event_timestamp_seconds", "Unix time of the last watch event or bookmark.",
+                                ["kind"], registry=registry)
+        self.last_sync = Gauge(p + "last_sync_timestamp_seconds", "Unix time the last full list of a kind finished.",
+                               ["kind"], registry=registry)
+        self.synced = Gauge(p + "kind_synced", "1 if the kind's initial list finished and its watch runs.", ["kind"],
+                            registry=registry)
+        self.absent = Gauge(p + "kind_absent", "1 if the kind's CRD is not installed (re-discovered periodically).",
+                            ["kind"], registry=registry)
+        self.forbidden = Gauge(p + "kind_forbidden", "1 if the exporter's identity may not list or watch the kind.",
+                               ["kind"], registry=registry)
+        self.api_version = Gauge(p + "kind_api_version_info", "The API version the kind is read at (discovered).",
+                                 ["kind", "version"], registry=registry)
+        self.objects = Gauge(p + "objects", "Objects held in memory per kind.", ["kind"], registry=registry)
+        self.publish_duration = Histogram(
+            p + "publish_duration_seconds", "Time to derive and render one published snapshot.", registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.last_publish = Gauge(p + "last_publish_timestamp_seconds", "Unix time of the last published snapshot.",
+                                  registry=registry)
+        self.scrape_duration = Histogram(
+            p + "scrape_duration_seconds", "Time to answer /metrics.", registry=registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+        )
+        Info(p + "build", "The exporter's version.", registry=registry).info(
+            {"version": __version__, "python_version": platform.python_version()}
+        )
+
+    def kind_status(self, health: KindHealth) -> None:
+        """Reflect a kind's status in the gauges."""
+        self.synced.labels(health.kind).set(1 if health.status == "synced" else 0)
+        self.absent.labels(health.kind).set(1 if health.status == "absent" else 0)
+        self.forbidden.labels(health.kind).set(1 if health.status == "forbidden" else 0)

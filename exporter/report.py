@@ -1,0 +1,118 @@
+"""``report``: classify a ``kubectl get namespaces,kustomizations,... -A -o json`` dump offline.
+
+Prints the ``/tenants`` document with every tenant's ``resources`` (``--format json``), or a table for
+people (``--format table``). Unreadable items are reported on stderr and skipped; nothing else is lost.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+import orjson
+import yaml
+
+from exporter.documents import Filters, tenants_doc, timestamp
+from exporter.kinds import by_kind
+from exporter.model import MalformedObject, parse_namespace, parse_object
+from exporter.settings import Settings
+from exporter.store import Store
+from exporter.tenants import TenantMapping, TenantResolver
+from exporter.view import build_view
+
+
+class ReportError(ValueError):
+    """The input cannot be read at all."""
+
+
+def _items(doc: Any) -> Iterator[Any]:
+    if isinstance(doc, list):
+        for item in doc:
+            yield from _items(item)
+    elif isinstance(doc, dict) and isinstance(doc.get("items"), list):
+        yield from doc["items"]
+    elif isinstance(doc, dict):
+        yield doc
+
+
+def load_items(text: str) -> list[Any]:
+    """The objects in a JSON document, or in one or more YAML documents (Lists are flattened)."""
+    stripped = text.lstrip()
+    if not stripped:
+        raise ReportError("the input is empty")
+    if stripped[0] in "{[":
+        try:
+            return list(_items(orjson.loads(text)))
+        except orjson.JSONDecodeError:
+            pass  # YAML is a superset: let the YAML parser report the error
+    try:
+        return [item for doc in yaml.safe_load_all(text) for item in _items(doc)]
+    except yaml.YAMLError as err:
+        msg = f"the input is neither JSON nor YAML: {err}"
+        raise ReportError(msg) from err
+
+
+def build_report(items: list[Any], settings: Settings, *, errors: IO[str] | None = None) -> dict[str, Any]:
+    """Classify ``items`` and return the /tenants document with resources."""
+    mapping = TenantMapping.load(settings.tenant_mapping) if settings.tenant_mapping else TenantMapping.empty()
+    store = Store(resolver=TenantResolver(frozenset(settings.platform_namespaces), mapping),
+                  thresholds=settings.thresholds)
+    skipped = 0
+    for index, item in enumerate(items):
+        kind = item.get("kind") if isinstance(item, dict) else None
+        try:
+            if kind == "Namespace":
+                store.upsert_namespace(parse_namespace(item, settings.tenant_label))
+            elif isinstance(kind, str) and by_kind(kind) is not None:
+                store.upsert(parse_object(item))
+            else:
+                skipped += 1
+        except MalformedObject as err:
+            if errors is not None:
+                print(f"item {index} ({kind}): skipped: {err}", file=errors)
+    if skipped and errors is not None:
+        print(f"{skipped} item(s) of other kinds ignored", file=errors)
+    return tenants_doc(build_view(store, now=time.time()), Filters(), with_resources=True)
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """A plain-text summary: one line per tenant, then its failures (roots first)."""
+    lines = [f"{'TENANT':<24} {'STATUS':<12} {'TOTAL':>5} {'READY':>5} {'FAIL':>5} {'STUCK':>5}  VIOLATIONS"]
+    for t in doc["tenants"]:
+        c = t["counts"]
+        rules = sorted({v["rule"] for v in t["violations"]})
+        lines.append(f"{t['name']:<24} {t['status']:<12} {c['total']:>5} {c['ready']:>5} {c['failing']:>5} "
+                     f"{c['stuck']:>5}  {', '.join(rules) or '-'}")
+        for f in t["failures"]:
+            root = f["root_cause"]
+            cause = f"blocked by {root['kind']}/{root['namespace']}/{root['name']} ({f['root_category']})" if root \
+                else f"{f['category']} (owner: {f['owner']})"
+            stuck = " STUCK" if f["stuck"] else ""
+            lines.append(f"  {f['kind']}/{f['namespace']}/{f['name']}: {cause}, since {f['since']}{stuck}")
+            if not root and f["message"]:
+                lines.append(f"      {f['message'].splitlines()[0][:160]}")
+    lines.append(f"generated at {doc['generated_at'] or timestamp(time.time())}")
+    return "\n".join(lines) + "\n"
+
+
+def run_report(settings: Settings, *, stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout,
+               stderr: IO[str] = sys.stderr) -> int:
+    """The ``report`` command; returns the exit code."""
+    source = settings.input or "-"
+    try:
+        if source == "-":
+            text = stdin.read()
+        else:
+            with open(source, encoding="utf-8") as handle:  # noqa: PTH123
+                text = handle.read()
+        doc = build_report(load_items(text), settings, errors=stderr)
+    except (OSError, ReportError) as err:
+        print(f"flux-tenant-exporter report: {err}", file=stderr)
+        return 2
+    if settings.output_format == "table":
+        stdout.write(format_table(doc))
+    else:
+        stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0

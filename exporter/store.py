@@ -1,0 +1,138 @@
+"""The in-memory model: slim Flux records and namespaces, classified once, on write.
+
+Writes come from the watchers on the event loop; methods never await, so no locks are needed. Every
+write that changes something bumps ``version`` and sets ``changed``; the publisher then derives a new
+immutable ``View`` (root causes, tenants, stuck, drift, policy) and re-renders what changed. An update
+whose projected fields are equal to the stored ones does no work (resourceVersion and managedFields
+churn never reach here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from exporter.classify import Thresholds, Verdict, classify
+from exporter.model import FluxObject, NamespaceInfo
+from exporter.tenants import TenantResolver
+
+Key = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stored object with its verdict."""
+
+    obj: FluxObject
+    verdict: Verdict
+    observed_at: float
+    #: when the exporter first saw generation != observedGeneration (None when they match)
+    lag_since: float | None
+
+
+class Store:
+    """Objects by (kind, namespace, name) and namespaces by name."""
+
+    def __init__(
+        self,
+        *,
+        resolver: TenantResolver,
+        thresholds: Thresholds | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """An empty store."""
+        self.resolver = resolver
+        self.thresholds = thresholds or Thresholds()
+        self.clock = clock
+        self.objects: dict[Key, Entry] = {}
+        self.namespaces: dict[str, NamespaceInfo] = {}
+        self.version = 0
+        self.changed = asyncio.Event()
+        #: entries into failing by (tenant, kind, category), and recoveries by (tenant, kind)
+        self.failures_total: Counter[tuple[str, str, str]] = Counter()
+        self.recoveries_total: Counter[tuple[str, str]] = Counter()
+
+    # -- tenants --------------------------------------------------------------------------------
+
+    def tenant_of(self, namespace: str) -> str:
+        """The tenant of a namespace, from its labels if the namespace is known."""
+        info = self.namespaces.get(namespace)
+        return self.resolver.tenant_of(namespace, info.tenant_label if info else None)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _bump(self) -> None:
+        self.version += 1
+        self.changed.set()
+
+    def upsert(self, obj: FluxObject) -> bool:
+        """Store an object; returns False (and does nothing) if its projection did not change."""
+        key = (obj.kind, obj.namespace, obj.name)
+        old = self.objects.get(key)
+        if old is not None and old.obj == obj:
+            return False
+        now = self.clock()
+        lagging = obj.observed_generation is not None and obj.observed_generation != obj.generation
+        if not lagging and obj.observed_generation is None and obj.generation and not obj.conditions:
+            lagging = True  # never observed by its controller
+        lag_since = (old.lag_since if old and old.lag_since is not None else now) if lagging else None
+        verdict = classify(obj, thresholds=self.thresholds, observed_at=now, lag_since=lag_since)
+        self._count_transition(obj, old.verdict if old else None, verdict)
+        self.objects[key] = Entry(obj, verdict, now, lag_since)
+        self._bump()
+        return True
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Forget an object; returns whether it was there."""
+        if self.objects.pop((kind, namespace, name), None) is None:
+            return False
+        self._bump()
+        return True
+
+    def replace(self, kind: str, namespace: str | None, objs: Iterable[FluxObject]) -> None:
+        """Make the stored objects of ``kind`` (in ``namespace``, or everywhere) exactly ``objs`` (a relist)."""
+        fresh: set[Key] = set()
+        for obj in objs:
+            self.upsert(obj)
+            fresh.add((obj.kind, obj.namespace, obj.name))
+        stale = [
+            k for k in self.objects if k[0] == kind and (namespace is None or k[1] == namespace) and k not in fresh
+        ]
+        for key in stale:
+            del self.objects[key]
+        if stale:
+            self._bump()
+
+    def upsert_namespace(self, info: NamespaceInfo) -> bool:
+        """Store a namespace's tenant label; returns False if unchanged."""
+        if self.namespaces.get(info.name) == info:
+            return False
+        self.namespaces[info.name] = info
+        self._bump()
+        return True
+
+    def delete_namespace(self, name: str) -> bool:
+        """Forget a namespace."""
+        if self.namespaces.pop(name, None) is None:
+            return False
+        self._bump()
+        return True
+
+    def replace_namespaces(self, infos: Iterable[NamespaceInfo]) -> None:
+        """Make the stored namespaces exactly ``infos``."""
+        fresh = {i.name: i for i in infos}
+        if fresh != self.namespaces:
+            self.namespaces = fresh
+            self._bump()
+
+    def _count_transition(self, obj: FluxObject, old: Verdict | None, new: Verdict) -> None:
+        if old is None or old.state == new.state:
+            return
+        tenant = self.tenant_of(obj.namespace)
+        if new.state == "failing":
+            self.failures_total[(tenant, obj.kind, new.category or "unknown")] += 1
+        elif old.state == "failing" and new.state == "ready":
+            self.recoveries_total[(tenant, obj.kind)] += 1

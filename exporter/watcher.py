@@ -1,0 +1,477 @@
+"""List-watch with client-go reflector semantics, owned by us.
+
+Three levels, as in kopf's watching module:
+
+* ``watch_kind`` never ends: it discovers the kind's API version (preferring the newest GA version),
+  reports an absent CRD and re-discovers it periodically, and runs one ``Reflector`` per scope (the whole
+  cluster, or each allowed namespace) until the resource disappears.
+* ``Reflector.run`` lists (paged, limit 500; a 410 on the continue token restarts the list) and
+  replaces the scope's objects, so objects deleted while disconnected disappear; then watches from the
+  list's resourceVersion with bookmarks and a random server timeout of 5-10 minutes. A 410 (HTTP status
+  or an ERROR event inside the stream) relists; connection errors, 429 (Retry-After honoured), 5xx and
+  a stalled stream (client-side inactivity watchdog) retry the watch from the same resourceVersion
+  without relisting. Errors back off exponentially with jitter (0.8 s to 30 s).
+* ``Reflector._watch`` is one streaming request; each line is decoded with orjson and projected at once
+  into a slim record (``model``); a malformed line or object is counted, logged and skipped.
+
+resourceVersions are opaque strings: stored and sent back, never compared or ordered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+import structlog
+
+from exporter.health import KindHealth, SelfMetrics
+from exporter.kinds import NAMESPACE, FluxKind
+from exporter.kubeapi import OVERSIZED, ApiError, KubeClient
+from exporter.model import MalformedObject, parse_namespace, parse_object
+from exporter.store import Store
+
+log = structlog.get_logger("exporter.watcher")
+
+HTTP_GONE = 410
+HTTP_FORBIDDEN = 403
+HTTP_NOT_FOUND = 404
+HTTP_UNAUTHORIZED = 401
+HTTP_TOO_MANY = 429
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """Tuning of the list/watch loop."""
+
+    page_size: int = 500
+    #: server-side watch timeout, drawn uniformly from this range (client-go: 5-10 minutes)
+    server_timeout: tuple[int, int] = (300, 600)
+    #: no bytes for this long (bookmarks included) means a dead stream: reconnect from the same resourceVersion
+    inactivity_timeout: float = 120.0
+    backoff_initial: float = 0.8
+    backoff_max: float = 30.0
+    #: a run this long without errors resets the backoff
+    backoff_reset_after: float = 120.0
+    #: how often an absent CRD is looked for again
+    rediscover_interval: float = 60.0
+    label_selector: str | None = None
+
+
+class Gone(Exception):  # noqa: N818 - named after the HTTP status
+    """The resourceVersion is too old (410) or the stream lost an event: relist."""
+
+
+class ResourceGone(Exception):  # noqa: N818
+    """The resource is no longer served (404 on list): discover again."""
+
+
+class Backoff:
+    """Exponential backoff with full jitter between ``initial`` and ``maximum``, reset after a quiet period."""
+
+    def __init__(self, settings: WatchSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        """A fresh backoff."""
+        self.settings = settings
+        self.clock = clock
+        self.attempt = 0
+        self.last_failure = 0.0
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt after a failure."""
+        now = self.clock()
+        if now - self.last_failure > self.settings.backoff_reset_after:
+            self.attempt = 0
+        self.last_failure = now
+        base = min(self.settings.backoff_max, math.ldexp(self.settings.backoff_initial, min(self.attempt, 30)))
+        self.attempt += 1
+        jitter: float = random.uniform(0, base / 2)  # noqa: S311 - jitter, not crypto
+        return base / 2 + jitter
+
+
+class Sink(Protocol):
+    """Where a reflector puts what it reads."""
+
+    def replace(self, namespace: str | None, raws: Sequence[Any]) -> int:
+        """Replace the scope's contents with the listed raw objects; returns how many were malformed."""
+
+    def apply(self, event_type: str, raw: Any) -> None:
+        """Apply one ADDED/MODIFIED/DELETED event; raises MalformedObject if unreadable."""
+
+    def count(self) -> int:
+        """How many objects are held."""
+
+
+class FluxSink:
+    """Parses Flux objects of one kind into the store."""
+
+    def __init__(self, kind: FluxKind, store: Store) -> None:
+        """For ``kind``."""
+        self.kind = kind
+        self.store = store
+
+    def replace(self, namespace: str | None, raws: Sequence[Any]) -> int:
+        """Parse and replace; malformed objects are skipped and logged."""
+        parsed = []
+        malformed = 0
+        for raw in raws:
+            try:
+                parsed.append(parse_object(raw, self.kind))
+            except MalformedObject as err:
+                malformed += 1
+                log.warning("object_malformed", kind=self.kind.kind, error=str(err), object=_identity(raw))
+        self.store.replace(self.kind.kind, namespace, parsed)
+        return malformed
+
+    def apply(self, event_type: str, raw: Any) -> None:
+        """Upsert or delete."""
+        if event_type == "DELETED":
+            meta = _meta(raw)
+            self.store.delete(self.kind.kind, meta.get("namespace") or "", meta.get("name") or "")
+        else:
+            self.store.upsert(parse_object(raw, self.kind))
+
+    def count(self) -> int:
+        """Objects of this kind in the store."""
+        return sum(1 for k in self.store.objects if k[0] == self.kind.kind)
+
+
+class NamespaceSink:
+    """Parses Namespaces (their tenant label) into the store."""
+
+    def __init__(self, store: Store, label_key: str) -> None:
+        """``label_key`` names the tenant label."""
+        self.store = store
+        self.label_key = label_key
+
+    def replace(self, namespace: str | None, raws: Sequence[Any]) -> int:  # noqa: ARG002 - cluster-scoped
+        """Parse and replace all namespaces."""
+        parsed = []
+        malformed = 0
+        for raw in raws:
+            try:
+                parsed.append(parse_namespace(raw, self.label_key))
+            except MalformedObject as err:
+                malformed += 1
+                log.warning("object_malformed", kind="Namespace", error=str(err), object=_identity(raw))
+        self.store.replace_namespaces(parsed)
+        return malformed
+
+    def apply(self, event_type: str, raw: Any) -> None:
+        """Upsert or delete a namespace."""
+        if event_type == "DELETED":
+            self.store.delete_namespace(_meta(raw).get("name") or "")
+        else:
+            self.store.upsert_namespace(parse_namespace(raw, self.label_key))
+
+    def count(self) -> int:
+        """Namespaces held."""
+        return len(self.store.namespaces)
+
+
+def _meta(raw: Any) -> dict[str, Any]:
+    meta = raw.get("metadata") if isinstance(raw, dict) else None
+    if not isinstance(meta, dict):
+        raise MalformedObject("metadata is missing")
+    return meta
+
+
+def _identity(raw: Any) -> str:
+    try:
+        meta = _meta(raw)
+    except MalformedObject:
+        return "?"
+    return f"{meta.get('namespace', '')}/{meta.get('name', '?')}"
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Reflector:
+    """List then watch one kind in one scope (a namespace, or None for the whole cluster)."""
+
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        kind: FluxKind,
+        version: str,
+        namespace: str | None,
+        sink: Sink,
+        health: KindHealth,
+        metrics: SelfMetrics,
+        settings: WatchSettings,
+        on_status: Callable[[], None] = lambda: None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        """Prepare; ``run`` does the work."""
+        self.client = client
+        self.kind = kind
+        self.version = version
+        self.namespace = namespace
+        self.sink = sink
+        self.health = health
+        self.metrics = metrics
+        self.settings = settings
+        self.on_status = on_status
+        self.sleep = sleep
+        self.path = kind.collection_path(version, namespace)
+        self.backoff = Backoff(settings)
+        self.scope = namespace or "*"
+        self.log = log.bind(kind=kind.kind, version=version, namespace=namespace or "*")
+
+    def _params(self) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if self.settings.label_selector and self.kind is not NAMESPACE:
+            params["labelSelector"] = self.settings.label_selector
+        return params
+
+    def _set_status(self, status: Any, message: str = "") -> None:
+        changed = self.health.status != status or not self.health.settled
+        self.health.status = status
+        self.health.message = message
+        self.health.settled = True
+        self.metrics.kind_status(self.health)
+        if changed:
+            self.on_status()
+
+    async def run(self, *, iterations: int | None = None) -> None:
+        """List and watch until cancelled; raises ResourceGone when the resource is no longer served.
+
+        ``iterations`` bounds the number of list/watch rounds (tests only).
+        """
+        rv: str | None = None
+        relist_reason = "initial"
+        rounds = 0
+        while iterations is None or rounds < iterations:
+            rounds += 1
+            try:
+                if rv is None:
+                    self.metrics.relists.labels(self.kind.kind, relist_reason).inc()
+                    rv = await self._list()
+                    self._set_status("synced")
+                rv = await self._watch(rv)
+            except Gone as err:
+                self.log.info("watch_relist", reason=str(err))
+                rv, relist_reason = None, "gone"
+            except ApiError as err:
+                rv, relist_reason = await self._on_api_error(err, rv, relist_reason)
+            except (aiohttp.ClientError, OSError, TimeoutError) as err:
+                # Connection refused/reset, DNS, TLS, stalled stream: retry from the same resourceVersion.
+                delay = self.backoff.next_delay()
+                self.log.warning("watch_connection_error", error=repr(err), retry_in=round(delay, 2))
+                await self.sleep(delay)
+
+    async def _on_api_error(self, err: ApiError, rv: str | None, reason: str) -> tuple[str | None, str]:
+        if err.status == HTTP_GONE:
+            return None, "gone"
+        if err.status == HTTP_NOT_FOUND:
+            if rv is None:
+                raise ResourceGone(str(err)) from err
+            return None, "gone"  # a watch on a deleted CRD: the list will tell
+        if err.status == HTTP_TOO_MANY:
+            delay = err.retry_after if err.retry_after is not None else self.backoff.next_delay()
+            self.log.info("watch_throttled", retry_in=delay)
+            await self.sleep(delay)
+            return rv, reason
+        if err.status == HTTP_FORBIDDEN:
+            self._set_status("forbidden", err.message)
+            self.sink.replace(self.namespace, [])
+            delay = self.settings.backoff_max
+            self.log.error("kind_forbidden", error=err.message, retry_in=delay)
+            await self.sleep(delay)
+            return None, "forbidden"
+        delay = self.backoff.next_delay()
+        self.log.warning("api_error", status=err.status, error=err.message, retry_in=round(delay, 2))
+        await self.sleep(delay)
+        # 401 (token rotating), 5xx: retry; keep the resourceVersion so nothing is relisted needlessly.
+        return rv, reason
+
+    async def _list(self) -> str:
+        """A paged list that replaces the scope's contents; returns the list's resourceVersion."""
+        while True:
+            items: list[Any] = []
+            params = {**self._params(), "limit": str(self.settings.page_size)}
+            try:
+                while True:
+                    try:
+                        page = await self.client.request("GET", self.path, params=params)
+                    except ApiError as err:
+                        result = "gone" if err.status == HTTP_GONE else "error"
+                        self.metrics.list_requests.labels(self.kind.kind, result).inc()
+                        raise
+                    self.metrics.list_requests.labels(self.kind.kind, "success").inc()
+                    if not isinstance(page, dict) or not isinstance(page.get("items"), list):
+                        raise MalformedObject("list response has no items")
+                    items.extend(page["items"])
+                    meta = page.get("metadata") or {}
+                    cont = meta.get("continue")
+                    if not cont:
+                        rv = str(meta.get("resourceVersion") or "")
+                        break
+                    params["continue"] = cont
+            except ApiError as err:
+                if err.status == HTTP_GONE and "continue" in params:
+                    # The continue token expired mid-list: start the list again from scratch.
+                    self.log.info("list_continue_expired")
+                    continue
+                raise
+            malformed = self.sink.replace(self.namespace, items)
+            if malformed:
+                self.metrics.malformed.labels(self.kind.kind).inc(malformed)
+            del items
+            self.metrics.objects.labels(self.kind.kind).set(self.sink.count())
+            self.metrics.last_sync.labels(self.kind.kind).set(time.time())
+            self.health.resource_versions[self.scope] = rv
+            self.log.info("list_done", objects=self.sink.count(), resource_version=rv)
+            return rv
+
+    async def _watch(self, rv: str) -> str:
+        """One watch stream from ``rv``; returns the last seen resourceVersion when the server ends it."""
+        low, high = self.settings.server_timeout
+        params = {
+            **self._params(),
+            "watch": "1",
+            "resourceVersion": rv,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(random.randint(low, high)),  # noqa: S311
+        }
+        kind = self.kind.kind
+        result = "closed"
+        try:
+            async with self.client.stream(
+                self.path, params=params, inactivity_timeout=self.settings.inactivity_timeout
+            ) as lines:
+                async for line in lines:
+                    rv = self._handle_line(line, rv)
+        except Gone:
+            result = "gone"
+            raise
+        except TimeoutError:
+            result = "timeout"
+            raise
+        except ApiError as err:
+            result = "gone" if err.status == HTTP_GONE else "error"
+            raise
+        except (aiohttp.ClientError, OSError):
+            result = "connection_error"
+            raise
+        finally:
+            self.metrics.watch_requests.labels(kind, result).inc()
+        return rv
+
+    def _handle_line(self, line: bytes | object, rv: str) -> str:
+        kind = self.kind.kind
+        if line is OVERSIZED:
+            self.metrics.malformed.labels(kind).inc()
+            self.log.error("event_oversized", limit_bytes="see kubeapi.MAX_LINE_BYTES")
+            msg = "an event exceeded the line limit; relisting to recover it"
+            raise Gone(msg)
+        assert isinstance(line, bytes)
+        try:
+            event = orjson.loads(line)
+            event_type = event["type"]
+            raw = event["object"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as err:
+            self.metrics.malformed.labels(kind).inc()
+            self.log.warning("event_malformed", error=str(err), line=line[:200].decode(errors="replace"))
+            return rv
+        self.metrics.events.labels(kind, str(event_type)).inc()
+        self.metrics.last_event.labels(kind).set(time.time())
+        if event_type == "ERROR":
+            code = raw.get("code") if isinstance(raw, dict) else None
+            message = str(raw.get("message", "")) if isinstance(raw, dict) else ""
+            if code == HTTP_GONE:
+                raise Gone(message or "resourceVersion too old")
+            raise ApiError(int(code or 500), str(raw.get("reason", "")) if isinstance(raw, dict) else "", message)
+        new_rv = _meta(raw).get("resourceVersion") if isinstance(raw, dict) else None
+        if event_type == "BOOKMARK":
+            return str(new_rv) if new_rv else rv
+        if event_type not in {"ADDED", "MODIFIED", "DELETED"}:
+            self.log.warning("event_type_unknown", type=str(event_type))
+            return rv
+        try:
+            self.sink.apply(event_type, raw)
+        except MalformedObject as err:
+            self.metrics.malformed.labels(kind).inc()
+            self.log.warning("object_malformed", error=str(err), object=_identity(raw))
+        self.metrics.objects.labels(kind).set(self.sink.count())
+        return str(new_rv) if new_rv else rv
+
+
+async def discover_version(client: KubeClient, kind: FluxKind) -> str | None:
+    """The first of ``kind.versions`` the server serves the kind at, or None if the CRD is absent."""
+    if not kind.group:
+        return kind.versions[0]
+    try:
+        group = await client.request("GET", f"/apis/{kind.group}")
+    except ApiError as err:
+        if err.status == HTTP_NOT_FOUND:
+            return None
+        raise
+    served = {v.get("version") for v in group.get("versions", []) if isinstance(v, dict)}
+    for version in kind.versions:
+        if version not in served:
+            continue
+        resources = await client.request("GET", f"/apis/{kind.group}/{version}")
+        if any(r.get("name") == kind.plural for r in resources.get("resources", [])):
+            return version
+    return None
+
+
+async def watch_kind(
+    *,
+    client: KubeClient,
+    kind: FluxKind,
+    sink: Sink,
+    health: KindHealth,
+    metrics: SelfMetrics,
+    settings: WatchSettings,
+    namespaces: Sequence[str] = (),
+    on_status: Callable[[], None] = lambda: None,
+    sleep: Sleep = asyncio.sleep,
+) -> None:
+    """Discover, then list-watch ``kind`` forever (per namespace if ``namespaces`` is given)."""
+    backoff = Backoff(settings)
+    klog = log.bind(kind=kind.kind)
+    while True:
+        try:
+            version = await discover_version(client, kind)
+        except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as err:
+            delay = backoff.next_delay()
+            klog.warning("discovery_failed", error=str(err), retry_in=round(delay, 2))
+            await sleep(delay)
+            continue
+        if version is None:
+            if health.status != "absent":
+                klog.warning("kind_absent", hint="its CRD is not installed; looking again periodically")
+            sink.replace(None, [])
+            health.version = None
+            health.status, health.settled = "absent", True
+            metrics.kind_status(health)
+            metrics.objects.labels(kind.kind).set(0)
+            on_status()
+            await sleep(settings.rediscover_interval)
+            continue
+        if health.version not in {None, version}:
+            metrics.api_version.remove(kind.kind, health.version)  # one version per kind at a time
+        health.version = version
+        metrics.api_version.labels(kind.kind, version).set(1)
+        klog.info("kind_discovered", version=version)
+        scopes: Sequence[str | None] = list(namespaces) if namespaces and kind is not NAMESPACE else [None]
+        try:
+            async with asyncio.TaskGroup() as group:
+                for scope in scopes:
+                    reflector = Reflector(
+                        client=client, kind=kind, version=version, namespace=scope, sink=sink, health=health,
+                        metrics=metrics, settings=settings, on_status=on_status, sleep=sleep,
+                    )
+                    group.create_task(reflector.run())
+        except* ResourceGone:
+            klog.warning("kind_gone", hint="the resource is no longer served; discovering again")
+            health.status = "pending"

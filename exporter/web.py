@@ -1,0 +1,148 @@
+"""The HTTP API (aiohttp, one port): /metrics, /healthz, /readyz, /tenants, /tenants/{name}, /openapi.yaml.
+
+Handlers only read the last published snapshot; nothing here talks to the API server.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import time
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Protocol
+
+import orjson
+from aiohttp import web
+from prometheus_client import generate_latest
+
+from exporter.documents import FilterError, Filters, tenant_doc, tenants_doc, timestamp
+from exporter.exposition import Exposition
+from exporter.health import KindHealth, SelfMetrics
+from exporter.view import View
+
+CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
+_TENANT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+class Published(Protocol):
+    """What the web layer reads: the latest publish and the exporter's health."""
+
+    view: View
+    exposition: Exposition
+    metrics: SelfMetrics
+    kinds: dict[str, KindHealth]
+
+    def alive(self) -> bool:
+        """Whether every long-running task is still running."""
+
+    def ready(self) -> bool:
+        """Whether every enabled kind settled and a snapshot was published."""
+
+
+STATE = web.AppKey("state", Published)
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    resp = web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+    resp.enable_compression()
+    return resp
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": {"status": status, "message": message}}, status)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """The pre-rendered exposition plus the self-metrics; gzip when asked for."""
+    started = time.perf_counter()
+    state = request.app[STATE]
+    exposition = state.exposition
+    own = generate_latest(state.metrics.registry)
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        body = exposition.gzipped() + gzip.compress(own, compresslevel=6, mtime=0)
+        resp = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_METRICS, "Content-Encoding": "gzip"})
+    else:
+        resp = web.Response(body=exposition.body + own, headers={"Content-Type": CONTENT_TYPE_METRICS})
+    state.metrics.scrape_duration.observe(time.perf_counter() - started)
+    return resp
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 while the process and its tasks run; never depends on the API server."""
+    if request.app[STATE].alive():
+        return _json({"status": "ok"})
+    return _error(500, "a background task has stopped; see the logs")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """200 once every enabled kind finished its initial list (or was found absent or forbidden)."""
+    state = request.app[STATE]
+    kinds = {
+        k: {"status": h.status, "version": h.version, "message": h.message} for k, h in sorted(state.kinds.items())
+    }
+    if state.ready():
+        return _json({"status": "ready", "kinds": kinds})
+    return _json({"status": "not ready", "kinds": kinds}, status=503)
+
+
+def _filters(request: web.Request) -> Filters:
+    return Filters.parse(dict(request.query))
+
+
+async def tenants(request: web.Request) -> web.Response:
+    """All tenants with their failures and violations."""
+    try:
+        filters = _filters(request)
+    except FilterError as err:
+        return _error(400, str(err))
+    return _json(tenants_doc(request.app[STATE].view, filters))
+
+
+async def tenant(request: web.Request) -> web.Response:
+    """One tenant, with all its resources."""
+    name = request.match_info["name"]
+    if not _TENANT_NAME.match(name):
+        return _error(400, "a tenant name is a lower-case DNS name (letters, digits, '-', '.'), up to 253 characters")
+    try:
+        filters = _filters(request)
+    except FilterError as err:
+        return _error(400, str(err))
+    view = request.app[STATE].view
+    found = view.tenants.get(name)
+    if found is None:
+        return _error(404, f"no tenant {name!r}; GET /tenants lists them")
+    doc = tenant_doc(found, filters, with_resources=True)
+    doc["generated_at"] = timestamp(view.generated_at)
+    return _json(doc)
+
+
+async def openapi(_: web.Request) -> web.Response:
+    """The OpenAPI description of this API."""
+    text = resources.files("exporter").joinpath("openapi.yaml").read_text()
+    return web.Response(text=text, content_type="application/yaml")
+
+
+@web.middleware
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400:  # noqa: PLR2004
+            return _error(exc.status, exc.reason)
+        raise
+
+
+def create_app(state: Published) -> web.Application:
+    """The aiohttp application serving ``state``."""
+    app = web.Application(client_max_size=4096, middlewares=[_json_errors])
+    app[STATE] = state
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/tenants", tenants)
+    app.router.add_get("/tenants/{name}", tenant)
+    app.router.add_get("/openapi.yaml", openapi)
+    return app
