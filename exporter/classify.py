@@ -194,7 +194,9 @@ def classify(obj: FluxObject, *, thresholds: Thresholds, observed_at: float, lag
         stuck_at, why = _earliest(lag_at, request_at)
         return Verdict("unknown", "unknown", "", "", obj.created, stuck_at, why)
 
-    generation_current = obj.observed_generation is None or obj.observed_generation == obj.generation
+    generation_current = obj.observed_generation is None or not obj.generation or (
+        obj.observed_generation == obj.generation
+    )
     if ready.status == "True" and not _is_true(reconciling) and generation_current:
         stuck_at, why = _earliest(request_at)
         return Verdict("ready", None, reason, message, since, stuck_at, why)
@@ -211,7 +213,11 @@ def classify(obj: FluxObject, *, thresholds: Thresholds, observed_at: float, lag
         return Verdict("failing", category, reason, message, since, stuck_at, why)
 
     # Ready=Unknown, or Ready=True while reconciling a new generation: in progress within a time budget.
-    started = (reconciling.since if _is_true(reconciling) and reconciling else None) or since or observed_at
+    if ready.status == "True" and not _is_true(reconciling):
+        # Ready for an older generation: in progress since the lag was first seen; stuck by the lag rule.
+        stuck_at, why = _earliest(lag_at, request_at)
+        return Verdict("progressing", "progressing", reason, message, lag_since or observed_at, stuck_at, why)
+    started = (reconciling.since if reconciling is not None and _is_true(reconciling) else None) or since or observed_at
     budget = (obj.timeout or thresholds.default_timeout) + thresholds.progressing_margin
     stuck_at, why = _earliest((started + budget, "progressing_timeout"), lag_at, request_at)
     return Verdict("progressing", "progressing", reason, message, started, stuck_at, why)

@@ -147,8 +147,10 @@ class _RootResolver:
         obj, category = entry.obj, entry.verdict.category
         if category == "source_not_ready":
             for ref in (obj.chart, obj.source):
-                if ref is not None and (ref.kind, ref.namespace, ref.name) in self.objects:
-                    return ref.kind, ref.namespace, ref.name
+                key = (ref.kind, ref.namespace, ref.name) if ref is not None else None
+                blocker = self.objects.get(key) if key is not None else None
+                if key is not None and blocker is not None and blocker.verdict.state != "ready":
+                    return key
         elif category == "dependency_not_ready":
             for ref in obj.depends_on:
                 key = (ref.kind, ref.namespace, ref.name)

@@ -1,0 +1,82 @@
+"""Parsing raw objects at the boundary: slim records, clear errors, redaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter import fleet
+from exporter.model import MalformedObject, parse_duration, parse_namespace, parse_object, parse_time, redact
+
+
+def test_kustomization_projection_keeps_only_used_fields() -> None:
+    """sourceRef, dependsOn (default namespace), SA, target namespace, revisions and inventory are projected."""
+    raw = fleet.kustomization("team-a", "apps", depends_on=["infra", ("flux-system", "crds")],
+                              target_namespace="web", timeout="2m30s")
+    raw["metadata"] |= {"generation": 3, "uid": "u-1"}
+    raw["status"] = fleet.ready_status(
+        "Kustomization", rev="main@sha1:abc", generation=3,
+        inventory_entries=[("", "admin", "rbac.authorization.k8s.io", "ClusterRole"), ("web", "api", "apps",
+                                                                                     "Deployment")])
+    obj = parse_object(raw)
+    assert obj.source is not None and str(obj.source) == "GitRepository/team-a/repo"
+    assert [str(d) for d in obj.depends_on] == ["Kustomization/team-a/infra", "Kustomization/flux-system/crds"]
+    assert (obj.service_account, obj.target_namespace, obj.timeout) == ("flux", "web", 150.0)
+    assert obj.applied_revision == obj.attempted_revision == "main@sha1:abc"
+    assert obj.inventory.size == 2
+    assert obj.inventory.cluster_scoped == ("_admin_rbac.authorization.k8s.io_ClusterRole",)
+    assert obj.inventory.namespaces == frozenset({"web"})
+    assert not hasattr(obj, "__dict__")  # slots: no stray raw data
+
+
+def test_helmrelease_chart_ref_and_history() -> None:
+    """A HelmRelease points at its HelmChart (<ns>-<name>) and takes the applied chart version from history."""
+    raw = fleet.helmrelease("team-b", "web", repository=("HelmRepository", "charts", "shared"))
+    raw["status"] = fleet.ready_status("HelmRelease")
+    obj = parse_object(raw)
+    assert str(obj.chart) == "HelmChart/shared/team-b-web"
+    assert str(obj.source) == "HelmRepository/shared/charts"
+    assert obj.applied_revision == "6.5.4"
+    assert obj.last_deployed is not None
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ([], "object is a list"),
+    ({"kind": "Kustomization", "metadata": {"name": "x"}}, "metadata.namespace"),
+    ({"kind": "Kustomization", "metadata": {"name": "x", "namespace": "y"}, "status": {"conditions": "bad"}},
+     "status.conditions is a str"),
+    ({"kind": "Kustomization", "metadata": {"name": "x", "namespace": "y"}, "spec": []}, "spec is a list"),
+    ({"kind": "Widget", "apiVersion": "example.com/v1", "metadata": {"name": "x", "namespace": "y"}},
+     "unsupported kind 'Widget'"),
+])
+def test_malformed_objects_raise_a_clear_error(raw: object, message: str) -> None:
+    """An unreadable object raises MalformedObject naming what is wrong."""
+    with pytest.raises(MalformedObject, match=message):
+        parse_object(raw)
+
+
+def test_credentials_are_removed_from_urls_and_messages() -> None:
+    """user:password@ in URLs and token-like pairs never reach labels or JSON."""
+    raw = fleet.gitrepository("t", "repo", url="https://bot:s3cr3t@git.example.com/app.git")
+    raw["status"] = fleet.failed_status("GitOperationFailed",
+                                        "unable to clone 'https://bot:s3cr3t@git.example.com/app.git': password=hunter2")
+    obj = parse_object(raw)
+    assert obj.url == "https://***@git.example.com/app.git"
+    assert "s3cr3t" not in obj.conditions[0].message
+    assert "hunter2" not in obj.conditions[0].message
+    assert redact("oci://ghcr.io/x") == "oci://ghcr.io/x"
+
+
+def test_times_and_durations() -> None:
+    """RFC 3339 times and Go durations parse; junk gives None."""
+    assert parse_time("2026-01-01T00:00:00Z") == 1767225600.0
+    assert parse_time("yesterday") is None
+    assert parse_duration("1h30m") == 5400.0
+    assert parse_duration("500ms") == 0.5
+    assert parse_duration("5 minutes") is None
+
+
+def test_namespace_tenant_label() -> None:
+    """A namespace keeps only the value of the configured tenant label."""
+    info = parse_namespace(fleet.namespace("team-a-web", tenant="team-a"), "toolkit.fluxcd.io/tenant")
+    assert (info.name, info.tenant_label) == ("team-a-web", "team-a")
+    assert parse_namespace(fleet.namespace("x"), "toolkit.fluxcd.io/tenant").tenant_label is None

@@ -1,0 +1,202 @@
+"""Cross-object facts derived at publish time: tenants, root causes, stuck, drift, policy, roll-ups."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from exporter import fleet
+from exporter.model import NamespaceInfo, parse_object
+from exporter.store import Store
+from exporter.tenants import TenantMapping, TenantResolver
+from exporter.view import build_view
+
+
+def make_store(**resolver: Any) -> Store:
+    return Store(resolver=TenantResolver(**resolver))
+
+
+def put(store: Store, raw: dict[str, Any], status: dict[str, Any] | None = None) -> None:
+    raw["metadata"].setdefault("generation", 1)
+    if status is not None:
+        raw["status"] = status
+    store.upsert(parse_object(raw))
+
+
+def view_of(store: Store, when: float | None = None) -> Any:
+    return build_view(store, now=when or time.time())
+
+
+def res(view: Any, kind: str, ns: str, name: str) -> Any:
+    return next(r for r in view.resources if (r.kind, r.namespace, r.name) == (kind, ns, name))
+
+
+def test_tenant_comes_from_label_then_mapping_then_platform_then_namespace() -> None:
+    """Tenant resolution order: the namespace label, the mapping file, platform namespaces, the namespace name."""
+    mapping = TenantMapping.parse({"tenants": {"team-x": {"namespaces": ["legacy"], "patterns": ["^x-.*"]}}})
+    resolver = TenantResolver(frozenset({"flux-system"}), mapping)
+    assert resolver.tenant_of("anything", "team-a") == "team-a"
+    assert resolver.tenant_of("legacy", None) == "team-x"
+    assert resolver.tenant_of("x-web", None) == "team-x"
+    assert resolver.tenant_of("flux-system", None) == "platform"
+    assert resolver.tenant_of("solo", None) == "solo"
+
+
+def test_dependency_chain_points_at_the_root_and_inherits_its_category_and_owner() -> None:
+    """A blocked dependent's root_cause is the first failing object up the dependsOn chain, transitively."""
+    store = make_store()
+    store.upsert_namespace(NamespaceInfo("team-a", "team-a"))
+    put(store, fleet.kustomization("team-a", "crds"),
+        fleet.failed_status("ReconciliationFailed", 'CRD/x dry-run failed: no matches for kind "X" in version "v1"'))
+    put(store, fleet.kustomization("team-a", "infra", depends_on=["crds"]),
+        fleet.failed_status("DependencyNotReady", "dependency 'team-a/crds' is not ready"))
+    put(store, fleet.kustomization("team-a", "apps", depends_on=["infra"]),
+        fleet.failed_status("DependencyNotReady", "dependency 'team-a/infra' is not ready"))
+    view = view_of(store)
+    apps = res(view, "Kustomization", "team-a", "apps")
+    assert apps.category == "dependency_not_ready"
+    assert (apps.root_cause.kind, apps.root_cause.name) == ("Kustomization", "crds")
+    assert apps.root_category == "crd_missing"
+    assert apps.owner == "platform"
+    crds = res(view, "Kustomization", "team-a", "crds")
+    assert crds.is_root
+    assert not apps.is_root
+    assert [f.name for f in view.tenants["team-a"].failures][0] == "crds"
+
+
+def test_helmrelease_blocked_by_its_helmchart_has_the_chart_as_root() -> None:
+    """HelmRelease -> HelmChart (<ns>-<name> in the source namespace) -> its failure category."""
+    store = make_store()
+    put(store, fleet.helmchart("team-b", "team-b-web", chart="web"),
+        fleet.failed_status("InvalidChartReference", "invalid chart reference: no 'web' chart with version "
+                            "matching '9.9.9' found", stalled=True))
+    put(store, fleet.helmrelease("team-b", "web", chart="web"),
+        fleet.failed_status("SourceNotReady", "HelmChart 'team-b/team-b-web' is not ready"))
+    release = res(view_of(store), "HelmRelease", "team-b", "web")
+    assert release.root_cause.kind == "HelmChart"
+    assert release.root_category == "chart_failed"
+    assert release.owner == "tenant"
+
+
+def test_dependency_cycle_terminates_and_names_a_root() -> None:
+    """A dependsOn cycle does not loop forever; an object on the cycle is reported as the root."""
+    store = make_store()
+    put(store, fleet.kustomization("t", "a", depends_on=["b"]),
+        fleet.failed_status("DependencyNotReady", "dependency 't/b' is not ready"))
+    put(store, fleet.kustomization("t", "b", depends_on=["a"]),
+        fleet.failed_status("DependencyNotReady", "dependency 't/a' is not ready"))
+    view = view_of(store)
+    roots = {r.name for r in view.resources if r.is_root}
+    assert roots
+    assert all(r.root_cause is None or r.root_cause.name in {"a", "b"} for r in view.resources)
+
+
+def test_blocked_by_a_ready_source_is_its_own_root() -> None:
+    """A stale 'source not ready' message while the source is Ready: no other object to blame."""
+    store = make_store()
+    put(store, fleet.gitrepository("t", "repo"), fleet.ready_status("GitRepository"))
+    put(store, fleet.kustomization("t", "app", source=("GitRepository", "repo")),
+        fleet.failed_status("ArtifactFailed", "Source artifact not found, retrying in 30s"))
+    app = res(view_of(store), "Kustomization", "t", "app")
+    assert app.root_cause is None
+    assert app.owner == "unknown"
+
+
+def test_stuck_turns_on_when_time_passes_without_an_event() -> None:
+    """Stuck is re-evaluated at publish time from lastTransitionTime, not from event arrival."""
+    store = make_store()
+    put(store, fleet.kustomization("t", "app"),
+        fleet.failed_status("BuildFailed", "kustomize build failed: yaml: line 2", since=fleet.ago(minutes=10)))
+    now = time.time()
+    assert not res(view_of(store, now), "Kustomization", "t", "app").stuck
+    later = res(view_of(store, now + 6 * 60), "Kustomization", "t", "app")
+    assert later.stuck
+    assert later.stuck_reason == "not_ready"
+
+
+def test_drift_against_source_and_failed_roll_forward() -> None:
+    """Applied != the source's artifact revision is source drift; attempted != applied is attempt drift."""
+    store = make_store()
+    put(store, fleet.gitrepository("t", "repo"), fleet.ready_status("GitRepository", rev="main@sha1:2"))
+    status = fleet.ready_status("Kustomization", rev="main@sha1:1")
+    status["lastAttemptedRevision"] = "main@sha1:2"
+    put(store, fleet.kustomization("t", "app", source=("GitRepository", "repo")), status)
+    app = res(view_of(store), "Kustomization", "t", "app")
+    assert app.source_drift_since is not None
+    assert app.attempt_drift_since is not None
+    assert view_of(store).tenants["t"].status == "degraded"
+
+
+def test_policy_violations_of_a_tenant_object() -> None:
+    """No serviceAccountName, targetNamespace of another tenant, cross-namespace source and dependency,
+    cluster-scoped inventory are each reported as a rule id."""
+    store = make_store()
+    for ns, tenant in (("team-a", "team-a"), ("team-b", "team-b")):
+        store.upsert_namespace(NamespaceInfo(ns, tenant))
+    put(store, fleet.kustomization("team-a", "bad", source=("GitRepository", "repo", "flux-system"),
+                                   service_account=None, target_namespace="team-b",
+                                   depends_on=[("team-b", "other")]),
+        fleet.ready_status("Kustomization", inventory_entries=[("", "admin", "rbac.authorization.k8s.io",
+                                                                 "ClusterRole"), ("team-b", "x", "", "ConfigMap")]))
+    view = view_of(store)
+    rules = {v.rule for v in res(view, "Kustomization", "team-a", "bad").violations}
+    assert rules == {"missing_service_account", "target_namespace_outside_tenant", "cross_namespace_source",
+                     "cross_namespace_dependency", "cluster_scoped_in_inventory"}
+    assert view.tenants["team-a"].status == "degraded"
+    assert {v.rule for v in view.tenants["team-a"].violations} == rules
+
+
+def test_platform_objects_are_not_audited() -> None:
+    """The platform's own Kustomizations may be cluster-scoped and run without a service account."""
+    store = make_store(platform_namespaces=frozenset({"flux-system"}))
+    put(store, fleet.kustomization("flux-system", "infra", service_account=None),
+        fleet.ready_status("Kustomization", inventory_entries=[("", "x", "", "Namespace")]))
+    view = view_of(store)
+    assert res(view, "Kustomization", "flux-system", "infra").violations == ()
+    assert view.tenants["platform"].status == "healthy"
+
+
+def test_tenant_status_precedence() -> None:
+    """failing > progressing > degraded > suspended > healthy."""
+    store = make_store()
+    put(store, fleet.kustomization("s", "a", suspend=True), fleet.ready_status("Kustomization"))
+    put(store, fleet.kustomization("p", "a"), fleet.progressing_status())
+    put(store, fleet.kustomization("h", "a"), fleet.ready_status("Kustomization"))
+    put(store, fleet.kustomization("f", "a"), fleet.failed_status("BuildFailed", "kustomize build failed"))
+    put(store, fleet.kustomization("f", "b"), fleet.progressing_status())
+    statuses = {name: t.status for name, t in view_of(store).tenants.items()}
+    assert statuses == {"s": "suspended", "p": "progressing", "h": "healthy", "f": "failing"}
+
+
+def test_unchanged_projection_does_no_work_and_transitions_are_counted() -> None:
+    """An update with the same projected fields changes nothing; entering failing and recovering are counted."""
+    store = make_store()
+    raw = fleet.kustomization("t", "app")
+    raw["metadata"]["generation"] = 1
+    raw["status"] = fleet.ready_status("Kustomization")
+    assert store.upsert(parse_object(raw))
+    version = store.version
+    raw["metadata"]["resourceVersion"] = "999"
+    raw["metadata"]["managedFields"] = [{"manager": "kustomize-controller"}]
+    assert not store.upsert(parse_object(raw))
+    assert store.version == version
+    raw["status"] = fleet.failed_status("BuildFailed", "kustomize build failed")
+    store.upsert(parse_object(raw))
+    raw["status"] = fleet.ready_status("Kustomization")
+    store.upsert(parse_object(raw))
+    assert store.failures_total[("t", "Kustomization", "build_failed")] == 1
+    assert store.recoveries_total[("t", "Kustomization")] == 1
+
+
+def test_relist_replaces_only_its_scope() -> None:
+    """replace() drops objects of that kind (and namespace) missing from the list, and nothing else."""
+    store = make_store()
+    for ns, name in (("a", "one"), ("a", "two"), ("b", "three")):
+        put(store, fleet.kustomization(ns, name), fleet.ready_status("Kustomization"))
+    put(store, fleet.gitrepository("a", "repo"), fleet.ready_status("GitRepository"))
+    keep = fleet.kustomization("a", "one")
+    keep["metadata"]["generation"] = 1
+    keep["status"] = fleet.ready_status("Kustomization")
+    store.replace("Kustomization", "a", [parse_object(keep)])
+    assert sorted(store.objects) == [("GitRepository", "a", "repo"), ("Kustomization", "a", "one"),
+                                     ("Kustomization", "b", "three")]
