@@ -297,7 +297,7 @@ class ControlPlane:
         while True:
             try:
                 current = self.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-                conditions = {c["type"]: c["status"] for c in current.get("status", {}).get("conditions", [])}
+                conditions = {c["type"]: c["status"] for c in (current.get("status") or {}).get("conditions") or []}
                 if conditions.get("Established") == "True" and all(
                     any(r["name"] == plural for r in self.request("GET", f"/apis/{group}/{v}")["resources"])
                     for v in served

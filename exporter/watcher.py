@@ -223,6 +223,8 @@ class Reflector:
         self.path = kind.collection_path(version, namespace)
         self.backoff = Backoff(settings)
         self.scope = namespace or "*"
+        #: the last resourceVersion seen (list, event or bookmark); None means the next round lists
+        self.rv: str | None = None
         self.log = log.bind(kind=kind.kind, version=version, namespace=namespace or "*")
 
     def _params(self) -> dict[str, str]:
@@ -245,24 +247,30 @@ class Reflector:
 
         ``iterations`` bounds the number of list/watch rounds (tests only).
         """
-        rv: str | None = None
+        self.rv = None
         relist_reason = "initial"
         rounds = 0
         while iterations is None or rounds < iterations:
             rounds += 1
             try:
-                if rv is None:
+                if self.rv is None:
                     self.metrics.relists.labels(self.kind.kind, relist_reason).inc()
-                    rv = await self._list()
+                    self.rv = await self._list()
                     self._set_status("synced")
-                rv = await self._watch(rv)
+                await self._watch()
             except Gone as err:
                 self.log.info("watch_relist", reason=str(err))
-                rv, relist_reason = None, "gone"
+                self.rv, relist_reason = None, "gone"
             except ApiError as err:
-                rv, relist_reason = await self._on_api_error(err, rv, relist_reason)
+                self.rv, relist_reason = await self._on_api_error(err, self.rv, relist_reason)
+            except MalformedObject as err:
+                delay = self.backoff.next_delay()
+                self.log.error(  # noqa: TRY400 - the message is the whole story
+                    "list_malformed", error=str(err), retry_in=round(delay, 2)
+                )
+                await self.sleep(delay)
             except (aiohttp.ClientError, OSError, TimeoutError) as err:
-                # Connection refused/reset, DNS, TLS, stalled stream: retry from the same resourceVersion.
+                # Connection refused/reset, DNS, TLS, stalled stream: retry from the last resourceVersion seen.
                 delay = self.backoff.next_delay()
                 self.log.warning("watch_connection_error", error=repr(err), retry_in=round(delay, 2))
                 await self.sleep(delay)
@@ -331,13 +339,14 @@ class Reflector:
             self.log.info("list_done", objects=self.sink.count(), resource_version=rv)
             return rv
 
-    async def _watch(self, rv: str) -> str:
-        """One watch stream from ``rv``; returns the last seen resourceVersion when the server ends it."""
+    async def _watch(self) -> None:
+        """One watch stream from ``self.rv``, which advances with every event and bookmark."""
+        assert self.rv is not None
         low, high = self.settings.server_timeout
         params = {
             **self._params(),
             "watch": "1",
-            "resourceVersion": rv,
+            "resourceVersion": self.rv,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(random.randint(low, high)),  # noqa: S311
         }
@@ -348,7 +357,7 @@ class Reflector:
                 self.path, params=params, inactivity_timeout=self.settings.inactivity_timeout
             ) as lines:
                 async for line in lines:
-                    rv = self._handle_line(line, rv)
+                    self.rv = self._handle_line(line, self.rv)
         except Gone:
             result = "gone"
             raise
@@ -363,7 +372,6 @@ class Reflector:
             raise
         finally:
             self.metrics.watch_requests.labels(kind, result).inc()
-        return rv
 
     def _handle_line(self, line: bytes | object, rv: str) -> str:
         kind = self.kind.kind

@@ -16,7 +16,7 @@ from exporter.controlplane import ControlPlane, ControlPlaneError
 from exporter.kubeapi import KubeClient
 
 
-def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
+def _sigterm_to_interrupt(_signum: int, _frame: Any) -> None:
     """A SIGTERM (e.g. a CI timeout) unwinds like Ctrl-C, so fixtures stop the control plane."""
     raise KeyboardInterrupt
 

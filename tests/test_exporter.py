@@ -82,9 +82,9 @@ async def test_serves_the_fleet_as_metrics_and_tenants(
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
     lines = sample_lines(body, namespace)
     ident = f'tenant="{namespace}",kind="Kustomization",namespace="{namespace}",name="app"'
-    assert f"fluxtenant_resource_state{{{ident},state=\"failing\"}} 1" in lines
-    assert (f"fluxtenant_resource_failure{{{ident},category=\"source_not_ready\",owner=\"tenant\","
-            f"root_category=\"source_auth_failed\"}} 1") in lines
+    assert f'fluxtenant_resource_state{{{ident},state="failing"}} 1' in lines
+    assert (f'fluxtenant_resource_failure{{{ident},category="source_not_ready",owner="tenant",'
+            f'root_category="source_auth_failed"}} 1') in lines
     assert f"fluxtenant_resource_root_cause{{{ident}}} 0" in lines
     assert f"fluxtenant_resource_stuck{{{ident}}} 1" in lines
     text = body.decode()

@@ -18,7 +18,7 @@ def test_kustomization_projection_keeps_only_used_fields() -> None:
         inventory_entries=[("", "admin", "rbac.authorization.k8s.io", "ClusterRole"), ("web", "api", "apps",
                                                                                      "Deployment")])
     obj = parse_object(raw)
-    assert obj.source is not None and str(obj.source) == "GitRepository/team-a/repo"
+    assert str(obj.source) == "GitRepository/team-a/repo"
     assert [str(d) for d in obj.depends_on] == ["Kustomization/team-a/infra", "Kustomization/flux-system/crds"]
     assert (obj.service_account, obj.target_namespace, obj.timeout) == ("flux", "web", 150.0)
     assert obj.applied_revision == obj.attempted_revision == "main@sha1:abc"
@@ -57,8 +57,9 @@ def test_malformed_objects_raise_a_clear_error(raw: object, message: str) -> Non
 def test_credentials_are_removed_from_urls_and_messages() -> None:
     """user:password@ in URLs and token-like pairs never reach labels or JSON."""
     raw = fleet.gitrepository("t", "repo", url="https://bot:s3cr3t@git.example.com/app.git")
-    raw["status"] = fleet.failed_status("GitOperationFailed",
-                                        "unable to clone 'https://bot:s3cr3t@git.example.com/app.git': password=hunter2")
+    raw["status"] = fleet.failed_status(
+        "GitOperationFailed", "unable to clone 'https://bot:s3cr3t@git.example.com/app.git': password=hunter2"
+    )
     obj = parse_object(raw)
     assert obj.url == "https://***@git.example.com/app.git"
     assert "s3cr3t" not in obj.conditions[0].message

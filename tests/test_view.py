@@ -61,7 +61,7 @@ def test_dependency_chain_points_at_the_root_and_inherits_its_category_and_owner
     crds = res(view, "Kustomization", "team-a", "crds")
     assert crds.is_root
     assert not apps.is_root
-    assert [f.name for f in view.tenants["team-a"].failures][0] == "crds"
+    assert view.tenants["team-a"].failures[0].name == "crds"
 
 
 def test_helmrelease_blocked_by_its_helmchart_has_the_chart_as_root() -> None:
