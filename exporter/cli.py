@@ -15,13 +15,13 @@ from pathlib import Path
 
 import structlog
 
-from exporter.kubeapi import KubeClient
+from exporter.kubeapi import SERVICE_ACCOUNT_DIR, KubeClient
 from exporter.logs import configure_logging
 from exporter.settings import Settings, from_args
 
 log = structlog.get_logger("exporter.cli")
 
-SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+SERVICE_ACCOUNT_TOKEN = SERVICE_ACCOUNT_DIR / "token"
 
 
 def _in_cluster() -> bool:

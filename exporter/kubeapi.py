@@ -10,6 +10,7 @@ aiohttp/OS errors, which the watcher tells apart.
 from __future__ import annotations
 
 import contextlib
+import os
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -35,6 +36,36 @@ class ApiError(Exception):
     def __str__(self) -> str:
         """Status, reason and the server's message."""
         return f"{self.status} {self.reason}: {self.message}"
+
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+class TokenFile:
+    """A bearer token read from a file, and read again whenever the file changes (rotation)."""
+
+    def __init__(self, path: Path) -> None:
+        """Read ``path`` now; a missing or empty file is an error."""
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._token = ""
+        self._reload()
+
+    def _reload(self) -> None:
+        stat = self.path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            token = self.path.read_text().strip()
+            if not token:
+                msg = f"the token file {self.path} is empty"
+                raise RuntimeError(msg)
+            self._token, self._stamp = token, stamp
+
+    async def get_api_key_with_prefix(self, _identifier: str) -> str:
+        """``Bearer <token>``, re-reading the file if it changed (the same call kubernetes-asyncio makes)."""
+        with contextlib.suppress(OSError):  # mid-rotation: keep the last good token
+            self._reload()
+        return f"Bearer {self._token}"
 
 
 class OversizedLine:
@@ -79,16 +110,23 @@ class KubeClient:
         return cls._from_configuration(configuration)
 
     @classmethod
-    def in_cluster(cls) -> KubeClient:
-        """From the pod's service account; the token file is re-read every minute (rotation)."""
-        from kubernetes_asyncio import config as kconfig  # noqa: PLC0415
-        from kubernetes_asyncio.client import Configuration  # noqa: PLC0415
-
-        configuration = Configuration()
-        kconfig.load_incluster_config(  # type: ignore[no-untyped-call]
-            client_configuration=configuration, try_refresh_token=True
-        )
-        return cls._from_configuration(configuration)
+    def in_cluster(
+        cls,
+        *,
+        token_file: Path = SERVICE_ACCOUNT_DIR / "token",
+        ca_file: Path = SERVICE_ACCOUNT_DIR / "ca.crt",
+        host: str | None = None,
+    ) -> KubeClient:
+        """From the pod's service account. The token file is re-read whenever it changes (kubelet rotates it)."""
+        if host is None:
+            service_host = os.environ.get("KUBERNETES_SERVICE_HOST")
+            port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+            if not service_host:
+                msg = "not running in a cluster: KUBERNETES_SERVICE_HOST is not set"
+                raise RuntimeError(msg)
+            host = f"https://{service_host}:{port}" if ":" not in service_host else f"https://[{service_host}]:{port}"
+        ctx = ssl.create_default_context(cafile=str(ca_file))
+        return cls(host=host, ssl_context=ctx, token_source=TokenFile(token_file))
 
     @classmethod
     def _from_configuration(cls, configuration: Any) -> KubeClient:

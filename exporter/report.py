@@ -97,9 +97,10 @@ def format_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_report(settings: Settings, *, stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout,
-               stderr: IO[str] = sys.stderr) -> int:
+def run_report(settings: Settings, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
+               stderr: IO[str] | None = None) -> int:
     """The ``report`` command; returns the exit code."""
+    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     source = settings.input or "-"
     try:
         if source == "-":

@@ -1,0 +1,232 @@
+"""Commands and configuration: settings with env fallbacks, `report`, `demo`, token rotation, golden exposition."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from conftest import restricted_identity
+
+from exporter import fleet
+from exporter.app import Exporter
+from exporter.cli import main
+from exporter.controlplane import ControlPlane
+from exporter.demo import load_demo_fleet
+from exporter.exposition import Renderer
+from exporter.kubeapi import ApiError, KubeClient
+from exporter.model import parse_object
+from exporter.report import build_report, format_table, load_items, run_report
+from exporter.settings import Settings, from_args
+from exporter.store import Store
+from exporter.tenants import TenantResolver
+from exporter.view import build_view
+from exporter.watcher import WatchSettings
+
+# -- settings ---------------------------------------------------------------------------------------
+
+
+def test_flags_fall_back_to_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every flag has an FTE_* environment fallback; flags win over the environment."""
+    monkeypatch.setenv("FTE_PORT", "9999")
+    monkeypatch.setenv("FTE_KINDS", "kustomization,helmrelease")
+    monkeypatch.setenv("FTE_STUCK_AFTER", "20m")
+    monkeypatch.setenv("FTE_NAMESPACES", "a, b")
+    settings = from_args(["serve", "--port", "1234"])
+    assert settings.port == 1234
+    assert settings.kinds == ("kustomization", "helmrelease")
+    assert settings.thresholds.not_ready == 1200
+    assert settings.namespaces == ("a", "b")
+
+
+def test_bad_flags_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown kind or a bad duration exits with a usage error naming the problem."""
+    with pytest.raises(SystemExit) as info:
+        from_args(["serve", "--kinds", "kustomization,widget"])
+    assert info.value.code == 2
+    assert "unknown kind(s) widget" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        from_args(["serve", "--stuck-after", "soon"])
+    assert "is not a duration" in capsys.readouterr().err
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+
+async def test_report_of_a_kubectl_dump_matches_the_live_classification(
+    admin: KubeClient, namespace: str
+) -> None:
+    """`report` over `kubectl get ... -o json` output of the real API server gives the same verdicts and root
+    causes as the watcher, with every resource listed; YAML input gives the same document."""
+    await fleet.create(admin, fleet.gitrepository(namespace, "repo"),
+                       status=fleet.failed_status("GitOperationFailed", "authentication required"))
+    await fleet.create(admin, fleet.kustomization(namespace, "app"),
+                       status=fleet.failed_status("ArtifactFailed", "Source artifact not found, retrying in 30s"))
+    items: list[Any] = [await admin.request("GET", f"/api/v1/namespaces/{namespace}")]
+    for path in ("/apis/source.toolkit.fluxcd.io/v1/gitrepositories",
+                 "/apis/kustomize.toolkit.fluxcd.io/v1/kustomizations"):
+        items += (await admin.request("GET", path.replace("/v1/", f"/v1/namespaces/{namespace}/")))["items"]
+    dump = {"apiVersion": "v1", "kind": "List", "items": items}
+    settings = Settings()
+    doc = build_report(load_items(orjson.dumps(dump).decode()), settings)
+    tenant = next(t for t in doc["tenants"] if t["name"] == namespace)
+    app = next(r for r in tenant["resources"] if r["name"] == "app")
+    assert app["root_cause"] == {"kind": "GitRepository", "namespace": namespace, "name": "repo"}
+    assert app["root_category"] == "source_auth_failed"
+    from_yaml = build_report(load_items(yaml.safe_dump(dump)), settings)
+    assert [t["name"] for t in from_yaml["tenants"]] == [t["name"] for t in doc["tenants"]]
+    table = format_table(doc)
+    assert f"Kustomization/{namespace}/app: blocked by GitRepository/{namespace}/repo (source_auth_failed)" in table
+
+
+def test_report_command_reads_stdin_and_reports_bad_items(tmp_path: Path) -> None:
+    """The command prints JSON; an unreadable item is named on stderr and skipped; junk input exits 2."""
+    good = fleet.kustomization("team-a", "app")
+    good["status"] = fleet.failed_status("BuildFailed", "kustomize build failed: yaml: line 4")
+    bad = {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "x"}}
+    out, err = io.StringIO(), io.StringIO()
+    code = run_report(Settings(command="report", input="-"),
+                      stdin=io.StringIO(orjson.dumps({"items": [good, bad]}).decode()), stdout=out, stderr=err)
+    assert code == 0
+    doc = orjson.loads(out.getvalue())
+    assert doc["tenants"][0]["resources"][0]["category"] == "build_failed"
+    assert "item 1 (Kustomization): skipped: metadata.name or metadata.namespace is missing" in err.getvalue()
+    junk = tmp_path / "junk.txt"
+    junk.write_text("{{{ not: [valid")
+    err = io.StringIO()
+    assert run_report(Settings(command="report", input=str(junk)), stdout=io.StringIO(), stderr=err) == 2
+    assert "neither JSON nor YAML" in err.getvalue()
+
+
+def test_report_entry_point_with_table_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`flux-tenant-exporter report --input FILE --format table` prints one line per tenant."""
+    monkeypatch.setattr("exporter.cli.configure_logging", lambda **_: None)  # keep the tests' logging as it is
+    obj = fleet.helmrelease("team-c", "api")
+    obj["status"] = fleet.failed_status("UpgradeFailed", "upgrade retries exhausted", stalled=True)
+    path = tmp_path / "dump.yaml"
+    path.write_text(yaml.safe_dump({"kind": "List", "items": [obj]}))
+    assert main(["report", "--input", str(path), "--format", "table", "--log-format", "json"]) == 0
+    output = capsys.readouterr().out
+    assert "team-c" in output
+    assert "helm_release_failed (owner: tenant)" in output
+    assert "STUCK" in output
+
+
+# -- token rotation ---------------------------------------------------------------------------------
+
+
+async def test_a_rotated_token_file_is_used_without_restart(
+    admin: KubeClient, control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    """In-cluster mode re-reads the service-account token file when it changes: a revoked token fails with
+    401, and the rotated one works at once."""
+    rules = [{"apiGroups": ["kustomize.toolkit.fluxcd.io"], "resources": ["kustomizations"], "verbs": ["list"]}]
+    await restricted_identity(admin, control_plane, namespace, rules, tmp_path)
+    token_file = tmp_path / "token"
+    path = f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{namespace}/kustomizations"
+
+    async def mint() -> str:
+        answer = await admin.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/restricted/token",
+                                     body={"spec": {"expirationSeconds": 3600}})
+        return str(answer["status"]["token"])
+
+    token_file.write_text(await mint())
+    client = KubeClient.in_cluster(token_file=token_file, ca_file=control_plane.ca_file, host=control_plane.server)
+    try:
+        assert (await client.request("GET", path))["items"] == []
+        token_file.write_text("not-a-valid-token-at-all")
+        with pytest.raises(ApiError) as info:
+            await client.request("GET", path)
+        assert info.value.status == 401
+        token_file.write_text(await mint())
+        assert (await client.request("GET", path))["items"] == []
+    finally:
+        await client.close()
+
+
+# -- demo -------------------------------------------------------------------------------------------
+
+
+async def test_demo_fleet_shows_every_failure_category(control_plane: ControlPlane) -> None:
+    """The demo fleet loads into the real API server and the exporter reports each failure category, a
+    dependency chain, stuck roots, policy violations, a progressing and a suspended object."""
+    admin = await KubeClient.from_kubeconfig(control_plane.kubeconfig)
+    try:
+        await load_demo_fleet(admin)
+    finally:
+        await admin.close()
+    settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01,
+                        namespaces=("flux-system", "team-a", "team-a-web", "team-b", "team-c", "team-d"),
+                        watch=WatchSettings(backoff_initial=0.05))
+    exporter = Exporter(settings, await KubeClient.from_kubeconfig(control_plane.kubeconfig))
+    stop = asyncio.Event()
+    started = time.monotonic()
+    task = asyncio.create_task(exporter.run(stop))
+    try:
+        await exporter.wait_for(lambda e: e.ready())
+        assert time.monotonic() - started < 10
+        view = exporter.view
+    finally:
+        stop.set()
+        await task
+    categories = {r.category for r in view.resources}
+    expected = {
+        "cluster_scoped_in_tenant", "cross_namespace_ref_denied", "rbac_forbidden", "source_not_found",
+        "source_not_ready", "dependency_not_ready", "crd_missing", "webhook_failed", "validation_failed",
+        "health_check_failed", "build_failed", "decryption_failed", "source_auth_failed", "source_ref_not_found",
+        "source_unreachable", "chart_failed", "helm_release_failed", "suspended", "progressing",
+    }
+    assert expected <= categories
+    web = next(r for r in view.resources if (r.namespace, r.name) == ("team-a", "web"))
+    assert web.root_cause is not None
+    assert web.root_cause.name == "namespaces"
+    assert view.tenants["team-d"].status == "healthy"
+    assert view.tenants["team-a"].status == "failing"
+    assert any(v.rule == "missing_service_account" for v in view.tenants["team-c"].violations)
+
+
+# -- exposition -------------------------------------------------------------------------------------
+
+GOLDEN = (Path(__file__).parent / "data" / "golden_exposition.txt").read_text()
+
+
+def test_golden_exposition_of_a_blocked_kustomization() -> None:
+    """The exposition of a failing source and the Kustomization it blocks is exactly the golden text (first
+    families), and an unchanged object is not rendered again on the next publish."""
+    store = Store(resolver=TenantResolver())
+    repo = fleet.gitrepository("team-a", "repo", url="https://bot:token@git.example.com/app")
+    repo["metadata"]["generation"] = 1
+    when = fleet.ago(days=1).replace(year=2026, month=1, day=1, hour=0, minute=0, second=0)
+    repo["status"] = fleet.failed_status("GitOperationFailed", "authentication required", since=when)
+    app = fleet.kustomization("team-a", "app")
+    app["metadata"]["generation"] = 1
+    app["status"] = fleet.failed_status("ArtifactFailed", "Source artifact not found, retrying in 30s", since=when)
+    for raw in (repo, app):
+        store.upsert(parse_object(raw))
+    renderer = Renderer()
+    body = renderer.render(build_view(store, now=time.time()), store).decode()
+    assert body.startswith(GOLDEN)
+    assert renderer.rendered_objects == 2
+    renderer.render(build_view(store, now=time.time()), store)
+    assert renderer.rendered_objects == 2
+
+
+def test_gotk_resource_info_uses_the_flux_kube_state_metrics_label_set() -> None:
+    """--gotk-resource-info adds gotk_resource_info with the labels the official Flux dashboards query."""
+    store = Store(resolver=TenantResolver())
+    raw = fleet.kustomization("apps", "podinfo")
+    raw["metadata"]["generation"] = 1
+    raw["status"] = fleet.ready_status("Kustomization", rev="main@sha1:abc")
+    store.upsert(parse_object(raw))
+    body = Renderer(gotk_compat=True).render(build_view(store, now=time.time()), store).decode()
+    assert ('gotk_resource_info{customresource_group="kustomize.toolkit.fluxcd.io",customresource_kind='
+            '"Kustomization",customresource_version="v1",exported_namespace="apps",name="podinfo",ready="True",'
+            'suspended="false",revision="main@sha1:abc",source_name="repo"} 1') in body
+    assert "gotk_resource_info" not in Renderer().render(build_view(store, now=time.time()), store).decode()
