@@ -21,8 +21,10 @@ class KindHealth:
     version: str | None = None
     status: KindStatus = "pending"
     message: str = ""
-    #: the first list finished (or the kind was found absent / forbidden): readiness counts it
+    #: every scope's first list finished (or the kind was found absent / forbidden): readiness counts it
     settled: bool = False
+    #: scopes (namespaces, "*" for cluster-wide) whose first list has not finished yet
+    pending: set[str] = field(default_factory=set)
     resource_versions: dict[str, str] = field(default_factory=dict)
 
 

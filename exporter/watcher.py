@@ -234,10 +234,11 @@ class Reflector:
         return params
 
     def _set_status(self, status: Any, message: str = "") -> None:
-        changed = self.health.status != status or not self.health.settled
+        self.health.pending.discard(self.scope)
+        changed = self.health.status != status or (not self.health.settled and not self.health.pending)
         self.health.status = status
         self.health.message = message
-        self.health.settled = True
+        self.health.settled = self.health.settled or not self.health.pending
         self.metrics.kind_status(self.health)
         if changed:
             self.on_status()
@@ -472,6 +473,7 @@ async def watch_kind(
         metrics.api_version.labels(kind.kind, version).set(1)
         klog.info("kind_discovered", version=version)
         scopes: Sequence[str | None] = list(namespaces) if namespaces and kind is not NAMESPACE else [None]
+        health.pending = {scope or "*" for scope in scopes}
         try:
             async with asyncio.TaskGroup() as group:
                 for scope in scopes:
