@@ -48,6 +48,7 @@ class Exporter:
         self.kinds: dict[str, KindHealth] = {k: KindHealth(by_id(k).kind) for k in settings.kinds}
         self.kinds[NAMESPACE.id] = KindHealth(NAMESPACE.kind)
         for health in self.kinds.values():
+            self.metrics.init_kind(health.kind)
             self.metrics.kind_status(health)
         self.view = build_view(self.store, now=time.time())
         self.exposition = Exposition(self.renderer.render(self.view, self.store))

@@ -6,7 +6,7 @@ import platform
 from dataclasses import dataclass, field
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, PlatformCollector, ProcessCollector
 
 from exporter import __version__
 
@@ -68,9 +68,22 @@ class SelfMetrics:
             p + "scrape_duration_seconds", "Time to answer /metrics.", registry=registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
         )
+        ProcessCollector(registry=registry)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
+        PlatformCollector(registry=registry)
         Info(p + "build", "The exporter's version.", registry=registry).info(
             {"version": __version__, "python_version": platform.python_version()}
         )
+
+    def init_kind(self, kind: str) -> None:
+        """Create a kind's series at zero, so dashboards and alerts see 0 rather than nothing."""
+        for result in ("success", "error", "gone"):
+            self.list_requests.labels(kind, result)
+        for result in ("closed", "gone", "timeout", "error", "connection_error"):
+            self.watch_requests.labels(kind, result)
+        for reason in ("initial", "gone", "forbidden"):
+            self.relists.labels(kind, reason)
+        self.malformed.labels(kind)
+        self.objects.labels(kind)
 
     def kind_status(self, health: KindHealth) -> None:
         """Reflect a kind's status in the gauges."""
