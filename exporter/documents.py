@@ -78,6 +78,7 @@ def resource_doc(res: ResourceView) -> dict[str, Any]:
         "since": timestamp(res.since),
         "stuck": res.stuck,
         "stuck_reason": res.stuck_reason,
+        "stuck_root": res.stuck_root,
         "root_cause": (
             {"kind": res.root_cause.kind, "namespace": res.root_cause.namespace, "name": res.root_cause.name}
             if res.root_cause else None

@@ -52,6 +52,9 @@ RESOURCE_SUSPENDED = _f("resource_suspended", "1 if spec.suspend is true.")
 RESOURCE_FAILURE = _f("resource_failure",
                       "1 for a failing or unknown object, labelled with its category, owner and root category.")
 RESOURCE_ROOT = _f("resource_root_cause", "1 if the object is failing and no other object blocks it (a root cause).")
+RESOURCE_STUCK_ROOT = _f("resource_stuck_root",
+                         "1 on each root cause to page for: stuck and not blocked by another object, or blocking a "
+                         "stuck object; labelled with its category, owner and stuck reason.")
 RESOURCE_DRIFT = _f("resource_drift", "1 if the applied revision differs from the source's or from the attempted one.")
 RESOURCE_DRIFT_SINCE = _f("resource_drift_since_timestamp_seconds",
                           "Unix time a drift began; type=source (new artifact not applied) "
@@ -78,7 +81,8 @@ GOTK_INFO = Family("gotk_resource_info", "gauge",
 
 OBJECT_FAMILIES: Final = (
     RESOURCE_INFO, RESOURCE_READY, RESOURCE_STATE, RESOURCE_SINCE, RESOURCE_STUCK, RESOURCE_SUSPENDED,
-    RESOURCE_FAILURE, RESOURCE_ROOT, RESOURCE_DRIFT, RESOURCE_DRIFT_SINCE, RESOURCE_GEN_LAG, RESOURCE_LAST_SUCCESS,
+    RESOURCE_FAILURE, RESOURCE_ROOT, RESOURCE_STUCK_ROOT, RESOURCE_DRIFT, RESOURCE_DRIFT_SINCE, RESOURCE_GEN_LAG,
+    RESOURCE_LAST_SUCCESS,
     RESOURCE_VIOLATION,
 )
 TENANT_FAMILIES: Final = (
@@ -130,6 +134,10 @@ def render_object(res: ResourceView) -> tuple[bytes, ...]:
         ), 1)
         if res.state in {"failing", "unknown"} else "",
         _sample(RESOURCE_ROOT, ident, (), 1 if res.is_root else 0),
+        _sample(RESOURCE_STUCK_ROOT, ident, (
+            ("category", res.category or "unknown"), ("owner", res.owner or "unknown"),
+            ("reason", res.stuck_reason or "stuck"),
+        ), 1) if res.stuck_root else "",
         _sample(RESOURCE_DRIFT, ident, (), 1 if (res.source_drift_since or res.attempt_drift_since) else 0)
         if res.kind in {"Kustomization", "HelmRelease"} else "",
         "".join(

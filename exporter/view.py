@@ -7,6 +7,7 @@ drift against the source's artifact, tenancy policy violations, and per-tenant r
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -55,6 +56,8 @@ class ResourceView:
     since: float | None
     stuck: bool
     stuck_reason: str | None
+    #: the object to page for: stuck itself and not blocked by another, or the root of a stuck dependent
+    stuck_root: bool
     root_cause: Ref | None
     root_category: str | None
     violations: tuple[Violation, ...]
@@ -115,6 +118,7 @@ def build_view(store: Store, *, now: float) -> View:
     for key in sorted(objects):
         entry = objects[key]
         resources.append(_resource(entry, tenant(key[1]), roots, objects, tenant, now))
+    resources = _mark_stuck_roots(resources)
 
     by_tenant: dict[str, list[ResourceView]] = {}
     for res in resources:
@@ -134,6 +138,24 @@ def build_view(store: Store, *, now: float) -> View:
     for res in resources:
         kinds[res.kind] = kinds.get(res.kind, 0) + 1
     return View(now, store.version, tuple(resources), tenants, kinds)
+
+
+def _mark_stuck_roots(resources: list[ResourceView]) -> list[ResourceView]:
+    """Set ``stuck_root`` on each stuck object that nothing blocks, and on the root of each stuck dependent."""
+    roots: dict[tuple[str, str, str], str] = {}
+    for res in resources:
+        if res.stuck:
+            ref = res.root_cause
+            key = (ref.kind, ref.namespace, ref.name) if ref else (res.kind, res.namespace, res.name)
+            if ref is None or key not in roots:
+                roots[key] = (res.stuck_reason or "stuck") if ref is None else "dependent_stuck"
+    if not roots:
+        return resources
+    return [
+        dataclasses.replace(res, stuck_root=True, stuck_reason=res.stuck_reason or roots[key])
+        if (key := (res.kind, res.namespace, res.name)) in roots else res
+        for res in resources
+    ]
 
 
 class _RootResolver:
@@ -242,6 +264,7 @@ def _resource(  # noqa: PLR0917 - private, called once
         since=verdict.since,
         stuck=verdict.stuck_at is not None and now >= verdict.stuck_at,
         stuck_reason=verdict.stuck_reason if verdict.stuck_at is not None and now >= verdict.stuck_at else None,
+        stuck_root=False,
         root_cause=root_ref,
         root_category=root_category,
         violations=tuple(_violations(obj, tenant, tenant_of)),
