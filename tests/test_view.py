@@ -200,3 +200,19 @@ def test_relist_replaces_only_its_scope() -> None:
     store.replace("Kustomization", "a", [parse_object(keep)])
     assert sorted(store.objects) == [("GitRepository", "a", "repo"), ("Kustomization", "a", "one"),
                                      ("Kustomization", "b", "three")]
+
+
+def test_stuck_root_pages_once_per_root_cause() -> None:
+    """Only the root of a blocked chain carries stuck_root, also when only its dependent is stuck yet."""
+    store = make_store()
+    put(store, fleet.gitrepository("t", "repo"),
+        fleet.failed_status("GitOperationFailed", "authentication required", since=fleet.ago(minutes=20)))
+    for name in ("a", "b"):
+        put(store, fleet.kustomization("t", name, source=("GitRepository", "repo")),
+            fleet.failed_status("ArtifactFailed", "Source artifact not found", since=fleet.ago(minutes=20)))
+    view = view_of(store)
+    flagged = [(r.name, r.stuck, r.stuck_reason) for r in view.resources if r.stuck_root]
+    assert flagged == [("repo", False, "dependent_stuck")]  # the source is not stuck yet (30 min), a and b are
+    assert all(r.stuck for r in view.resources if r.kind == "Kustomization")
+    later = view_of(store, time.time() + 20 * 60)
+    assert [(r.name, r.stuck_reason) for r in later.resources if r.stuck_root] == [("repo", "not_ready")]
