@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint controlplane clean
+.PHONY: demo test lint controlplane debian-tools monitoring clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,17 @@ $(BIN)/.installed: pyproject.toml
 controlplane:
 	bash tools/controlplane/build.sh >/dev/null
 
+# promtool, Prometheus and Alertmanager for the monitoring tests, from Debian's packages.
+debian-tools:
+	@command -v promtool >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    prometheus prometheus-alertmanager >/dev/null; }
+
+# Regenerate alerts/*.rules.yaml, deploy/prometheusrule.yaml and dashboards/*.json from exporter/mixin/.
+monitoring: $(BIN)/.installed
+	$(BIN)/python -m exporter.mixin .
+
 demo: $(BIN)/.installed controlplane
 	$(BIN)/flux-tenant-exporter demo
 
@@ -23,7 +35,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check exporter tests
 	$(BIN)/mypy
 
-test: $(BIN)/.installed controlplane lint
+test: $(BIN)/.installed controlplane debian-tools lint
 	$(BIN)/pytest
 
 clean:

@@ -1,0 +1,227 @@
+"""Grafana dashboards, built from code and checked in as JSON (``dashboards/``) for a sidecar or an import.
+
+Each has a ``datasource`` variable, a ``cluster`` variable (the ``cluster`` label your Prometheus adds, e.g.
+as an external label; "All" also matches series without it) and, where it applies, a ``tenant`` variable.
+Panels link to each other and to the alert runbook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import count
+from typing import Any
+
+DS = {"type": "prometheus", "uid": "${datasource}"}
+C = 'cluster=~"$cluster"'
+T = 'tenant=~"$tenant"'
+OBJ = "tenant, kind, namespace, name"
+UIDS = {"overview": "flux-tenant-overview", "tenant": "flux-tenant-detail", "exporter": "flux-tenant-exporter"}
+RUNBOOK = "https://github.com/flux-tenant-exporter/flux-tenant-exporter/blob/main/alerts/RUNBOOK.md"
+
+
+def _target(expr: str, ref: str = "A", *, legend: str = "", table: bool = False) -> dict[str, Any]:
+    target: dict[str, Any] = {"datasource": DS, "expr": expr, "refId": ref, "legendFormat": legend}
+    if table:
+        target |= {"format": "table", "instant": True, "range": False}
+    return target
+
+
+def _panel(kind: str, title: str, targets: list[dict[str, Any]], grid: tuple[int, int, int, int],
+           *, description: str = "", unit: str | None = None, **extra: Any) -> dict[str, Any]:
+    x, y, w, h = grid
+    panel: dict[str, Any] = {
+        "type": kind, "title": title, "description": description, "datasource": DS, "targets": targets,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "fieldConfig": {"defaults": {"unit": unit} if unit else {}, "overrides": []},
+        "options": {},
+    }
+    panel.update(extra)
+    return panel
+
+
+def _table(title: str, exprs: list[str], grid: tuple[int, int, int, int], *, description: str = "",
+           unit: str | None = None, hide: tuple[str, ...] = ("Time",), tenant_link: bool = True) -> dict[str, Any]:
+    refs = "ABCDEFGH"
+    targets = [_target(e, refs[i], table=True) for i, e in enumerate(exprs)]
+    transformations: list[dict[str, Any]] = []
+    if len(exprs) > 1:
+        transformations.append({"id": "merge", "options": {}})
+    transformations.append({"id": "organize", "options": {"excludeByName": dict.fromkeys(hide, True)}})
+    panel = _panel("table", title, targets, grid, description=description, unit=unit,
+                   transformations=transformations, options={"showHeader": True, "cellHeight": "sm"})
+    if tenant_link:
+        panel["fieldConfig"]["overrides"].append({
+            "matcher": {"id": "byName", "options": "tenant"},
+            "properties": [{"id": "links", "value": [{
+                "title": "Tenant detail",
+                "url": f"/d/{UIDS['tenant']}?var-tenant=${{__value.raw}}&var-cluster=$cluster&"
+                       "var-datasource=$datasource",
+            }]}],
+        })
+    return panel
+
+
+def _variables(*, tenant: bool) -> list[dict[str, Any]]:
+    variables: list[dict[str, Any]] = [
+        {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+         "current": {}, "hide": 0},
+        {"name": "cluster", "label": "Cluster", "type": "query", "datasource": DS,
+         "query": {"query": "label_values(fluxtenant_exporter_build_info, cluster)", "refId": "cluster"},
+         "definition": "label_values(fluxtenant_exporter_build_info, cluster)",
+         "includeAll": True, "allValue": ".*", "multi": True, "refresh": 2, "current": {}, "hide": 0},
+    ]
+    if tenant:
+        variables.append({
+            "name": "tenant", "label": "Tenant", "type": "query", "datasource": DS,
+            "query": {"query": f"label_values(fluxtenant_tenant_status{{{C}}}, tenant)", "refId": "tenant"},
+            "definition": f"label_values(fluxtenant_tenant_status{{{C}}}, tenant)",
+            "includeAll": True, "allValue": ".+", "multi": True, "refresh": 2, "current": {}, "hide": 0,
+        })
+    return variables
+
+
+def _dashboard(key: str, title: str, description: str, panels: list[dict[str, Any]], *, tenant: bool) -> dict[str, Any]:
+    ids: Iterator[int] = count(1)
+    for panel in panels:
+        panel["id"] = next(ids)
+    return {
+        "uid": UIDS[key], "title": title, "description": description, "tags": ["flux", "flux-tenant-exporter"],
+        "timezone": "browser", "schemaVersion": 39, "version": 1, "editable": True, "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": _variables(tenant=tenant)},
+        "annotations": {"list": []},
+        "links": [
+            {"type": "dashboards", "title": "Flux tenants", "tags": ["flux-tenant-exporter"], "asDropdown": False,
+             "includeVars": True, "keepTime": True},
+            {"type": "link", "title": "Alert runbook", "url": RUNBOOK, "targetBlank": True},
+        ],
+        "panels": panels,
+    }
+
+
+def overview() -> dict[str, Any]:
+    """Platform overview: every tenant, failures by category and owner, stuck roots, policy, drift, suspended."""
+    panels = [
+        _panel("stat", "Failing tenants", [_target(f'sum(fluxtenant_tenant_status{{status="failing", {C}}})')],
+               (0, 0, 6, 4), description="Tenants with a failing or stuck object."),
+        _panel("stat", "Stuck root causes", [_target(f"count(fluxtenant_resource_stuck_root{{{C}}} == 1) or vector(0)")],
+               (6, 0, 6, 4), description="What the FluxReconciliationStuck / FluxResourceStalled alerts page for."),
+        _panel("stat", "Policy violations",
+               [_target(f"sum(fluxtenant_tenant_policy_violations{{{C}}})")], (12, 0, 6, 4)),
+        _panel("stat", "Flux objects", [_target(f"sum(fluxtenant_tenant_resources{{{C}}})")], (18, 0, 6, 4)),
+        _table("Tenants", [
+            f"max by (tenant, status) (fluxtenant_tenant_status{{{C}}} == 1)",
+            f"sum by (tenant) (fluxtenant_tenant_resources{{{C}}})",
+            f'sum by (tenant) (fluxtenant_tenant_resources{{state="failing", {C}}})',
+            f"max by (tenant) (fluxtenant_tenant_stuck_resources{{{C}}})",
+            f"topk by (tenant) (1, sum by (tenant, category, owner) (fluxtenant_tenant_root_failures{{{C}}}))",
+        ], (0, 4, 24, 9), description="Status, objects, failing, stuck, and the most frequent root-cause category "
+                                        "with its owner. Click a tenant for its detail.",
+            hide=("Time", "Value #A")),
+        _panel("timeseries", "Failing objects by category and owner",
+               [_target(f"sum by (category, owner) (fluxtenant_tenant_failures{{{C}}})",
+                        legend="{{category}} ({{owner}})")], (0, 13, 12, 8)),
+        _panel("timeseries", "Failing root causes by owner",
+               [_target(f"sum by (owner) (fluxtenant_tenant_root_failures{{{C}}})", legend="{{owner}}")],
+               (12, 13, 12, 8), description="tenant: the tenant fixes it; platform: the platform team does."),
+        _table("Stuck root causes and their age", [
+            f"max by ({OBJ}, category, owner, reason) (fluxtenant_resource_stuck_root{{{C}}}) * on ({OBJ}) "
+            f"group_left () (time() - max by ({OBJ}) (fluxtenant_resource_state_since_timestamp_seconds{{{C}}}))",
+        ], (0, 21, 24, 8), unit="s", description="Age since the root's current state began."),
+        _table("Tenancy policy violations",
+               [f"sum by (tenant, rule) (fluxtenant_tenant_policy_violations{{{C}}}) > 0"], (0, 29, 12, 8)),
+        _table("Revision drift", [
+            f"max by ({OBJ}, type) (time() - fluxtenant_resource_drift_since_timestamp_seconds{{{C}}})",
+        ], (12, 29, 12, 8), unit="s",
+            description="source: the source has a newer artifact than the one applied; attempt: the last "
+                        "attempted revision failed to apply."),
+        _table("Suspended objects",
+               [f"max by ({OBJ}) (fluxtenant_resource_suspended{{{C}}} == 1)"], (0, 37, 24, 6)),
+    ]
+    return _dashboard("overview", "Flux tenants / Overview",
+                      "Which Flux tenant is broken, why, and since when.", panels, tenant=False)
+
+
+def tenant_detail() -> dict[str, Any]:
+    """One tenant's objects, states, categories, root causes, since-times, revisions and transitions."""
+    panels = [
+        _table("Objects", [
+            f"max by (kind, namespace, name, state) (fluxtenant_resource_state{{{T}, {C}}})",
+            f"max by (kind, namespace, name, category, owner, root_category) (fluxtenant_resource_failure{{{T}, {C}}})",
+            f"max by (kind, namespace, name) (time() - fluxtenant_resource_state_since_timestamp_seconds{{{T}, {C}}})",
+            f"max by (kind, namespace, name, revision, source) (fluxtenant_resource_info{{{T}, {C}}})",
+        ], (0, 0, 24, 10), description="State, category, owner, root category, time in state, revision, source.",
+            hide=("Time", "Value #A", "Value #B", "Value #D"), tenant_link=False),
+        _table("Root causes", [
+            f"max by (kind, namespace, name, category, owner) (fluxtenant_resource_failure{{{T}, {C}}} "
+            f"* on ({OBJ}) group_left () fluxtenant_resource_root_cause{{{T}, {C}}} == 1)",
+        ], (0, 10, 12, 8), description="Failing objects that nothing else blocks: fix these first.",
+            tenant_link=False),
+        _table("Stuck", [
+            f"max by (kind, namespace, name, reason) (fluxtenant_resource_stuck_root{{{T}, {C}}})",
+        ], (12, 10, 12, 8), tenant_link=False),
+        _panel("timeseries", "Objects by state",
+               [_target(f"sum by (state) (fluxtenant_tenant_resources{{{T}, {C}}})", legend="{{state}}")],
+               (0, 18, 12, 8)),
+        _panel("timeseries", "Transitions", [
+            _target(f"sum by (category) (increase(fluxtenant_resource_failures_total{{{T}, {C}}}[$__rate_interval]))",
+                    legend="failed: {{category}}"),
+            _target(f"sum (increase(fluxtenant_resource_recoveries_total{{{T}, {C}}}[$__rate_interval]))", "B",
+                    legend="recovered"),
+        ], (12, 18, 12, 8), description="Entries into failing by category, and recoveries."),
+        _table("Policy violations", [
+            f"max by (kind, namespace, name, rule) (fluxtenant_resource_policy_violation{{{T}, {C}}})",
+        ], (0, 26, 12, 8), tenant_link=False),
+        _table("Drift", [
+            f"max by (kind, namespace, name, type) (time() - fluxtenant_resource_drift_since_timestamp_seconds{{{T}, {C}}})",
+        ], (12, 26, 12, 8), unit="s", tenant_link=False),
+    ]
+    return _dashboard("tenant", "Flux tenants / Tenant", "One tenant's Flux objects and why they fail.",
+                      panels, tenant=True)
+
+
+def exporter_health() -> dict[str, Any]:
+    """The exporter itself: sync, watch errors, events, scrape and publish time, memory."""
+    panels = [
+        _table("Kinds", [
+            f"max by (kind) (fluxtenant_exporter_kind_synced{{{C}}})",
+            f"max by (kind) (fluxtenant_exporter_kind_absent{{{C}}})",
+            f"max by (kind) (fluxtenant_exporter_kind_forbidden{{{C}}})",
+            f"max by (kind) (fluxtenant_exporter_objects{{{C}}})",
+        ], (0, 0, 12, 8), description="Synced, absent (CRD not installed), forbidden (RBAC), objects.",
+            tenant_link=False),
+        _panel("timeseries", "Seconds since the last event or bookmark",
+               [_target(f"time() - max by (kind) (fluxtenant_exporter_last_event_timestamp_seconds{{{C}}})",
+                        legend="{{kind}}")], (12, 0, 12, 8), unit="s"),
+        _panel("timeseries", "Watch events",
+               [_target(f"sum by (kind, type) (rate(fluxtenant_exporter_events_total{{{C}}}[$__rate_interval]))",
+                        legend="{{kind}} {{type}}")], (0, 8, 12, 8), unit="ops"),
+        _panel("timeseries", "Watch endings and list errors", [
+            _target(f'sum by (kind, result) (rate(fluxtenant_exporter_watch_requests_total{{result!="closed", {C}}}'
+                    "[$__rate_interval]))", legend="watch {{kind}} {{result}}"),
+            _target(f'sum by (kind, result) (rate(fluxtenant_exporter_list_requests_total{{result!="success", {C}}}'
+                    "[$__rate_interval]))", "B", legend="list {{kind}} {{result}}"),
+        ], (12, 8, 12, 8), unit="ops"),
+        _panel("timeseries", "/metrics and publish duration (p99)", [
+            _target("histogram_quantile(0.99, sum by (le) (rate(fluxtenant_exporter_scrape_duration_seconds_bucket"
+                    f"{{{C}}}[$__rate_interval])))", legend="scrape p99"),
+            _target("histogram_quantile(0.99, sum by (le) (rate(fluxtenant_exporter_publish_duration_seconds_bucket"
+                    f"{{{C}}}[$__rate_interval])))", "B", legend="publish p99"),
+        ], (0, 16, 12, 8), unit="s"),
+        _panel("timeseries", "Memory (RSS)", [
+            _target(f"process_resident_memory_bytes{{{C}}} and on (instance, job) fluxtenant_exporter_build_info",
+                    legend="{{instance}}"),
+        ], (12, 16, 12, 8), unit="bytes"),
+        _panel("timeseries", "Relists", [
+            _target(f"sum by (kind, reason) (increase(fluxtenant_exporter_relists_total{{{C}}}[$__rate_interval]))",
+                    legend="{{kind}} {{reason}}"),
+            _target(f"sum by (kind) (increase(fluxtenant_exporter_malformed_events_total{{{C}}}[$__rate_interval]))",
+                    "B", legend="malformed {{kind}}"),
+        ], (0, 24, 24, 8)),
+    ]
+    return _dashboard("exporter", "Flux tenants / Exporter health", "Is flux-tenant-exporter itself healthy?",
+                      panels, tenant=False)
+
+
+DASHBOARDS = {"flux-tenant-overview.json": overview, "flux-tenant-detail.json": tenant_detail,
+              "flux-tenant-exporter.json": exporter_health}
