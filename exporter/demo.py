@@ -48,7 +48,8 @@ async def load_demo_fleet(client: KubeClient) -> int:
         (f.gitrepository("team-a", "apps"), ready_status("GitRepository", rev=rev2, since=ago(minutes=40))),
         (f.kustomization("team-a", "apps", source=("GitRepository", "apps"), target_namespace="team-a-web"),
          ready_status("Kustomization", rev=rev1, since=ago(days=1),
-                      inventory_entries=[("team-a-web", "web", "apps", "Deployment")])),
+                      inventory_entries=[("team-a-web", "web", "apps", "Deployment"),
+                                         ("", "team-a-reader", "rbac.authorization.k8s.io", "ClusterRole")])),
         (f.kustomization("team-a", "namespaces", source=("GitRepository", "apps")),
          failed_status("ReconciliationFailed", _FORBIDDEN_NS, since=ago(hours=2), reconciling=True)),
         (f.kustomization("team-a", "web", source=("GitRepository", "apps"), depends_on=["namespaces"]),
@@ -57,7 +58,7 @@ async def load_demo_fleet(client: KubeClient) -> int:
         (f.helmchart("team-a", "team-a-redis", chart="redis", repository="bitnami"),
          ready_status("HelmChart", rev="18.1.0", since=ago(days=2))),
         (f.helmrelease("team-a", "redis", chart="redis", repository=("HelmRepository", "bitnami")),
-         ready_status("HelmRelease", since=ago(days=2))),
+         ready_status("HelmRelease", rev="18.1.0", since=ago(days=2))),
         # team-b: a source that cannot authenticate blocks its Kustomization; a chart that fails blocks a release
         (f.gitrepository("team-b", "repo", url="ssh://git@github.com/team-b/deploy"),
          failed_status("GitOperationFailed", "failed to checkout and determine revision: unable to clone "

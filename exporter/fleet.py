@@ -236,8 +236,10 @@ def ready_status(
     inventory_entries: Iterable[tuple[str, str, str, str]] = (),
 ) -> Obj:
     """A Ready=True status as the controller of ``kind`` writes it after a successful reconcile."""
-    rev = rev or revision()
     status: Obj = {"observedGeneration": generation}
+    if kind == "HelmRelease":
+        return status | _release_status(rev or "6.5.4", generation, since)
+    rev = rev or revision()
     if kind == "Kustomization":
         status["conditions"] = [
             condition("Ready", "True", "ReconciliationSucceeded", f"Applied revision: {rev}",
@@ -245,25 +247,6 @@ def ready_status(
         ]
         status |= {"lastAppliedRevision": rev, "lastAttemptedRevision": rev}
         status["inventory"] = inventory(inventory_entries)
-    elif kind == "HelmRelease":
-        status["conditions"] = [
-            condition("Ready", "True", "InstallSucceeded",
-                      "Helm install succeeded for release x/y.v1 with chart podinfo@6.5.4",
-                      generation=generation, since=since),
-            condition("Released", "True", "InstallSucceeded", "Helm install succeeded", generation=generation,
-                      since=since),
-        ]
-        status |= {
-            "lastAttemptedRevision": "6.5.4",
-            "lastAttemptedReleaseAction": "install",
-            "history": [
-                {
-                    "name": "x", "namespace": "x", "version": 1, "status": "deployed", "chartName": "podinfo",
-                    "chartVersion": "6.5.4", "appVersion": "6.5.4", "configDigest": "sha256:0",
-                    "digest": "sha256:1", "firstDeployed": rfc3339(since), "lastDeployed": rfc3339(since),
-                }
-            ],
-        }
     else:
         status["conditions"] = [
             condition("Ready", "True", "Succeeded", f"stored artifact for revision '{rev}'",
@@ -273,6 +256,28 @@ def ready_status(
         ]
         status["artifact"] = artifact(rev, when=since)
     return status
+
+
+def _release_status(chart_version: str, generation: int, since: datetime.datetime | None) -> Obj:
+    """What helm-controller writes after a successful install of ``chart_version``."""
+    return {
+        "conditions": [
+            condition("Ready", "True", "InstallSucceeded",
+                      f"Helm install succeeded for release x/y.v1 with chart podinfo@{chart_version}",
+                      generation=generation, since=since),
+            condition("Released", "True", "InstallSucceeded", "Helm install succeeded", generation=generation,
+                      since=since),
+        ],
+        "lastAttemptedRevision": chart_version,
+        "lastAttemptedReleaseAction": "install",
+        "history": [
+            {
+                "name": "x", "namespace": "x", "version": 1, "status": "deployed", "chartName": "podinfo",
+                "chartVersion": chart_version, "appVersion": chart_version, "configDigest": "sha256:0",
+                "digest": "sha256:1", "firstDeployed": rfc3339(since), "lastDeployed": rfc3339(since),
+            }
+        ],
+    }
 
 
 def failed_status(

@@ -1,0 +1,240 @@
+"""End to end with real components: the control plane with the demo fleet, the exporter, a real Prometheus
+(Debian) scraping it with the alert rules loaded, and a real Alertmanager (Debian) routing with
+alerts/alertmanager.example.yml to a webhook receiver in the test.
+
+Only the alerts' ``for:`` durations are shortened (the exporter's own stuck thresholds are the defaults; the
+demo failures are hours old); the rule expressions are the committed ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+
+from exporter import fleet
+from exporter.app import Exporter
+from exporter.controlplane import ControlPlane, free_port
+from exporter.demo import load_demo_fleet
+from exporter.kubeapi import KubeClient
+from exporter.mixin.alerts import Thresholds, rule_groups
+from exporter.settings import Settings
+from exporter.watcher import WatchSettings
+
+ROOT = Path(__file__).parent.parent
+DEMO_NAMESPACES = ("flux-system", "team-a", "team-a-web", "team-b", "team-c", "team-d")
+FAST = replace(Thresholds(), stuck_for="1s", stalled_for="1s", tenant_failing_for="1s", policy_for="1s",
+               source_failing_for="1s", helm_failing_for="1s", suspended_for="1s", drift_seconds=60, drift_for="1s",
+               exporter_down_for="2m", kind_not_synced_for="1s")
+
+
+@dataclass
+class Receiver:
+    """The webhook receiver: Alertmanager's notifications by receiver path."""
+
+    notifications: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def alerts(self, receiver: str | None = None, status: str = "firing") -> list[dict[str, Any]]:
+        found = []
+        for name, payloads in self.notifications.items():
+            if receiver in {None, name}:
+                found += [a | {"receiver": name} for p in payloads for a in p["alerts"] if a["status"] == status]
+        return found
+
+
+RECEIVER = web.AppKey("receiver", Receiver)
+
+
+async def receive(request: web.Request) -> web.Response:
+    receiver = request.app[RECEIVER]
+    receiver.notifications.setdefault(request.match_info["name"], []).append(await request.json())
+    receiver.arrived.set()
+    return web.Response(text="ok")
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: float = 60) -> None:
+    """Poll an external process (Prometheus, Alertmanager) until ``check`` holds."""
+    deadline = time.monotonic() + limit
+    while not await check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.5)
+
+
+def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def stack_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="fte-monitoring-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass
+class Stack:
+    exporter: Exporter
+    prometheus: str
+    alertmanager: str
+    receiver: Receiver
+    admin: KubeClient
+
+
+@pytest.fixture
+async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[Stack]:
+    for binary in ("prometheus", "prometheus-alertmanager"):
+        if shutil.which(binary) is None:
+            pytest.fail(f"{binary} is not installed: run `make debian-tools`")
+    admin = await KubeClient.from_kubeconfig(control_plane.kubeconfig)
+    await load_demo_fleet(admin)
+    settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.05, namespaces=DEMO_NAMESPACES,
+                        watch=WatchSettings(backoff_initial=0.05))
+    exporter = Exporter(settings, await KubeClient.from_kubeconfig(control_plane.kubeconfig))
+    stop = asyncio.Event()
+    exporter_task = asyncio.create_task(exporter.run(stop))
+    await exporter.wait_for(lambda e: e.ready())
+
+    receiver = Receiver()
+    app = web.Application()
+    app[RECEIVER] = receiver
+    app.router.add_post("/{name}", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    hook_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+
+    am_port, prom_port = free_port(), free_port()
+    am_config = (ROOT / "alerts" / "alertmanager.example.yml").read_text()
+    am_config = am_config.replace("http://alert-receiver.example:8080", f"http://127.0.0.1:{hook_port}")
+    am_data = yaml.safe_load(am_config)
+    am_data["route"] |= {"group_wait": "1s", "group_interval": "1s"}
+    (stack_dir / "alertmanager.yml").write_text(yaml.safe_dump(am_data))
+    (stack_dir / "rules.yaml").write_text(yaml.safe_dump(rule_groups(FAST)))
+    (stack_dir / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(stack_dir / "rules.yaml")],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+        "scrape_configs": [{"job_name": "flux-tenant-exporter",
+                            "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}],
+    }))
+    am = spawn(["prometheus-alertmanager", f"--config.file={stack_dir / 'alertmanager.yml'}",
+                f"--storage.path={stack_dir / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address="], stack_dir / "alertmanager.log")
+    prom = spawn(["prometheus", f"--config.file={stack_dir / 'prometheus.yml'}",
+                  f"--storage.tsdb.path={stack_dir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}",
+                  # resend at once what fired before Alertmanager was discovered (the watchdog), not after 1m
+                  "--rules.alert.resend-delay=2s"],
+                 stack_dir / "prometheus.log")
+    try:
+        yield Stack(exporter, f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}", receiver, admin)
+    finally:
+        for proc in (prom, am):
+            proc.terminate()
+            proc.wait(10)
+        await runner.cleanup()
+        stop.set()
+        await exporter_task
+        await admin.close()
+
+
+async def query(stack: Stack, expr: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as session, session.get(
+        f"{stack.prometheus}/api/v1/query", params={"query": expr}
+    ) as resp:
+        body = await resp.json()
+    assert body["status"] == "success", f"{expr}: {body}"
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def substitute(expr: str) -> str:
+    return (expr.replace("$cluster", ".*").replace("$tenant", ".+").replace("$__rate_interval", "1m"))
+
+
+async def test_alerts_reach_alertmanager_routed_by_owner_and_tenant(stack: Stack) -> None:
+    """Stuck roots page their owner (tenant routes per tenant, platform to the platform), once per root; the
+    healthy tenants raise nothing; fixing the object resolves its alert; every PromQL expression of the rules
+    and dashboards parses and returns data for the fleet."""
+    receiver = stack.receiver
+
+    def stuck(name: str) -> list[dict[str, Any]]:
+        return [a for a in receiver.alerts() if a["labels"]["alertname"] == "FluxReconciliationStuck"
+                and a["labels"]["name"] == name]
+
+    async def arrived() -> bool:
+        return bool(stuck("namespaces") and stuck("repo") and stuck("monitoring") and stuck("overlays")
+                    and receiver.alerts("deadmansswitch"))
+
+    await eventually(arrived, "the stuck alerts and the watchdog to reach their receivers")
+    (namespaces,) = stuck("namespaces")
+    assert namespaces["receiver"] == "team-a"
+    assert namespaces["labels"] | {"severity": "page", "owner": "tenant", "tenant": "team-a",
+                                   "category": "cluster_scoped_in_tenant"} == namespaces["labels"]
+    assert namespaces["annotations"]["runbook_url"].endswith("RUNBOOK.md#fluxreconciliationstuck")
+    assert stuck("repo")[0]["receiver"] == "team-b"  # source_auth_failed: the tenant's
+    assert stuck("monitoring")[0]["receiver"] == "platform"  # crd_missing: the platform's
+    assert stuck("web") == []  # blocked by team-a/namespaces: the root pages, not the dependent
+    assert stuck("app") == []  # blocked by team-b/repo
+    stalled = [a for a in receiver.alerts() if a["labels"]["alertname"] == "FluxResourceStalled"]
+    assert {a["labels"]["name"] for a in stalled} >= {"api", "team-b-web", "shared"}
+
+    tenants_alerted = {a["labels"].get("tenant") for a in receiver.alerts()}
+    assert "team-d" not in tenants_alerted
+    assert "platform" not in tenants_alerted
+    exporter_alerts = {a["labels"]["alertname"] for a in receiver.alerts() if "Exporter" in a["labels"]["alertname"]}
+    assert exporter_alerts == {"FluxTenantExporterWatchdog"}
+
+    # Fixing a root resolves its alert; breaking a ready object makes a transition for the dashboards.
+    overlays = await stack.admin.request("GET", "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/team-c/"
+                                                "kustomizations/overlays")
+    await fleet.write_status(stack.admin, overlays, fleet.ready_status("Kustomization"))
+    redis = await stack.admin.request("GET", "/apis/helm.toolkit.fluxcd.io/v2/namespaces/team-a/helmreleases/redis")
+    await fleet.write_status(stack.admin, redis, fleet.failed_status("UpgradeFailed", "upgrade retries exhausted"))
+
+    async def resolved() -> bool:
+        return any(a["labels"]["name"] == "overlays" for a in receiver.alerts("team-c", status="resolved"))
+
+    await eventually(resolved, "the fixed object's alert to resolve")
+
+    async def transitions_scraped() -> bool:
+        return bool(await query(stack, "fluxtenant_resource_recoveries_total")) and bool(
+            await query(stack, 'fluxtenant_resource_failures_total{tenant="team-a"}'))
+
+    await eventually(transitions_scraped, "the transition counters to be scraped")
+
+    rules = [r for g in yaml.safe_load((ROOT / "alerts" / "flux-tenant-exporter.rules.yaml").read_text())["groups"]
+             for r in g["rules"]]
+    for rule in rules:
+        await query(stack, rule["expr"])  # parses and evaluates
+        for selector in re.findall(r"(?:fluxtenant|process)_[a-z_]+(?:\{[^}]*\})?", rule["expr"]):
+            assert await query(stack, selector), f"{rule['alert']}: {selector} returns nothing"
+    targets = [(path.name, panel["title"], target["expr"]) for path in sorted((ROOT / "dashboards").glob("*.json"))
+               for panel in json.loads(path.read_text())["panels"] for target in panel["targets"]]
+    empty: list[str] = []
+
+    async def every_panel_has_data() -> bool:
+        # rate() and increase() need two scrapes of a new counter: poll until they have them
+        empty[:] = [f"{board}: {title}: {expr}" for board, title, expr in targets
+                    if not await query(stack, substitute(expr))]
+        return not empty
+
+    try:
+        await eventually(every_panel_has_data, "every dashboard query to return data", limit=30)
+    finally:
+        assert empty == []
