@@ -53,7 +53,7 @@ else
         ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
         ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
     done
-    log "building kube-apiserver $k8s_version (first build: about 10-15 minutes on 2 cores)"
+    log "building kube-apiserver $k8s_version (first build: about 9-10 minutes on 2 cores)"
     (cd "$here/kube-apiserver" && go build -trimpath -ldflags "$ldflags" -o "$out/bin/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver) \
         || die "kube-apiserver build failed"
     log "building etcd $etcd_version"
