@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint controlplane debian-tools monitoring clean
+.PHONY: demo test lint controlplane gotools debian-tools monitoring clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.installed: pyproject.toml
@@ -16,6 +16,11 @@ $(BIN)/.installed: pyproject.toml
 
 controlplane:
 	bash tools/controlplane/build.sh >/dev/null
+
+# kustomize and the prometheus-operator CRDs for the deploy tests, from the Go module proxy.
+gotools:
+	bash tools/gotool.sh kustomize >/dev/null
+	bash tools/gotool.sh prometheus-operator-crds >/dev/null
 
 # promtool, Prometheus and Alertmanager for the monitoring tests, from Debian's packages.
 debian-tools:
@@ -35,7 +40,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check exporter tests
 	$(BIN)/mypy
 
-test: $(BIN)/.installed controlplane debian-tools lint
+test: $(BIN)/.installed controlplane gotools debian-tools lint
 	$(BIN)/pytest
 
 clean:

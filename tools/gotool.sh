@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs a pinned Go command from the Go module proxy into the project cache (once) and prints its path.
+#   tools/gotool.sh kustomize           -> sigs.k8s.io/kustomize/kustomize/v5
+#   tools/gotool.sh kube-state-metrics  -> k8s.io/kube-state-metrics/v2 (the benchmark's competitor)
+#   tools/gotool.sh prometheus-operator-crds -> folder with the ServiceMonitor/PrometheusRule CRDs of that release
+set -euo pipefail
+declare -A PINS=(
+    [kustomize]=sigs.k8s.io/kustomize/kustomize/v5@v5.8.2
+    [kube-state-metrics]=k8s.io/kube-state-metrics/v2@v2.16.0
+    [prometheus-operator-crds]=github.com/prometheus-operator/prometheus-operator@v0.85.0
+)
+name=${1:?usage: gotool.sh NAME}
+pin=${PINS[$name]:?unknown tool $name}
+cache=${FTE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/flux-tenant-exporter}/tools/${pin//[\/@]/_}
+if [ "$name" = prometheus-operator-crds ]; then
+    if [ ! -f "$cache/.complete" ]; then
+        mkdir -p "$cache"
+        dir=$(cd "$cache" && GOFLAGS=-mod=mod go mod download -json "$pin" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+        cp "$dir"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml "$cache/"
+        chmod u+w "$cache"/*.yaml
+        touch "$cache/.complete"
+    fi
+    echo "$cache"
+    exit 0
+fi
+bin="$cache/$name"
+if [ ! -x "$bin" ]; then
+    echo "[gotool] building $pin" >&2
+    mkdir -p "$cache"
+    GOBIN="$cache" CGO_ENABLED=0 GOFLAGS= go install -trimpath "$pin" >&2
+fi
+echo "$bin"
