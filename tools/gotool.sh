@@ -6,7 +6,7 @@
 set -euo pipefail
 declare -A PINS=(
     [kustomize]=sigs.k8s.io/kustomize/kustomize/v5@v5.8.2
-    [kube-state-metrics]=k8s.io/kube-state-metrics/v2@v2.16.0
+    [kube-state-metrics]=k8s.io/kube-state-metrics/v2@v2.15.0  # keep in step with bench/ksm/go.mod
     [prometheus-operator-crds]=github.com/prometheus-operator/prometheus-operator@v0.85.0
 )
 name=${1:?usage: gotool.sh NAME}
@@ -27,6 +27,11 @@ bin="$cache/$name"
 if [ ! -x "$bin" ]; then
     echo "[gotool] building $pin" >&2
     mkdir -p "$cache"
-    GOBIN="$cache" CGO_ENABLED=0 GOFLAGS= go install -trimpath "$pin" >&2
+    if [ "$name" = kube-state-metrics ]; then
+        # The proxy does not serve this module's version list, which `go install m@v` needs: use the wrapper module.
+        (cd "$(dirname "$0")/../bench/ksm" && CGO_ENABLED=0 go build -trimpath -o "$bin" "${pin%@*}") >&2
+    else
+        GOBIN="$cache" CGO_ENABLED=0 GOFLAGS= go install -trimpath "$pin" >&2
+    fi
 fi
 echo "$bin"
