@@ -47,19 +47,22 @@ RESOURCE_READY = _f("resource_ready", "1 if the Flux object's Ready condition is
 RESOURCE_STATE = _f("resource_state", "Current state of a Flux object (1 for the current state only).")
 RESOURCE_SINCE = _f("resource_state_since_timestamp_seconds",
                     "Unix time the object entered its current state (Ready condition lastTransitionTime).")
-RESOURCE_STUCK = _f("resource_stuck", "1 if the object's reconciliation is stuck beyond its threshold.")
-RESOURCE_SUSPENDED = _f("resource_suspended", "1 if spec.suspend is true.")
+RESOURCE_STUCK = _f("resource_stuck", "1 if the object's reconciliation is stuck beyond its threshold (absent: 0).")
+RESOURCE_SUSPENDED = _f("resource_suspended", "1 if spec.suspend is true (absent: 0).")
 RESOURCE_FAILURE = _f("resource_failure",
                       "1 for a failing or unknown object, labelled with its category, owner and root category.")
-RESOURCE_ROOT = _f("resource_root_cause", "1 if the object is failing and no other object blocks it (a root cause).")
+RESOURCE_ROOT = _f("resource_root_cause",
+                   "1 if the object is failing and no other object blocks it, a root cause (absent: 0).")
 RESOURCE_STUCK_ROOT = _f("resource_stuck_root",
                          "1 on each root cause to page for: stuck and not blocked by another object, or blocking a "
                          "stuck object; labelled with its category, owner and stuck reason.")
-RESOURCE_DRIFT = _f("resource_drift", "1 if the applied revision differs from the source's or from the attempted one.")
+RESOURCE_DRIFT = _f("resource_drift",
+                    "1 if the applied revision differs from the source's or from the attempted one (absent: 0).")
 RESOURCE_DRIFT_SINCE = _f("resource_drift_since_timestamp_seconds",
                           "Unix time a drift began; type=source (new artifact not applied) "
                           "or attempt (roll-forward failing).")
-RESOURCE_GEN_LAG = _f("resource_generation_lag", "metadata.generation minus status.observedGeneration.")
+RESOURCE_GEN_LAG = _f("resource_generation_lag",
+                      "metadata.generation minus status.observedGeneration (absent: 0).")
 RESOURCE_LAST_SUCCESS = _f("resource_last_success_timestamp_seconds",
                            "Unix time of the last known successful reconcile (Ready transition, deploy or artifact).")
 RESOURCE_VIOLATION = _f("resource_policy_violation", "1 per tenancy policy rule the object breaks.")
@@ -126,26 +129,25 @@ def render_object(res: ResourceView) -> tuple[bytes, ...]:
         _sample(RESOURCE_READY, ident, (), 1 if res.ready == "True" else 0),
         _sample(RESOURCE_STATE, ident, (("state", res.state),), 1),
         _sample(RESOURCE_SINCE, ident, (), res.since) if res.since is not None else "",
-        _sample(RESOURCE_STUCK, ident, (), 1 if res.stuck else 0),
-        _sample(RESOURCE_SUSPENDED, ident, (), 1 if res.suspended else 0),
+        _sample(RESOURCE_STUCK, ident, (), 1) if res.stuck else "",
+        _sample(RESOURCE_SUSPENDED, ident, (), 1) if res.suspended else "",
         _sample(RESOURCE_FAILURE, ident, (
             ("category", res.category or "unknown"), ("owner", res.owner or "unknown"),
             ("root_category", res.root_category or res.category or "unknown"),
         ), 1)
         if res.state in {"failing", "unknown"} else "",
-        _sample(RESOURCE_ROOT, ident, (), 1 if res.is_root else 0),
+        _sample(RESOURCE_ROOT, ident, (), 1) if res.is_root else "",
         _sample(RESOURCE_STUCK_ROOT, ident, (
             ("category", res.category or "unknown"), ("owner", res.owner or "unknown"),
             ("reason", res.stuck_reason or "stuck"),
         ), 1) if res.stuck_root else "",
-        _sample(RESOURCE_DRIFT, ident, (), 1 if (res.source_drift_since or res.attempt_drift_since) else 0)
-        if res.kind in {"Kustomization", "HelmRelease"} else "",
+        _sample(RESOURCE_DRIFT, ident, (), 1) if (res.source_drift_since or res.attempt_drift_since) else "",
         "".join(
             _sample(RESOURCE_DRIFT_SINCE, ident, (("type", kind),), at)
             for kind, at in (("source", res.source_drift_since), ("attempt", res.attempt_drift_since))
             if at is not None
         ),
-        _sample(RESOURCE_GEN_LAG, ident, (), res.generation_lag),
+        _sample(RESOURCE_GEN_LAG, ident, (), res.generation_lag) if res.generation_lag else "",
         _sample(RESOURCE_LAST_SUCCESS, ident, (), res.last_success) if res.last_success is not None else "",
         "".join(_sample(RESOURCE_VIOLATION, ident, (("rule", v.rule),), 1) for v in res.violations),
     ]

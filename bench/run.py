@@ -1,0 +1,407 @@
+"""Benchmark flux-tenant-exporter against kube-state-metrics on the same real API server and the same objects.
+
+    python bench/run.py                      # 1k, 5k, 20k objects (the documented full run)
+    python bench/run.py --sizes 300 --quick  # the CI smoke run
+
+KSM (built from the Go module proxy by tools/gotool.sh) runs with a CustomResourceState config for the seven
+Flux kinds with the label set of Flux's official monitoring example (gotk_resource_info) plus a Ready StateSet.
+Per size, ours and KSM run one after the other against the same fleet; printed as a table with ratios
+(ours / KSM: below 1 is better for us) and written to bench/results/results.{json,csv}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import gzip
+import json
+import os
+import platform
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from exporter import fleet  # noqa: E402
+from exporter.controlplane import ControlPlane, free_port  # noqa: E402
+from exporter.kinds import FLUX_KINDS  # noqa: E402
+from exporter.kubeapi import KubeClient  # noqa: E402
+
+FAILURES = [
+    ("ReconciliationFailed", 'Namespace/x dry-run failed (Forbidden): namespaces "x" is forbidden: User '
+     '"system:serviceaccount:t:flux" cannot patch resource "namespaces" in API group "" at the cluster scope'),
+    ("HealthCheckFailed", "health check failed after 5m0s: timeout waiting for: [Deployment/t/api status: "
+     "'InProgress']"),
+    ("BuildFailed", "kustomize build failed: accumulating resources: accumulation err='accumulating resources from "
+     "'base': must build at directory: not a valid directory'"),
+    ("DependencyNotReady", "dependency 't/infra' is not ready"),
+    ("ArtifactFailed", "Source artifact not found, retrying in 30s"),
+]
+KSM_KINDS = {  # kind -> (version, extra labelsFromPath), as in flux2-monitoring-example
+    "Kustomization": ("v1", {"revision": ["status", "lastAppliedRevision"], "source_name": ["spec", "sourceRef", "name"]}),
+    "HelmRelease": ("v2", {"revision": ["status", "lastAppliedRevision"], "chart_name": ["spec", "chart", "spec", "chart"],
+                           "chart_source_name": ["spec", "chart", "spec", "sourceRef", "name"]}),
+    "GitRepository": ("v1", {"revision": ["status", "artifact", "revision"], "url": ["spec", "url"]}),
+    "OCIRepository": ("v1", {"revision": ["status", "artifact", "revision"], "url": ["spec", "url"]}),
+    "HelmRepository": ("v1", {"revision": ["status", "artifact", "revision"], "url": ["spec", "url"]}),
+    "HelmChart": ("v1", {"revision": ["status", "artifact", "revision"], "chart_name": ["spec", "chart"],
+                         "chart_version": ["spec", "version"]}),
+    "Bucket": ("v1", {"revision": ["status", "artifact", "revision"], "endpoint": ["spec", "endpoint"],
+                      "bucket_name": ["spec", "bucketName"]}),
+}
+GROUPS = {k.kind: k.group for k in FLUX_KINDS}
+
+
+def ksm_config() -> dict[str, Any]:
+    resources = []
+    for kind, (version, extra) in KSM_KINDS.items():
+        labels = {"exported_namespace": ["metadata", "namespace"], "ready": ["status", "conditions", "[type=Ready]",
+                                                                               "status"],
+                  "suspended": ["spec", "suspend"], **extra}
+        resources.append({
+            "groupVersionKind": {"group": GROUPS[kind], "version": version, "kind": kind},
+            "metricNamePrefix": "gotk",
+            "metrics": [
+                {"name": "resource_info", "help": "The current state of a Flux resource.",
+                 "each": {"type": "Info", "info": {"labelsFromPath": {"name": ["metadata", "name"]}}},
+                 "labelsFromPath": labels},
+                {"name": "resource_ready", "help": "Ready condition of a Flux resource.",
+                 "each": {"type": "StateSet", "stateSet": {"labelName": "status",
+                                                           "path": ["status", "conditions", "[type=Ready]", "status"],
+                                                           "list": ["True", "False", "Unknown"]}},
+                 "labelsFromPath": {"exported_namespace": ["metadata", "namespace"], "name": ["metadata", "name"]}},
+            ],
+        })
+    return {"kind": "CustomResourceStateMetrics", "spec": {"resources": resources}}
+
+
+# -- the fleet ----------------------------------------------------------------------------------------------
+
+
+def fleet_objects(start: int, end: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Objects start..end-1 with realistic statuses; N/10 namespaces, N/40 tenants (namespaces keep their index)."""
+    rng = random.Random(start)
+    out = []
+    for i in range(start, end):
+        ns = f"ns-{i // 10:05d}"
+        slot = i % 40
+        rev = fleet.revision(seed=str(i % 97))
+        failing = rng.random() < 0.10  # noqa: PLR2004
+        if slot < 16:  # Kustomizations dominate  # noqa: PLR2004
+            obj = fleet.kustomization(ns, f"ks-{i}", source=("GitRepository", f"repo-{i // 10 * 10}"),
+                                      depends_on=[f"ks-{i - 1}"] if slot % 4 == 1 else [])
+            inventory = [(ns, f"app-{j}", "apps", "Deployment") for j in range(40)]
+            status = fleet.ready_status("Kustomization", rev=rev, inventory_entries=inventory)
+        elif slot < 28:  # noqa: PLR2004
+            obj = fleet.helmrelease(ns, f"hr-{i}", repository=("HelmRepository", f"charts-{i // 10 * 10}"))
+            status = fleet.ready_status("HelmRelease")
+        elif slot < 32:  # noqa: PLR2004
+            obj = fleet.gitrepository(ns, f"repo-{i}")
+            status = fleet.ready_status("GitRepository", rev=rev)
+        elif slot < 34:  # noqa: PLR2004
+            obj = fleet.ocirepository(ns, f"oci-{i}")
+            status = fleet.ready_status("OCIRepository", rev=rev)
+        elif slot < 36:  # noqa: PLR2004
+            obj = fleet.helmrepository(ns, f"charts-{i}")
+            status = fleet.ready_status("HelmRepository", rev="sha256:1")
+        elif slot < 39:  # noqa: PLR2004
+            obj = fleet.helmchart(ns, f"{ns}-hr-{i}")
+            status = fleet.ready_status("HelmChart", rev="6.5.4")
+        else:
+            obj = fleet.bucket(ns, f"bucket-{i}")
+            status = fleet.ready_status("Bucket", rev=rev)
+        if failing:
+            reason, message = FAILURES[i % len(FAILURES)]
+            status = fleet.failed_status(reason, message, since=fleet.ago(minutes=i % 120))
+        out.append((obj, status))
+    return out
+
+
+async def grow_fleet(client: KubeClient, have: int, want: int) -> float:
+    """Create objects have..want-1 (and their namespaces), 64 requests at a time; returns seconds taken."""
+    started = time.monotonic()
+    limit = asyncio.Semaphore(64)
+
+    async def one(obj: dict[str, Any], status: dict[str, Any] | None = None) -> None:
+        async with limit:
+            await fleet.create(client, obj, status=status, exist_ok=True)
+
+    namespaces = sorted({f"ns-{i // 10:05d}" for i in range(have, want)})
+    await asyncio.gather(*(one(fleet.namespace(ns, f"tenant-{int(ns[3:]) // 4:04d}")) for ns in namespaces))
+    await asyncio.gather(*(one(obj, status) for obj, status in fleet_objects(have, want)))
+    return time.monotonic() - started
+
+
+# -- measuring a process ------------------------------------------------------------------------------------
+
+
+def proc_stats(pid: int) -> dict[str, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return {"rss_mib": rss, "peak_rss_mib": hwm, "cpu_s": cpu}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def fetch(session: aiohttp.ClientSession, url: str, *, gzip_ok: bool = False) -> bytes:
+    headers = {"Accept-Encoding": "gzip" if gzip_ok else "identity"}
+    async with session.get(url, headers=headers) as resp:
+        return await resp.read()
+
+
+class Target:
+    """One exporter process under test."""
+
+    def __init__(self, name: str, argv: list[str], port: int, marker: bytes, revision_re: bytes) -> None:
+        self.name, self.argv, self.port, self.marker, self.revision_re = name, argv, port, marker, revision_re
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, log: Path) -> float:
+        self.proc = subprocess.Popen(self.argv, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        return time.monotonic()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+async def measure(target: Target, n: int, admin: KubeClient, args: argparse.Namespace, log: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+        started = target.start(log)
+        assert target.proc is not None
+        while True:  # 1. cold start to complete
+            try:
+                body = await fetch(session, f"{target.url}/metrics")
+                if body.count(target.marker) >= n:
+                    break
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() - started > 600:  # noqa: PLR2004
+                msg = f"{target.name} did not show {n} objects within 10 minutes"
+                raise RuntimeError(msg)
+            await asyncio.sleep(0.2)
+        result["cold_start_s"] = time.monotonic() - started
+        sync = proc_stats(target.proc.pid)
+        result["sync_cpu_s"] = sync["cpu_s"]
+        # 3. scrape latency and size
+        latencies = []
+        for _ in range(args.scrapes):
+            t0 = time.perf_counter()
+            body = await fetch(session, f"{target.url}/metrics")
+            latencies.append(time.perf_counter() - t0)
+        zipped = await fetch(session, f"{target.url}/metrics", gzip_ok=True)
+        result |= {"scrape_p50_ms": pct(latencies, 0.5) * 1000, "scrape_p99_ms": pct(latencies, 0.99) * 1000,
+                   "body_mib": len(body) / 2**20,
+                   "body_gzip_mib": len(zipped if zipped[:2] == b"\x1f\x8b" else gzip.compress(body)) / 2**20}
+        # 4. update lag at steady rates
+        for rate in args.rates:
+            lags = await update_lag(target, session, admin, n, rate, args.update_seconds)
+            result[f"lag_p50_ms@{rate}"] = pct(lags, 0.5) * 1000 if lags else float("nan")
+            result[f"lag_p99_ms@{rate}"] = pct(lags, 0.99) * 1000 if lags else float("nan")
+        # 5. ours only: /tenants
+        if target.name == "ours":
+            for path in ("/tenants", "/tenants/tenant-0000"):
+                times = []
+                for _ in range(args.scrapes):
+                    t0 = time.perf_counter()
+                    await fetch(session, target.url + path)
+                    times.append(time.perf_counter() - t0)
+                result[f"{path.split('/')[-1].replace('tenant-0000', 'tenant')}_p99_ms"] = pct(times, 0.99) * 1000
+        steady = proc_stats(target.proc.pid)
+        result |= {"steady_rss_mib": steady["rss_mib"], "peak_rss_mib": steady["peak_rss_mib"]}
+    target.stop()
+    return result
+
+
+async def update_lag(target: Target, session: aiohttp.ClientSession, admin: KubeClient, n: int, rate: int,
+                     seconds: float) -> list[float]:
+    """Write status revisions at ``rate``/s for ``seconds``; per update, the time until /metrics shows it."""
+    kustomizations = [obj for obj, _ in fleet_objects(0, n) if obj["kind"] == "Kustomization"]
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    tag = f"{target.name}{rate}x{random.randrange(10**6)}"
+    done = asyncio.Event()
+
+    async def writer() -> None:
+        interval = 1 / rate
+        t0 = time.monotonic()
+        tasks = []
+        for i in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, t0 + i * interval - time.monotonic()))
+            obj = kustomizations[i % len(kustomizations)]
+            rev = f"main@sha1:{tag}-{i}"
+            status = fleet.ready_status("Kustomization", rev=rev)
+            status.pop("inventory")
+            sent[rev] = time.monotonic()
+            tasks.append(asyncio.create_task(admin.request(
+                "PATCH", fleet.path_of(obj) + "/status", body={"status": status},
+                content_type="application/merge-patch+json")))
+        await asyncio.gather(*tasks)
+        done.set()
+
+    async def poller() -> None:
+        pattern = re.compile(rb"main@sha1:" + tag.encode() + rb"-\d+")
+        deadline = None
+        while True:
+            body = await fetch(session, f"{target.url}/metrics")
+            now = time.monotonic()
+            for match in set(pattern.findall(body)):
+                seen.setdefault(match.decode(), now)
+            if done.is_set():
+                deadline = deadline or now + 10
+                if all(r in seen for r in sent) or now > deadline:
+                    return
+
+    await asyncio.gather(writer(), poller())
+    return [seen[r] - t for r, t in sent.items() if r in seen]
+
+
+async def floor(admin: KubeClient) -> float:
+    """A bare paged list of every Flux kind with orjson, no processing."""
+    t0 = time.monotonic()
+    for kind in FLUX_KINDS:
+        params = {"limit": "500"}
+        while True:
+            page = await admin.request("GET", kind.collection_path(kind.versions[0]), params=params)
+            cont = page["metadata"].get("continue")
+            if not cont:
+                break
+            params["continue"] = cont
+    return time.monotonic() - t0
+
+
+async def report_seconds(admin: KubeClient, work: Path) -> float:
+    items: list[Any] = (await admin.request("GET", "/api/v1/namespaces"))["items"]
+    for kind in FLUX_KINDS:
+        items += (await admin.request("GET", kind.collection_path(kind.versions[0])))["items"]
+    dump = work / "dump.json"
+    dump.write_text(json.dumps({"kind": "List", "items": items}))
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", "exporter", "report", "--input", str(dump), "--log-level", "error"],
+                   check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    return time.monotonic() - t0
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    ksm = subprocess.run(["bash", str(ROOT / "tools" / "gotool.sh"), "kube-state-metrics"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    work = Path(tempfile.mkdtemp(prefix="fte-bench-"))
+    (work / "ksm.yaml").write_text(yaml.safe_dump(ksm_config()))
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                           "platform": platform.platform()}, "sizes": {}}
+    with ControlPlane(watch_cache=True) as cp:
+        results["versions"] = cp.assets.versions | {"kube-state-metrics": "v2.15.0"}
+        admin = await KubeClient.from_kubeconfig(cp.kubeconfig)
+        have = 0
+        for n in args.sizes:
+            create_s = await grow_fleet(admin, have, n)
+            have = n
+            size: dict[str, Any] = {"create_fleet_s": create_s, "floor_list_s": await floor(admin)}
+            ours_port, ksm_port = free_port(), free_port()
+            ours = Target("ours", [sys.executable, "-m", "exporter", "serve", "--kubeconfig", str(cp.kubeconfig),
+                                   "--listen-address", "127.0.0.1", "--port", str(ours_port), "--log-level",
+                                   "warning", "--log-format", "json"],
+                          ours_port, b"\nfluxtenant_resource_state{", rb"revision=")
+            theirs = Target("ksm", [ksm, "--kubeconfig", str(cp.kubeconfig), "--custom-resource-state-only",
+                                    f"--custom-resource-state-config-file={work / 'ksm.yaml'}", "--host=127.0.0.1",
+                                    f"--port={ksm_port}", f"--telemetry-port={free_port()}",
+                                    "--telemetry-host=127.0.0.1"],
+                            ksm_port, b"\ngotk_resource_info{", rb"revision=")
+            size["ours"] = await measure(ours, n, admin, args, work / f"ours-{n}.log")
+            size["ksm"] = await measure(theirs, n, admin, args, work / f"ksm-{n}.log")
+            size["ours"]["report_s"] = await report_seconds(admin, work)
+            results["sizes"][str(n)] = size
+            print_table(n, size)
+        await admin.close()
+    return results
+
+
+ROWS = [
+    ("cold start to complete (s)", "cold_start_s"), ("sync CPU (s)", "sync_cpu_s"),
+    ("steady RSS (MiB)", "steady_rss_mib"), ("peak RSS (MiB)", "peak_rss_mib"),
+    ("/metrics p50 (ms)", "scrape_p50_ms"), ("/metrics p99 (ms)", "scrape_p99_ms"),
+    ("/metrics body (MiB)", "body_mib"), ("/metrics gzip (MiB)", "body_gzip_mib"),
+]
+
+
+def print_table(n: int, size: dict[str, Any]) -> None:
+    ours, ksm = size["ours"], size["ksm"]
+    rows = list(ROWS) + [(f"update lag {k.split('_')[1]} @{k.split('@')[1]}/s (ms)", k)
+                         for k in ours if k.startswith("lag_")]
+    print(f"\n== {n} Flux objects (fleet created in {size['create_fleet_s']:.1f} s; bare paged list "
+          f"{size['floor_list_s']:.2f} s) ==")
+    print(f"{'':38} {'ours':>10} {'KSM':>10} {'ours/KSM':>9}")
+    for label, key in rows:
+        a, b = ours.get(key, float("nan")), ksm.get(key, float("nan"))
+        ratio = a / b if b else float("nan")
+        print(f"{label:38} {a:10.2f} {b:10.2f} {ratio:9.2f}")
+    print(f"{'cold start / bare list floor':38} {ours['cold_start_s'] / size['floor_list_s']:10.2f}")
+    for key in ("tenants_p99_ms", "tenant_p99_ms", "report_s"):
+        print(f"{key:38} {ours.get(key, float('nan')):10.2f}")
+    sys.stdout.flush()
+
+
+def write(results: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    with (out / "results.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["size", "metric", "ours", "ksm", "ratio"])
+        for n, size in results["sizes"].items():
+            for key in sorted(set(size["ours"]) | set(size["ksm"])):
+                a, b = size["ours"].get(key), size["ksm"].get(key)
+                writer.writerow([n, key, a, b, (a / b) if a is not None and b else ""])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,5000,20000", help="comma-separated fleet sizes")
+    parser.add_argument("--rates", default="50,200", help="update rates per second for the lag test")
+    parser.add_argument("--update-seconds", type=float, default=30, help="seconds of updates per rate")
+    parser.add_argument("--scrapes", type=int, default=30, help="scrapes for the latency percentiles")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 s of updates at 20/s, 5 scrapes")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.rates = [int(r) for r in args.rates.split(",")]
+    if args.quick:
+        args.rates, args.update_seconds, args.scrapes = [20], 2.0, 5
+    results = asyncio.run(run(args))
+    write(results, Path(args.out))
+    print(f"\nwritten: {args.out}/results.json, results.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
