@@ -21,12 +21,10 @@ import platform
 import random
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +50,10 @@ FAILURES = [
     ("ArtifactFailed", "Source artifact not found, retrying in 30s"),
 ]
 KSM_KINDS = {  # kind -> (version, extra labelsFromPath), as in flux2-monitoring-example
-    "Kustomization": ("v1", {"revision": ["status", "lastAppliedRevision"], "source_name": ["spec", "sourceRef", "name"]}),
-    "HelmRelease": ("v2", {"revision": ["status", "lastAppliedRevision"], "chart_name": ["spec", "chart", "spec", "chart"],
+    "Kustomization": ("v1", {"revision": ["status", "lastAppliedRevision"],
+                             "source_name": ["spec", "sourceRef", "name"]}),
+    "HelmRelease": ("v2", {"revision": ["status", "lastAppliedRevision"],
+                           "chart_name": ["spec", "chart", "spec", "chart"],
                            "chart_source_name": ["spec", "chart", "spec", "sourceRef", "name"]}),
     "GitRepository": ("v1", {"revision": ["status", "artifact", "revision"], "url": ["spec", "url"]}),
     "OCIRepository": ("v1", {"revision": ["status", "artifact", "revision"], "url": ["spec", "url"]}),
@@ -100,25 +100,25 @@ def fleet_objects(start: int, end: int) -> list[tuple[dict[str, Any], dict[str, 
         ns = f"ns-{i // 10:05d}"
         slot = i % 40
         rev = fleet.revision(seed=str(i % 97))
-        failing = rng.random() < 0.10  # noqa: PLR2004
-        if slot < 16:  # Kustomizations dominate  # noqa: PLR2004
+        failing = rng.random() < 0.10
+        if slot < 16:  # Kustomizations dominate
             obj = fleet.kustomization(ns, f"ks-{i}", source=("GitRepository", f"repo-{i // 10 * 10}"),
                                       depends_on=[f"ks-{i - 1}"] if slot % 4 == 1 else [])
             inventory = [(ns, f"app-{j}", "apps", "Deployment") for j in range(40)]
             status = fleet.ready_status("Kustomization", rev=rev, inventory_entries=inventory)
-        elif slot < 28:  # noqa: PLR2004
+        elif slot < 28:
             obj = fleet.helmrelease(ns, f"hr-{i}", repository=("HelmRepository", f"charts-{i // 10 * 10}"))
             status = fleet.ready_status("HelmRelease")
-        elif slot < 32:  # noqa: PLR2004
+        elif slot < 32:
             obj = fleet.gitrepository(ns, f"repo-{i}")
             status = fleet.ready_status("GitRepository", rev=rev)
-        elif slot < 34:  # noqa: PLR2004
+        elif slot < 34:
             obj = fleet.ocirepository(ns, f"oci-{i}")
             status = fleet.ready_status("OCIRepository", rev=rev)
-        elif slot < 36:  # noqa: PLR2004
+        elif slot < 36:
             obj = fleet.helmrepository(ns, f"charts-{i}")
             status = fleet.ready_status("HelmRepository", rev="sha256:1")
-        elif slot < 39:  # noqa: PLR2004
+        elif slot < 39:
             obj = fleet.helmchart(ns, f"{ns}-hr-{i}")
             status = fleet.ready_status("HelmChart", rev="6.5.4")
         else:
@@ -160,7 +160,7 @@ def proc_stats(pid: int) -> dict[str, float]:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def fetch(session: aiohttp.ClientSession, url: str, *, gzip_ok: bool = False) -> bytes:
@@ -207,7 +207,7 @@ async def measure(target: Target, n: int, admin: KubeClient, args: argparse.Name
                     break
             except aiohttp.ClientError:
                 pass
-            if time.monotonic() - started > 600:  # noqa: PLR2004
+            if time.monotonic() - started > 600:
                 msg = f"{target.name} did not show {n} objects within 10 minutes"
                 raise RuntimeError(msg)
             await asyncio.sleep(0.2)

@@ -179,7 +179,8 @@ class ControlPlane:
         self.assets = assets or find_assets()
         self.watch_cache = watch_cache
         self.extra_apiserver_args = extra_apiserver_args
-        self.workdir = Path(tempfile.mkdtemp(prefix="fte-controlplane-"))
+        remove_stale_workdirs()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         self.etcd_port = 0
         self.apiserver_port = 0
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -481,6 +482,20 @@ class ControlPlane:
         }
         path.write_text(yaml.safe_dump(config))
         return path
+
+
+WORKDIR_PREFIX = "fte-controlplane-"
+
+
+def remove_stale_workdirs() -> list[Path]:
+    """Remove work directories left by control planes whose process was killed (SIGKILL allows no cleanup)."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        pid = path.name.removeprefix(WORKDIR_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _die_with_parent() -> None:

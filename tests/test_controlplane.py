@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 from pathlib import Path
 
 import orjson
@@ -107,3 +109,41 @@ async def test_watch_resumed_after_compaction_gets_410(
         events = [orjson.loads(line) async for line in lines if isinstance(line, bytes)]
     assert events[-1]["type"] == "ERROR"
     assert events[-1]["object"]["code"] == 410
+
+
+def test_a_killed_run_leaves_no_processes_and_its_directory_is_reclaimed() -> None:
+    """SIGKILL of the process that started a control plane takes etcd and kube-apiserver down with it (Linux
+    parent-death signal), and the next control plane removes the leftover work directory."""
+    import signal  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from exporter.controlplane import remove_stale_workdirs  # noqa: PLC0415
+
+    script = (
+        "from exporter.controlplane import ControlPlane\n"
+        "cp = ControlPlane(); cp.start()\n"
+        "print(cp.workdir, flush=True)\n"
+        "import time; time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    workdir = proc.stdout.readline().strip()
+    assert workdir
+    children = subprocess.run(["pgrep", "-f", workdir], capture_output=True, text=True, check=False).stdout.split()
+    assert len(children) >= 2  # etcd and kube-apiserver run with their files in the work directory
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for pid in children:  # not our children: wait for their exit through a pidfd, without polling
+        try:
+            fd = os.pidfd_open(int(pid))
+        except ProcessLookupError:
+            continue
+        try:
+            ready, _, _ = select.select([fd], [], [], 20)
+            assert ready, f"control-plane process {pid} outlived its parent"
+        finally:
+            os.close(fd)
+    assert Path(workdir).exists()
+    assert Path(workdir) in remove_stale_workdirs()
+    assert not Path(workdir).exists()

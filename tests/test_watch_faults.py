@@ -227,3 +227,32 @@ async def test_server_errors_back_off_exponentially_with_jitter(fake: tuple[Scri
     bases = [0.8, 1.6, 3.2, 5, 5, 5]
     assert len(sleeps) == 6
     assert all(b / 2 <= s <= b for s, b in zip(sleeps, bases, strict=True))
+
+
+async def test_discovery_falls_back_to_the_beta_an_older_flux_serves() -> None:
+    """An older Flux serves HelmRelease only at v2beta2 (and v2beta1): discovery picks v2beta2; a missing group
+    is reported as absent (None)."""
+    from exporter.kinds import HELMRELEASE, KUSTOMIZATION  # noqa: PLC0415
+    from exporter.watcher import discover_version  # noqa: PLC0415
+
+    async def group(_: web.Request) -> web.Response:
+        return web.json_response({"versions": [{"version": "v2beta1"}, {"version": "v2beta2"}]})
+
+    async def resources(_: web.Request) -> web.Response:
+        return web.json_response({"resources": [{"name": "helmreleases"}, {"name": "helmreleases/status"}]})
+
+    app = web.Application()
+    app.router.add_get("/apis/helm.toolkit.fluxcd.io", group)
+    app.router.add_get("/apis/helm.toolkit.fluxcd.io/{version}", resources)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    client = KubeClient(host=f"http://127.0.0.1:{port}", ssl_context=False)
+    try:
+        assert await discover_version(client, HELMRELEASE) == "v2beta2"
+        assert await discover_version(client, KUSTOMIZATION) is None
+    finally:
+        await client.close()
+        await runner.cleanup()
