@@ -499,10 +499,10 @@ def remove_stale_workdirs() -> list[Path]:
 
 
 def _die_with_parent() -> None:
-    """In the child: ask Linux to SIGTERM us when the parent dies, so no process outlives a killed run."""
+    """In the child: ask Linux to SIGKILL us when the parent dies, so no process outlives a killed run."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 _PR_SET_PDEATHSIG = 1

@@ -68,6 +68,18 @@ class TokenFile:
         return f"Bearer {self._token}"
 
 
+class StaticToken:
+    """A bearer token given in the kubeconfig."""
+
+    def __init__(self, token: str) -> None:
+        """Keep ``token``."""
+        self._token = token
+
+    async def get_api_key_with_prefix(self, _identifier: str) -> str:
+        """``Bearer <token>``."""
+        return f"Bearer {self._token}"
+
+
 class OversizedLine:
     """Marks a stream line longer than the limit; it was dropped."""
 
@@ -99,7 +111,21 @@ class KubeClient:
 
     @classmethod
     async def from_kubeconfig(cls, path: str | Path | None = None, context: str | None = None) -> KubeClient:
-        """From a kubeconfig file (``None``: $KUBECONFIG or ~/.kube/config)."""
+        """From a kubeconfig file (``None``: $KUBECONFIG or ~/.kube/config).
+
+        Certificates, tokens and token files are read by ``exporter.kubeconfig``; exec plugins and auth providers
+        by kubernetes-asyncio (a heavy import, so only then).
+        """
+        from exporter import kubeconfig  # noqa: PLC0415
+
+        conn = kubeconfig.load(path, context)
+        if conn is not None:
+            source: TokenFile | StaticToken | None = None
+            if conn.token_file is not None:
+                source = TokenFile(conn.token_file)
+            elif conn.token:
+                source = StaticToken(conn.token)
+            return cls(host=conn.host, ssl_context=conn.ssl_context, token_source=source)
         from kubernetes_asyncio import config as kconfig  # noqa: PLC0415 - heavy import, only here
         from kubernetes_asyncio.client import Configuration  # noqa: PLC0415
 

@@ -230,3 +230,29 @@ def test_gotk_resource_info_uses_the_flux_kube_state_metrics_label_set() -> None
             '"Kustomization",customresource_version="v1",exported_namespace="apps",name="podinfo",ready="True",'
             'suspended="false",revision="main@sha1:abc",source_name="repo"} 1') in body
     assert "gotk_resource_info" not in Renderer().render(build_view(store, now=time.time()), store).decode()
+
+
+def test_kubeconfig_reading_without_kubernetes_asyncio(tmp_path: Path) -> None:
+    """Tokens, token files (re-read on rotation) and KUBECONFIG lists are read directly; exec plugins go to
+    kubernetes-asyncio; a missing context is a clear error."""
+    from exporter import kubeconfig  # noqa: PLC0415
+
+    (tmp_path / "token").write_text("from-file")
+    first = {"apiVersion": "v1", "kind": "Config", "current-context": "a",
+             "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443/",
+                                                     "insecure-skip-tls-verify": True}}],
+             "users": [{"name": "u", "user": {"tokenFile": "token"}}],
+             "contexts": [{"name": "a", "context": {"cluster": "c", "user": "u"}}]}
+    second = {"contexts": [{"name": "b", "context": {"cluster": "c", "user": "x"}}],
+              "users": [{"name": "x", "user": {"exec": {"command": "aws"}}}]}
+    (tmp_path / "one").write_text(yaml.safe_dump(first))
+    (tmp_path / "two").write_text(yaml.safe_dump(second))
+    conn = kubeconfig.load(tmp_path / "one")
+    assert conn is not None
+    assert conn.host == "https://127.0.0.1:6443"
+    assert conn.token_file == tmp_path / "token"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KUBECONFIG", f"{tmp_path / 'one'}:{tmp_path / 'two'}")
+        assert kubeconfig.load(None, "b") is None  # exec plugin: kubernetes-asyncio's job
+        with pytest.raises(kubeconfig.KubeconfigError, match="context 'nope' not found"):
+            kubeconfig.load(None, "nope")
