@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from exporter.model import Condition, FluxObject, parse_time
+from exporter.model import Condition, FluxObject, parse_time, truncate
 
 State = Literal["ready", "progressing", "failing", "suspended", "unknown"]
 STATES: Final = ("ready", "progressing", "failing", "suspended", "unknown")
@@ -175,7 +175,7 @@ def classify(obj: FluxObject, *, thresholds: Thresholds, observed_at: float, lag
     reconciling = obj.condition("Reconciling")
     stalled = obj.condition("Stalled")
     reason = ready.reason if ready else ""
-    message = ready.message if ready else ""
+    message = truncate(ready.message) if ready else ""
     since = ready.since if ready else obj.created
     lag_at = (lag_since + thresholds.generation_lag, "generation_not_observed") if lag_since is not None else (None, "")
     request_at = _request_deadline(obj, thresholds, observed_at)
@@ -187,7 +187,7 @@ def classify(obj: FluxObject, *, thresholds: Thresholds, observed_at: float, lag
         assert stalled is not None
         messages = (stalled.message, *(c.message for c in obj.conditions if c.status == "False" and c.message))
         category = categorize(obj.kind, stalled.reason, messages)
-        return Verdict("failing", category, stalled.reason, stalled.message or message,
+        return Verdict("failing", category, stalled.reason, truncate(stalled.message) or message,
                        stalled.since or since, stalled.since or observed_at, "stalled")
 
     if ready is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Final
 
 from exporter.store import Store
@@ -173,45 +174,52 @@ def render_gotk(res: ResourceView) -> bytes:
     return f"{GOTK_INFO.name}{{{_labels(labels)}}} 1\n".encode()
 
 
-def render_tenants(tenants: Iterable[TenantView], store: Store) -> list[bytes]:
-    """The per-tenant families and the transition counters, one chunk per TENANT_FAMILIES entry."""
-    chunks: dict[Family, list[str]] = {f: [] for f in TENANT_FAMILIES}
-    for t in tenants:
-        ident = _labels((("tenant", t.name),))
-        by_kind_state: dict[tuple[str, str], int] = {}
-        failures: dict[tuple[str, str], int] = {}
-        roots: dict[tuple[str, str], int] = {}
-        for res in t.resources:
-            by_kind_state[(res.kind, res.state)] = by_kind_state.get((res.kind, res.state), 0) + 1
-            if res.state == "failing":
-                key = (res.category or "unknown", res.owner or "unknown")
-                failures[key] = failures.get(key, 0) + 1
-                if res.is_root:
-                    roots[key] = roots.get(key, 0) + 1
-        chunks[TENANT_RESOURCES] += [_sample(TENANT_RESOURCES, ident, (("kind", k), ("state", s)), n)
-                                     for (k, s), n in sorted(by_kind_state.items())]
-        chunks[TENANT_FAILURES] += [_sample(TENANT_FAILURES, ident, (("category", c), ("owner", o)), n)
-                                    for (c, o), n in sorted(failures.items())]
-        chunks[TENANT_ROOT_FAILURES] += [_sample(TENANT_ROOT_FAILURES, ident, (("category", c), ("owner", o)), n)
-                                         for (c, o), n in sorted(roots.items())]
-        chunks[TENANT_STUCK].append(_sample(TENANT_STUCK, ident, (), t.counts["stuck"]))
-        rules = dict.fromkeys(POLICY_RULES, 0)
-        for v in t.violations:
-            rules[v.rule] += 1
-        chunks[TENANT_VIOLATIONS] += [_sample(TENANT_VIOLATIONS, ident, (("rule", r),), n) for r, n in rules.items()]
-        chunks[TENANT_STATUS] += [_sample(TENANT_STATUS, ident, (("status", s),), 1 if s == t.status else 0)
-                                  for s in TENANT_STATUSES]
-        active = t.counts["total"] - t.counts["suspended"]
-        chunks[TENANT_HEALTH].append(_sample(TENANT_HEALTH, ident, (), t.counts["ready"] / active if active else 1))
-    chunks[FAILURES_TOTAL] += [
+#: the per-tenant families (the transition counters follow them in TENANT_FAMILIES)
+PER_TENANT: Final = TENANT_FAMILIES[:-2]
+
+
+def render_tenant(t: TenantView) -> tuple[bytes, ...]:
+    """One tenant's samples, one chunk per PER_TENANT family."""
+    ident = _labels((("tenant", t.name),))
+    by_kind_state: dict[tuple[str, str], int] = {}
+    failures: dict[tuple[str, str], int] = {}
+    roots: dict[tuple[str, str], int] = {}
+    for res in t.resources:
+        by_kind_state[(res.kind, res.state)] = by_kind_state.get((res.kind, res.state), 0) + 1
+        if res.state == "failing":
+            key = (res.category or "unknown", res.owner or "unknown")
+            failures[key] = failures.get(key, 0) + 1
+            if res.is_root:
+                roots[key] = roots.get(key, 0) + 1
+    rules = dict.fromkeys(POLICY_RULES, 0)
+    for v in t.violations:
+        rules[v.rule] += 1
+    active = t.counts["total"] - t.counts["suspended"]
+    chunks = [
+        [_sample(TENANT_RESOURCES, ident, (("kind", k), ("state", s)), n)
+         for (k, s), n in sorted(by_kind_state.items())],
+        [_sample(TENANT_FAILURES, ident, (("category", c), ("owner", o)), n) for (c, o), n in sorted(failures.items())],
+        [_sample(TENANT_ROOT_FAILURES, ident, (("category", c), ("owner", o)), n)
+         for (c, o), n in sorted(roots.items())],
+        [_sample(TENANT_STUCK, ident, (), t.counts["stuck"])],
+        [_sample(TENANT_VIOLATIONS, ident, (("rule", r),), n) for r, n in rules.items()],
+        [_sample(TENANT_STATUS, ident, (("status", s),), 1 if s == t.status else 0) for s in TENANT_STATUSES],
+        [_sample(TENANT_HEALTH, ident, (), t.counts["ready"] / active if active else 1)],
+    ]
+    return tuple("".join(c).encode() for c in chunks)
+
+
+def render_counters(store: Store) -> list[bytes]:
+    """The transition counters (entries into failing, recoveries), one chunk each."""
+    failures = "".join(
         _sample(FAILURES_TOTAL, _labels((("tenant", t),)), (("kind", k), ("category", c)), n)
         for (t, k, c), n in sorted(store.failures_total.items())
-    ]
-    chunks[RECOVERIES_TOTAL] += [
+    )
+    recoveries = "".join(
         _sample(RECOVERIES_TOTAL, _labels((("tenant", t),)), (("kind", k),), n)
         for (t, k), n in sorted(store.recoveries_total.items())
-    ]
-    return ["".join(chunks[f]).encode() for f in TENANT_FAMILIES]
+    )
+    return [failures.encode(), recoveries.encode()]
 
 
 class Renderer:
@@ -221,6 +229,7 @@ class Renderer:
         """``gotk_compat`` adds ``gotk_resource_info`` (Flux's kube-state-metrics label set)."""
         self.gotk_compat = gotk_compat
         self._cache: dict[tuple[str, str, str], tuple[ResourceView, tuple[bytes, ...]]] = {}
+        self._tenants: dict[str, tuple[TenantView, tuple[bytes, ...]]] = {}
         self.rendered_objects = 0
 
     def render(self, view: View, store: Store) -> bytes:
@@ -231,21 +240,37 @@ class Renderer:
         for res in view.resources:
             key = (res.kind, res.namespace, res.name)
             cached = self._cache.get(key)
-            chunks = cached[1] if cached is not None and cached[0] == res else render(res)
+            chunks = cached[1] if cached is not None and (cached[0] is res or cached[0] == res) else render(res)
             fresh[key] = (res, chunks)
             per_object.append(chunks)
         self._cache = fresh
         parts: list[bytes] = []
         for index, family in enumerate(OBJECT_FAMILIES):
             parts.append(family.header())
-            parts.extend(chunks[index] for chunks in per_object)
-        for family, chunk in zip(TENANT_FAMILIES, render_tenants(view.tenants.values(), store), strict=True):
+            parts.extend(map(itemgetter(index), per_object))
+        tenant_chunks = self._tenant_chunks(view)
+        counters = render_counters(store)
+        for index, family in enumerate(TENANT_FAMILIES):
             parts.append(family.header())
-            parts.append(chunk)
+            if index < len(TENANT_FAMILIES) - len(counters):
+                parts.extend(map(itemgetter(index), tenant_chunks))
+            else:
+                parts.append(counters[index - (len(TENANT_FAMILIES) - len(counters))])
         if self.gotk_compat:
             parts.append(GOTK_INFO.header())
-            parts.extend(chunks[-1] for chunks in per_object)
+            parts.extend(map(itemgetter(-1), per_object))
         return b"".join(parts)
+
+    def _tenant_chunks(self, view: View) -> list[tuple[bytes, ...]]:
+        fresh: dict[str, tuple[TenantView, tuple[bytes, ...]]] = {}
+        out = []
+        for name, tenant in view.tenants.items():
+            cached = self._tenants.get(name)
+            chunks = cached[1] if cached is not None and cached[0] is tenant else render_tenant(tenant)
+            fresh[name] = (tenant, chunks)
+            out.append(chunks)
+        self._tenants = fresh
+        return out
 
     def _render_one(self, res: ResourceView) -> tuple[bytes, ...]:
         self.rendered_objects += 1

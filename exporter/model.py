@@ -149,10 +149,27 @@ def parse_duration(value: Any) -> float | None:
     return sum(float(n) * _UNIT[u] for n, u in parts)
 
 
+_SECRET_WORDS = ("token", "passw", "secret", "authorization")
+
+
 def redact(text: str) -> str:
     """Remove credentials from URLs (``https://user:pw@host`` -> ``https://***@host``) and token-like pairs."""
-    text = _CREDENTIALS.sub(r"\g<scheme>***@", text)
-    return _TOKEN_LIKE.sub(r"\1\2***", text)
+    if "@" in text and "://" in text:
+        text = _CREDENTIALS.sub(r"\g<scheme>***@", text)
+    lowered = text.lower()
+    if any(word in lowered for word in _SECRET_WORDS):
+        text = _TOKEN_LIKE.sub(r"\1\2***", text)
+    return text
+
+
+def truncate(text: str, limit: int = 1024) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes (ending in "..." when cut)."""
+    if len(text) <= limit // 4:
+        return text
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - 3].decode(errors="ignore") + "..."
 
 
 def _str(value: Any) -> str | None:

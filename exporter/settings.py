@@ -37,7 +37,7 @@ class Settings:
     watch: WatchSettings = field(default_factory=WatchSettings)
     gotk_compat: bool = False
     #: the shortest time between two publishes (batches bursts of events)
-    publish_interval: float = 0.2
+    publish_interval: float = 0.05
     #: re-evaluate time-based state (stuck) at least this often
     refresh_interval: float = 15.0
     log_format: str = "auto"

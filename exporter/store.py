@@ -50,6 +50,8 @@ class Store:
         self.objects: dict[Key, Entry] = {}
         self.namespaces: dict[str, NamespaceInfo] = {}
         self.version = 0
+        #: bumped when namespaces (tenant labels) change: every object's tenant may have changed
+        self.namespaces_version = 0
         self.changed = asyncio.Event()
         #: entries into failing by (tenant, kind, category), and recoveries by (tenant, kind)
         self.failures_total: Counter[tuple[str, str, str]] = Counter()
@@ -111,6 +113,7 @@ class Store:
         if self.namespaces.get(info.name) == info:
             return False
         self.namespaces[info.name] = info
+        self.namespaces_version += 1
         self._bump()
         return True
 
@@ -118,6 +121,7 @@ class Store:
         """Forget a namespace."""
         if self.namespaces.pop(name, None) is None:
             return False
+        self.namespaces_version += 1
         self._bump()
         return True
 
@@ -126,6 +130,7 @@ class Store:
         fresh = {i.name: i for i in infos}
         if fresh != self.namespaces:
             self.namespaces = fresh
+            self.namespaces_version += 1
             self._bump()
 
     def _count_transition(self, obj: FluxObject, old: Verdict | None, new: Verdict) -> None:

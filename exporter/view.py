@@ -7,16 +7,15 @@ drift against the source's artifact, tenancy policy violations, and per-tenant r
 
 from __future__ import annotations
 
-import dataclasses
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from exporter.classify import APPLIERS, BLOCKED_CATEGORIES, CATEGORIES, SOURCE_KINDS
-from exporter.model import FluxObject, Ref, redact
+from exporter.model import FluxObject, Ref
 from exporter.store import Entry, Key, Store
 
-MESSAGE_LIMIT: Final = 1024
 POLICY_RULES: Final = (
     "missing_service_account",
     "target_namespace_outside_tenant",
@@ -102,8 +101,25 @@ class View:
     objects_by_kind: Mapping[str, int] = field(default_factory=dict)
 
 
-def build_view(store: Store, *, now: float) -> View:
-    """Derive the View from the store's current contents."""
+class ViewCache:
+    """The last publish's per-object and per-tenant results, reused while their inputs are the same objects.
+
+    An object's view depends on its own entry, its tenant (and the namespaces' labels), the entry of its root
+    cause, the entry of its source (drift), whether it is stuck now and whether it is a stuck root; a tenant's
+    on its namespaces and its objects' views. Entries are immutable and replaced on change, so identity checks
+    find what changed without comparing contents: a publish after one event re-derives a handful of objects.
+    """
+
+    def __init__(self) -> None:
+        """Empty."""
+        self.resources: dict[Key, tuple[tuple[object, ...], ResourceView]] = {}
+        self.tenants: dict[str, tuple[tuple[object, ...], TenantView]] = {}
+        self.derived = 0
+
+
+def build_view(store: Store, *, now: float, cache: ViewCache | None = None) -> View:
+    """Derive the View from the store's current contents (reusing ``cache`` where inputs did not change)."""
+    cache = cache or ViewCache()
     objects = store.objects
     tenant_cache: dict[str, str] = {}
 
@@ -114,12 +130,59 @@ def build_view(store: Store, *, now: float) -> View:
         return found
 
     roots = _RootResolver(objects)
-    resources = []
-    for key in sorted(objects):
-        entry = objects[key]
-        resources.append(_resource(entry, tenant(key[1]), roots, objects, tenant, now))
-    resources = _mark_stuck_roots(resources)
+    keys = sorted(objects)
+    stuck_now: dict[Key, bool] = {}
+    root_of: dict[Key, Key] = {}
+    stuck_roots: dict[Key, str] = {}
+    for key in keys:
+        verdict = objects[key].verdict
+        stuck = verdict.stuck_at is not None and now >= verdict.stuck_at
+        stuck_now[key] = stuck
+        root = roots.root(key) if verdict.state == "failing" and verdict.category in BLOCKED_CATEGORIES else key
+        root_of[key] = root
+        if stuck and (root == key or root not in stuck_roots):
+            stuck_roots[root] = (verdict.stuck_reason or "stuck") if root == key else "dependent_stuck"
+    resources = _derive_resources(store, keys, root_of, stuck_now, stuck_roots, tenant, cache)
+    return View(now, store.version, tuple(resources), _derive_tenants(store, resources, tenant, cache),
+                dict(Counter(r.kind for r in resources)))
 
+
+def _derive_resources(  # noqa: PLR0917 - private
+    store: Store,
+    keys: list[Key],
+    root_of: dict[Key, Key],
+    stuck_now: dict[Key, bool],
+    stuck_roots: dict[Key, str],
+    tenant: Callable[[str], str],
+    cache: ViewCache,
+) -> list[ResourceView]:
+    objects = store.objects
+    namespaces_version = store.namespaces_version
+    fresh: dict[Key, tuple[tuple[object, ...], ResourceView]] = {}
+    resources = []
+    for key in keys:
+        entry = objects[key]
+        root = root_of[key]
+        source_ref = entry.obj.chart if entry.obj.kind == "HelmRelease" else entry.obj.source
+        source = objects.get((source_ref.kind, source_ref.namespace, source_ref.name)) if source_ref else None
+        inputs = (entry, tenant(key[1]), namespaces_version, objects[root] if root != key else None, source,
+                  stuck_now[key], stuck_roots.get(key))
+        cached = cache.resources.get(key)
+        if cached is not None and cached[0] == inputs:  # tuple == checks identity first, element by element
+            res = cached[1]
+        else:
+            res = _resource(entry, tenant(key[1]), root, objects, tenant, stuck=stuck_now[key],
+                            stuck_root=stuck_roots.get(key))
+            cache.derived += 1
+        fresh[key] = (inputs, res)
+        resources.append(res)
+    cache.resources = fresh
+    return resources
+
+
+def _derive_tenants(
+    store: Store, resources: list[ResourceView], tenant: Callable[[str], str], cache: ViewCache
+) -> dict[str, TenantView]:
     by_tenant: dict[str, list[ResourceView]] = {}
     for res in resources:
         by_tenant.setdefault(res.tenant, []).append(res)
@@ -130,32 +193,20 @@ def build_view(store: Store, *, now: float) -> View:
             namespaces.setdefault(t, set()).add(ns)
     for res in resources:
         namespaces.setdefault(res.tenant, set()).add(res.namespace)
-    tenants = {
-        name: _tenant(name, tuple(sorted(namespaces.get(name, ()))), tuple(by_tenant.get(name, ())))
-        for name in sorted(namespaces)
-    }
-    kinds: dict[str, int] = {}
-    for res in resources:
-        kinds[res.kind] = kinds.get(res.kind, 0) + 1
-    return View(now, store.version, tuple(resources), tenants, kinds)
-
-
-def _mark_stuck_roots(resources: list[ResourceView]) -> list[ResourceView]:
-    """Set ``stuck_root`` on each stuck object that nothing blocks, and on the root of each stuck dependent."""
-    roots: dict[tuple[str, str, str], str] = {}
-    for res in resources:
-        if res.stuck:
-            ref = res.root_cause
-            key = (ref.kind, ref.namespace, ref.name) if ref else (res.kind, res.namespace, res.name)
-            if ref is None or key not in roots:
-                roots[key] = (res.stuck_reason or "stuck") if ref is None else "dependent_stuck"
-    if not roots:
-        return resources
-    return [
-        dataclasses.replace(res, stuck_root=True, stuck_reason=res.stuck_reason or roots[key])
-        if (key := (res.kind, res.namespace, res.name)) in roots else res
-        for res in resources
-    ]
+    tenants: dict[str, TenantView] = {}
+    fresh_tenants: dict[str, tuple[tuple[object, ...], TenantView]] = {}
+    for name in sorted(namespaces):
+        members = tuple(by_tenant.get(name, ()))
+        names = tuple(sorted(namespaces[name]))
+        tenant_inputs: tuple[object, ...] = (names, *members)
+        cached_tenant = cache.tenants.get(name)
+        if cached_tenant is not None and cached_tenant[0] == tenant_inputs:
+            tenants[name] = cached_tenant[1]
+        else:
+            tenants[name] = _tenant(name, names, members)
+        fresh_tenants[name] = (tenant_inputs, tenants[name])
+    cache.tenants = fresh_tenants
+    return tenants
 
 
 class _RootResolver:
@@ -223,13 +274,15 @@ def _source_label(obj: FluxObject) -> str | None:
     return str(ref) if ref else None
 
 
-def _resource(  # noqa: PLR0917 - private, called once
+def _resource(
     entry: Entry,
     tenant: str,
-    roots: _RootResolver,
+    root_key: Key,
     objects: Mapping[Key, Entry],
     tenant_of: Callable[[str], str],
-    now: float,
+    *,
+    stuck: bool,
+    stuck_root: str | None,
 ) -> ResourceView:
     obj, verdict = entry.obj, entry.verdict
     key = (obj.kind, obj.namespace, obj.name)
@@ -240,7 +293,6 @@ def _resource(  # noqa: PLR0917 - private, called once
         owner = CATEGORIES.get(verdict.category)
         root_category = verdict.category
         if verdict.state == "failing":
-            root_key = roots.root(key) if verdict.category in BLOCKED_CATEGORIES else key
             if root_key != key:
                 root_entry = objects[root_key]
                 root_ref = Ref(*root_key)
@@ -260,11 +312,11 @@ def _resource(  # noqa: PLR0917 - private, called once
         category=verdict.category,
         owner=owner,
         reason=verdict.reason,
-        message=_truncate(redact(verdict.message)),
+        message=verdict.message,
         since=verdict.since,
-        stuck=verdict.stuck_at is not None and now >= verdict.stuck_at,
-        stuck_reason=verdict.stuck_reason if verdict.stuck_at is not None and now >= verdict.stuck_at else None,
-        stuck_root=False,
+        stuck=stuck,
+        stuck_reason=verdict.stuck_reason if stuck else stuck_root,
+        stuck_root=stuck_root is not None,
         root_cause=root_ref,
         root_category=root_category,
         violations=tuple(_violations(obj, tenant, tenant_of)),
@@ -279,13 +331,6 @@ def _resource(  # noqa: PLR0917 - private, called once
         chart=obj.chart_name,
         url=obj.url,
     )
-
-
-def _truncate(message: str) -> str:
-    raw = message.encode()
-    if len(raw) <= MESSAGE_LIMIT:
-        return message
-    return raw[: MESSAGE_LIMIT - 3].decode(errors="ignore") + "..."
 
 
 def _last_success(obj: FluxObject, state: str, since: float | None) -> float | None:

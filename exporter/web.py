@@ -41,6 +41,8 @@ class Published(Protocol):
 
 
 STATE = web.AppKey("state", Published)
+#: the unfiltered /tenants body of the last publish: rendered once per publish, not per request
+TENANTS_BODY = web.AppKey("tenants_body", dict)
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -96,7 +98,15 @@ async def tenants(request: web.Request) -> web.Response:
         filters = _filters(request)
     except FilterError as err:
         return _error(400, str(err))
-    return _json(tenants_doc(request.app[STATE].view, filters))
+    view = request.app[STATE].view
+    if filters.active:
+        return _json(tenants_doc(view, filters))
+    cache = request.app[TENANTS_BODY]
+    if cache.get("view") is not view:
+        cache.update(view=view, body=orjson.dumps(tenants_doc(view)))
+    resp = web.Response(body=cache["body"], content_type="application/json")
+    resp.enable_compression()
+    return resp
 
 
 async def tenant(request: web.Request) -> web.Response:
@@ -139,6 +149,7 @@ def create_app(state: Published) -> web.Application:
     """The aiohttp application serving ``state``."""
     app = web.Application(client_max_size=4096, middlewares=[_json_errors])
     app[STATE] = state
+    app[TENANTS_BODY] = {}
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
