@@ -20,6 +20,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -348,6 +349,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["sizes"][str(n)] = size
             print_table(n, size)
         await admin.close()
+    shutil.rmtree(work, ignore_errors=True)
     return results
 
 

@@ -97,6 +97,20 @@ def kustomization(
     if len(source) == 3:  # noqa: PLR2004
         source_ref["namespace"] = source[2]
     spec: Obj = {"interval": interval, "path": path, "prune": True, "sourceRef": source_ref}
+    _applier_options(spec, service_account, target_namespace, depends_on, suspend=suspend, timeout=timeout)
+    return meta(by_kind_strict("Kustomization"), namespace, name, spec=spec)
+
+
+def _applier_options(
+    spec: Obj,
+    service_account: str | None,
+    target_namespace: str | None,
+    depends_on: Iterable[str | tuple[str, str]],
+    *,
+    suspend: bool,
+    timeout: str | None,
+) -> None:
+    """The spec fields Kustomizations and HelmReleases share."""
     if target_namespace:
         spec["targetNamespace"] = target_namespace
     if service_account:
@@ -109,7 +123,6 @@ def kustomization(
         spec["suspend"] = True
     if timeout:
         spec["timeout"] = timeout
-    return meta(by_kind_strict("Kustomization"), namespace, name, spec=spec)
 
 
 def helmrelease(
@@ -134,18 +147,7 @@ def helmrelease(
         if len(repository) == 3:  # noqa: PLR2004
             source_ref["namespace"] = repository[2]
         spec["chart"] = {"spec": {"chart": chart, "version": ">=1.0.0", "sourceRef": source_ref}}
-    if service_account:
-        spec["serviceAccountName"] = service_account
-    if target_namespace:
-        spec["targetNamespace"] = target_namespace
-    if depends_on:
-        spec["dependsOn"] = [
-            {"name": d} if isinstance(d, str) else {"name": d[1], "namespace": d[0]} for d in depends_on
-        ]
-    if suspend:
-        spec["suspend"] = True
-    if timeout:
-        spec["timeout"] = timeout
+    _applier_options(spec, service_account, target_namespace, depends_on, suspend=suspend, timeout=timeout)
     return meta(by_kind_strict("HelmRelease"), namespace, name, spec=spec)
 
 

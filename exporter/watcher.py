@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import orjson
@@ -38,6 +38,7 @@ from exporter.model import MalformedObject, parse_namespace, parse_object
 from exporter.store import Store
 
 log = structlog.get_logger("exporter.watcher")
+_T = TypeVar("_T")
 
 HTTP_GONE = 410
 HTTP_FORBIDDEN = 403
@@ -117,14 +118,7 @@ class FluxSink:
 
     def replace(self, namespace: str | None, raws: Sequence[Any]) -> int:
         """Parse and replace; malformed objects are skipped and logged."""
-        parsed = []
-        malformed = 0
-        for raw in raws:
-            try:
-                parsed.append(parse_object(raw, self.kind))
-            except MalformedObject as err:
-                malformed += 1
-                log.warning("object_malformed", kind=self.kind.kind, error=str(err), object=_identity(raw))
+        parsed, malformed = _parse_all(raws, lambda raw: parse_object(raw, self.kind), self.kind.kind)
         self.store.replace(self.kind.kind, namespace, parsed)
         return malformed
 
@@ -151,14 +145,7 @@ class NamespaceSink:
 
     def replace(self, namespace: str | None, raws: Sequence[Any]) -> int:  # noqa: ARG002 - cluster-scoped
         """Parse and replace all namespaces."""
-        parsed = []
-        malformed = 0
-        for raw in raws:
-            try:
-                parsed.append(parse_namespace(raw, self.label_key))
-            except MalformedObject as err:
-                malformed += 1
-                log.warning("object_malformed", kind="Namespace", error=str(err), object=_identity(raw))
+        parsed, malformed = _parse_all(raws, lambda raw: parse_namespace(raw, self.label_key), "Namespace")
         self.store.replace_namespaces(parsed)
         return malformed
 
@@ -172,6 +159,19 @@ class NamespaceSink:
     def count(self) -> int:
         """Namespaces held."""
         return len(self.store.namespaces)
+
+
+def _parse_all(raws: Sequence[Any], parse: Callable[[Any], _T], kind: str) -> tuple[list[_T], int]:
+    """Parse every listed item; unreadable ones are logged, counted and skipped."""
+    parsed = []
+    malformed = 0
+    for raw in raws:
+        try:
+            parsed.append(parse(raw))
+        except MalformedObject as err:
+            malformed += 1
+            log.warning("object_malformed", kind=kind, error=str(err), object=_identity(raw))
+    return parsed, malformed
 
 
 def _meta(raw: Any) -> dict[str, Any]:
