@@ -41,7 +41,7 @@ class Published(Protocol):
 
 
 STATE = web.AppKey("state", Published)
-#: the unfiltered /tenants body of the last publish: rendered once per publish, not per request
+#: the unfiltered /tenants body of the last publish, and each tenant's JSON (reused while the tenant is unchanged)
 TENANTS_BODY = web.AppKey("tenants_body", dict)
 
 
@@ -103,10 +103,26 @@ async def tenants(request: web.Request) -> web.Response:
         return _json(tenants_doc(view, filters))
     cache = request.app[TENANTS_BODY]
     if cache.get("view") is not view:
-        cache.update(view=view, body=orjson.dumps(tenants_doc(view)))
+        cache.update(view=view, body=_tenants_body(view, cache))
     resp = web.Response(body=cache["body"], content_type="application/json")
     resp.enable_compression()
     return resp
+
+
+def _tenants_body(view: View, cache: dict[str, object]) -> bytes:
+    """The unfiltered /tenants document, joining per-tenant JSON cached by the (immutable) TenantView."""
+    previous: dict[str, tuple[object, bytes]] = cache.get("tenants", {})  # type: ignore[assignment]
+    fresh: dict[str, tuple[object, bytes]] = {}
+    parts = []
+    for name, tenant_view in view.tenants.items():
+        hit = previous.get(name)
+        body = hit[1] if hit is not None and hit[0] is tenant_view else orjson.dumps(
+            tenant_doc(tenant_view, Filters(), with_resources=False))
+        fresh[name] = (tenant_view, body)
+        parts.append(body)
+    cache["tenants"] = fresh
+    head = orjson.dumps({"generated_at": timestamp(view.generated_at)})[:-1]
+    return head + b',"tenants":[' + b",".join(parts) + b"]}"
 
 
 async def tenant(request: web.Request) -> web.Response:

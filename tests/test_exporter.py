@@ -15,6 +15,7 @@ from conftest import restricted_identity
 from exporter import fleet
 from exporter.app import Exporter
 from exporter.controlplane import ControlPlane
+from exporter.documents import tenants_doc
 from exporter.kubeapi import KubeClient
 from exporter.settings import Settings
 from exporter.watcher import WatchSettings
@@ -174,6 +175,8 @@ async def test_http_api_errors_filters_and_gzip(
     status, doc = await get_json(exporter, "/nothing-here")
     assert status == 404
     assert doc["error"]["status"] == 404
+    status, doc = await get_json(exporter, "/tenants")
+    assert doc == tenants_doc(exporter.view)  # the per-tenant cached body is the same document
     status, doc = await get_json(exporter, "/tenants?state=failing")
     assert namespace in [t["name"] for t in doc["tenants"]]
     assert all(any(f["state"] == "failing" for f in t["failures"]) for t in doc["tenants"])
