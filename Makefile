@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint controlplane gotools debian-tools monitoring clean
+.PHONY: demo test lint controlplane gotools debian-tools monitoring image clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.installed: pyproject.toml
@@ -41,7 +41,11 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check exporter tests
 	$(BIN)/mypy
 
-test: $(BIN)/.installed controlplane gotools debian-tools lint
+# Build the Dockerfile with buildah on a debootstrap base and run the image (no container engine needed).
+image:
+	bash tools/image/build.sh
+
+test: $(BIN)/.installed controlplane gotools debian-tools lint image
 	$(BIN)/pytest
 
 clean:
