@@ -5,6 +5,7 @@ and in namespaced mode sees only its namespaces), and every flag the manifests u
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -205,3 +206,29 @@ async def test_rbac_is_least_privilege_in_fact(
     finally:
         for obj in rbac:  # leave the shared control plane as the other tests expect it
             await apply(admin, obj)
+
+
+def test_selectors_ports_and_metric_names_line_up() -> None:
+    """The Service selects the Deployment's pods, the ServiceMonitor selects the Service and scrapes its named
+    port, the NetworkPolicy admits that port to the pods, and the PrometheusRule only names metrics the
+    exporter produces (the same check as the plain rule file, on the manifest)."""
+    from exporter.exposition import ALL_FAMILIES  # noqa: PLC0415
+
+    objects = {o["kind"]: o for o in render("deploy")}
+    pod = objects["Deployment"]["spec"]["template"]
+    pod_labels = pod["metadata"]["labels"]
+    service = objects["Service"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    port_names = {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
+    monitor = objects["ServiceMonitor"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= {p["name"] for p in service["spec"]["ports"]}
+    policy = objects["NetworkPolicy"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert {p["port"] for r in policy["spec"]["ingress"] for p in r["ports"]} <= port_names
+    names = {f.name for f in ALL_FAMILIES}
+    for group in objects["PrometheusRule"]["spec"]["groups"]:
+        for rule in group["rules"]:
+            for metric in re.findall(r"\bfluxtenant_(?!exporter_)[a-z_]+", rule["expr"]):
+                assert metric in names, metric
