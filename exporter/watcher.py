@@ -98,8 +98,11 @@ class Backoff:
 class Sink(Protocol):
     """Where a reflector puts what it reads."""
 
-    def replace(self, namespace: str | None, raws: Sequence[Any]) -> int:
-        """Replace the scope's contents with the listed raw objects; returns how many were malformed."""
+    def parse(self, raws: Sequence[Any]) -> tuple[list[Any], int]:
+        """Project one list page to records at once (raw pages are not kept); returns (records, malformed)."""
+
+    def replace(self, namespace: str | None, records: Sequence[Any]) -> None:
+        """Replace the scope's contents with the listed records."""
 
     def apply(self, event_type: str, raw: Any) -> None:
         """Apply one ADDED/MODIFIED/DELETED event; raises MalformedObject if unreadable."""
@@ -116,11 +119,13 @@ class FluxSink:
         self.kind = kind
         self.store = store
 
-    def replace(self, namespace: str | None, raws: Sequence[Any]) -> int:
-        """Parse and replace; malformed objects are skipped and logged."""
-        parsed, malformed = _parse_all(raws, lambda raw: parse_object(raw, self.kind), self.kind.kind)
-        self.store.replace(self.kind.kind, namespace, parsed)
-        return malformed
+    def parse(self, raws: Sequence[Any]) -> tuple[list[Any], int]:
+        """Flux objects of this kind; malformed ones are skipped and logged."""
+        return _parse_all(raws, lambda raw: parse_object(raw, self.kind), self.kind.kind)
+
+    def replace(self, namespace: str | None, records: Sequence[Any]) -> None:
+        """Replace the kind's objects (in ``namespace``, or all)."""
+        self.store.replace(self.kind.kind, namespace, records)
 
     def apply(self, event_type: str, raw: Any) -> None:
         """Upsert or delete."""
@@ -143,11 +148,13 @@ class NamespaceSink:
         self.store = store
         self.label_key = label_key
 
-    def replace(self, namespace: str | None, raws: Sequence[Any]) -> int:  # noqa: ARG002 - cluster-scoped
-        """Parse and replace all namespaces."""
-        parsed, malformed = _parse_all(raws, lambda raw: parse_namespace(raw, self.label_key), "Namespace")
-        self.store.replace_namespaces(parsed)
-        return malformed
+    def parse(self, raws: Sequence[Any]) -> tuple[list[Any], int]:
+        """Namespaces with their tenant label; malformed ones are skipped and logged."""
+        return _parse_all(raws, lambda raw: parse_namespace(raw, self.label_key), "Namespace")
+
+    def replace(self, namespace: str | None, records: Sequence[Any]) -> None:  # noqa: ARG002 - cluster-scoped
+        """Replace all namespaces."""
+        self.store.replace_namespaces(records)
 
     def apply(self, event_type: str, raw: Any) -> None:
         """Upsert or delete a namespace."""
@@ -304,7 +311,8 @@ class Reflector:
     async def _list(self) -> str:
         """A paged list that replaces the scope's contents; returns the list's resourceVersion."""
         while True:
-            items: list[Any] = []
+            records: list[Any] = []
+            malformed = 0
             params = {**self._params(), "limit": str(self.settings.page_size)}
             try:
                 while True:
@@ -317,8 +325,11 @@ class Reflector:
                     self.metrics.list_requests.labels(self.kind.kind, "success").inc()
                     if not isinstance(page, dict) or not isinstance(page.get("items"), list):
                         raise MalformedObject("list response has no items")
-                    items.extend(page["items"])
+                    parsed, bad = self.sink.parse(page["items"])
+                    records += parsed
+                    malformed += bad
                     meta = page.get("metadata") or {}
+                    del page  # only one raw page is alive at a time
                     cont = meta.get("continue")
                     if not cont:
                         rv = str(meta.get("resourceVersion") or "")
@@ -330,10 +341,10 @@ class Reflector:
                     self.log.info("list_continue_expired")
                     continue
                 raise
-            malformed = self.sink.replace(self.namespace, items)
+            self.sink.replace(self.namespace, records)
             if malformed:
                 self.metrics.malformed.labels(self.kind.kind).inc(malformed)
-            del items
+            del records
             self.metrics.objects.labels(self.kind.kind).set(self.sink.count())
             self.metrics.last_sync.labels(self.kind.kind).set(time.time())
             self.health.resource_versions[self.scope] = rv
