@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import gzip
 import json
@@ -202,12 +203,10 @@ async def measure(target: Target, n: int, admin: KubeClient, args: argparse.Name
         started = target.start(log)
         assert target.proc is not None
         while True:  # 1. cold start to complete
-            try:
+            with contextlib.suppress(aiohttp.ClientError):  # not listening yet
                 body = await fetch(session, f"{target.url}/metrics")
                 if body.count(target.marker) >= n:
                     break
-            except aiohttp.ClientError:
-                pass
             if time.monotonic() - started > 600:
                 msg = f"{target.name} did not show {n} objects within 10 minutes"
                 raise RuntimeError(msg)

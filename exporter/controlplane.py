@@ -426,13 +426,11 @@ class ControlPlane:
                     name = Path(str(proc.args[0])).name  # type: ignore[index]
                     msg = f"{name} exited with {proc.returncode}: {self._tail(name)}"
                     raise ControlPlaneError(msg)
-            try:
+            with contextlib.suppress(urllib.error.URLError, OSError):  # not listening yet: try again
                 req = urllib.request.Request(self.server + "/readyz")  # noqa: S310
                 with urllib.request.urlopen(req, context=self.ssl_context(), timeout=2) as resp:  # noqa: S310
                     if resp.status == 200:  # noqa: PLR2004
                         return
-            except (urllib.error.URLError, OSError):
-                pass
             if time.monotonic() > deadline:
                 msg = f"kube-apiserver not ready in time: {self._tail('kube-apiserver')}"
                 raise ControlPlaneError(msg)
