@@ -26,7 +26,7 @@ from exporter.kubeapi import KubeClient
 from exporter.settings import Settings
 from exporter.store import Store
 from exporter.tenants import TenantMapping, TenantResolver
-from exporter.view import View, ViewCache, build_view
+from exporter.view import ViewCache, build_view
 from exporter.watcher import FluxSink, NamespaceSink, Sink, watch_kind
 from exporter.web import create_app
 
@@ -106,6 +106,9 @@ class Exporter:
         finally:
             gc.enable()
         self.published += 1
+        for kind, health in self.kinds.items():
+            held = len(self.store.namespaces) if kind == NAMESPACE.id else self.view.objects_by_kind.get(health.kind, 0)
+            self.metrics.objects.labels(health.kind).set(held)
         if settled and not self._ready:
             self._ready = True
             gc.collect()
@@ -189,8 +192,3 @@ class Exporter:
             await self.runner.cleanup()
             self.runner = None
         await self.client.close()
-
-    @property
-    def current_view(self) -> View:
-        """The last published View."""
-        return self.view

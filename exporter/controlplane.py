@@ -286,10 +286,6 @@ class ControlPlane:
         for crd in crds:
             self.wait_crd_served(crd, deadline=deadline)
 
-    def delete_crd(self, name: str) -> None:
-        """Delete a CRD (and so every object of its kind)."""
-        self.request("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-
     def wait_crd_served(self, crd: dict[str, Any], *, deadline: float) -> None:
         """Wait until a CRD is Established and each served version lists it in discovery."""
         name = crd["metadata"]["name"]

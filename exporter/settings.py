@@ -154,21 +154,14 @@ def from_args(argv: Sequence[str] | None = None) -> Settings:
     unknown = [k for k in kinds if k.lower() not in KIND_IDS]
     if unknown:
         parser.error(f"--kinds: unknown kind(s) {', '.join(unknown)}; known: {', '.join(KIND_IDS)}")
-    stuck_after = float(ns.stuck_after) if not isinstance(ns.stuck_after, str) else _duration_flag(ns.stuck_after)
-    source_after = (float(ns.source_stuck_after) if not isinstance(ns.source_stuck_after, str)
-                    else _duration_flag(ns.source_stuck_after))
-    margin = (float(ns.progressing_margin) if not isinstance(ns.progressing_margin, str)
-              else _duration_flag(ns.progressing_margin))
-    thresholds = Thresholds(not_ready=stuck_after, source_not_ready=source_after, progressing_margin=margin,
-                            generation_lag=stuck_after, request_unhandled=stuck_after)
+    # argparse applies type= to string defaults too: the duration flags are seconds here.
+    thresholds = Thresholds(not_ready=ns.stuck_after, source_not_ready=ns.source_stuck_after,
+                            progressing_margin=ns.progressing_margin, generation_lag=ns.stuck_after,
+                            request_unhandled=ns.stuck_after)
     watch = WatchSettings()
     if command != "report":
-        inactivity = ns.inactivity_timeout if not isinstance(ns.inactivity_timeout, str) else _duration_flag(
-            ns.inactivity_timeout)
-        rediscover = ns.rediscover_interval if not isinstance(ns.rediscover_interval, str) else _duration_flag(
-            ns.rediscover_interval)
-        watch = WatchSettings(label_selector=ns.label_selector or None, inactivity_timeout=float(inactivity),
-                              rediscover_interval=float(rediscover))
+        watch = WatchSettings(label_selector=ns.label_selector or None, inactivity_timeout=ns.inactivity_timeout,
+                              rediscover_interval=ns.rediscover_interval)
     return Settings(
         command=command,
         kubeconfig=getattr(ns, "kubeconfig", None),

@@ -15,7 +15,7 @@ Mapping file (YAML)::
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,10 +99,3 @@ class TenantResolver:
         """Whether ``tenant`` is the platform team's."""
         return tenant == PLATFORM
 
-
-def namespaces_by_tenant(tenant_of: Mapping[str, str], extra: Iterable[tuple[str, str]] = ()) -> dict[str, list[str]]:
-    """Invert namespace->tenant into tenant->sorted namespaces."""
-    out: dict[str, set[str]] = {}
-    for ns, tenant in (*tenant_of.items(), *extra):
-        out.setdefault(tenant, set()).add(ns)
-    return {t: sorted(v) for t, v in out.items()}

@@ -107,9 +107,6 @@ class Sink(Protocol):
     def apply(self, event_type: str, raw: Any) -> None:
         """Apply one ADDED/MODIFIED/DELETED event; raises MalformedObject if unreadable."""
 
-    def count(self) -> int:
-        """How many objects are held."""
-
 
 class FluxSink:
     """Parses Flux objects of one kind into the store."""
@@ -135,10 +132,6 @@ class FluxSink:
         else:
             self.store.upsert(parse_object(raw, self.kind))
 
-    def count(self) -> int:
-        """Objects of this kind in the store."""
-        return sum(1 for k in self.store.objects if k[0] == self.kind.kind)
-
 
 class NamespaceSink:
     """Parses Namespaces (their tenant label) into the store."""
@@ -162,10 +155,6 @@ class NamespaceSink:
             self.store.delete_namespace(_meta(raw).get("name") or "")
         else:
             self.store.upsert_namespace(parse_namespace(raw, self.label_key))
-
-    def count(self) -> int:
-        """Namespaces held."""
-        return len(self.store.namespaces)
 
 
 def _parse_all(raws: Sequence[Any], parse: Callable[[Any], _T], kind: str) -> tuple[list[_T], int]:
@@ -342,13 +331,13 @@ class Reflector:
                     continue
                 raise
             self.sink.replace(self.namespace, records)
+            listed = len(records)
             if malformed:
                 self.metrics.malformed.labels(self.kind.kind).inc(malformed)
             del records
-            self.metrics.objects.labels(self.kind.kind).set(self.sink.count())
             self.metrics.last_sync.labels(self.kind.kind).set(time.time())
             self.health.resource_versions[self.scope] = rv
-            self.log.info("list_done", objects=self.sink.count(), resource_version=rv)
+            self.log.info("list_done", objects=listed, resource_version=rv)
             return rv
 
     async def _watch(self) -> None:
@@ -420,7 +409,6 @@ class Reflector:
         except MalformedObject as err:
             self.metrics.malformed.labels(kind).inc()
             self.log.warning("object_malformed", error=str(err), object=_identity(raw))
-        self.metrics.objects.labels(kind).set(self.sink.count())
         return str(new_rv) if new_rv else rv
 
 
@@ -474,7 +462,6 @@ async def watch_kind(
             health.version = None
             health.status, health.settled = "absent", True
             metrics.kind_status(health)
-            metrics.objects.labels(kind.kind).set(0)
             on_status()
             await sleep(settings.rediscover_interval)
             continue
