@@ -177,9 +177,13 @@ async def test_alerts_reach_alertmanager_routed_by_owner_and_tenant(stack: Stack
         return [a for a in receiver.alerts() if a["labels"]["alertname"] == "FluxReconciliationStuck"
                 and a["labels"]["name"] == name]
 
+    def stalled() -> set[str]:
+        return {a["labels"]["name"] for a in receiver.alerts() if a["labels"]["alertname"] == "FluxResourceStalled"}
+
     async def arrived() -> bool:
+        # Each alert group is notified on its own: wait for every one the assertions below look at.
         return bool(stuck("namespaces") and stuck("repo") and stuck("monitoring") and stuck("overlays")
-                    and receiver.alerts("deadmansswitch"))
+                    and receiver.alerts("deadmansswitch") and stalled() >= {"api", "team-b-web", "shared"})
 
     await eventually(arrived, "the stuck alerts and the watchdog to reach their receivers")
     (namespaces,) = stuck("namespaces")
@@ -191,8 +195,7 @@ async def test_alerts_reach_alertmanager_routed_by_owner_and_tenant(stack: Stack
     assert stuck("monitoring")[0]["receiver"] == "platform"  # crd_missing: the platform's
     assert stuck("web") == []  # blocked by team-a/namespaces: the root pages, not the dependent
     assert stuck("app") == []  # blocked by team-b/repo
-    stalled = [a for a in receiver.alerts() if a["labels"]["alertname"] == "FluxResourceStalled"]
-    assert {a["labels"]["name"] for a in stalled} >= {"api", "team-b-web", "shared"}
+    assert stalled() >= {"api", "team-b-web", "shared"}
 
     tenants_alerted = {a["labels"].get("tenant") for a in receiver.alerts()}
     assert "team-d" not in tenants_alerted
