@@ -42,6 +42,9 @@ def _malloc_trim() -> Callable[[], object] | None:
 
 
 _TRIM = _malloc_trim()
+#: Publishing waits for the first list of every kind, but no longer than this (a kind whose list keeps failing
+#: must not hold back the others' metrics).
+INITIAL_SYNC_GRACE = 30.0
 
 
 def release_free_memory() -> None:
@@ -120,9 +123,18 @@ class Exporter:
         self.metrics.last_publish.set(time.time())
 
     async def _publisher(self) -> None:
+        sync_deadline = time.monotonic() + INITIAL_SYNC_GRACE
         while True:
+            syncing = not self._ready and time.monotonic() < sync_deadline
+            timeout = min(self.settings.refresh_interval, sync_deadline - time.monotonic()) if syncing else (
+                self.settings.refresh_interval)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.store.changed.wait(), timeout=self.settings.refresh_interval)
+                await asyncio.wait_for(self.store.changed.wait(), timeout=max(timeout, 0.0))
+            if syncing and not all(h.settled for h in self.kinds.values()) and time.monotonic() < sync_deadline:
+                # The first list is still running: a partial exposition would count tenants from half their
+                # objects, and each publish would re-derive a growing fleet. Publish once every kind settled.
+                self.store.changed.clear()
+                continue
             self.publish()
             async with self._publish_cond:
                 self._publish_cond.notify_all()

@@ -11,6 +11,7 @@ decided at publish time.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -116,6 +117,7 @@ _CAUSE_CONDITIONS = ("Ready", "Stalled", "Released", "Healthy", "TestSuccess", "
                      "BuildFailed", "StorageOperationFailed", "SourceVerified", "IncludeUnavailable")
 
 
+@functools.lru_cache(maxsize=4096)  # the same reasons and messages repeat across objects and updates
 def categorize(kind: str, reason: str, messages: tuple[str, ...]) -> str:
     """The category for a failing object of ``kind`` from its Ready reason and condition messages."""
     texts = [f"{reason}: {m}" for m in messages] or [f"{reason}: "]

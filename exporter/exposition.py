@@ -14,8 +14,10 @@ Sample::
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from operator import itemgetter
 from typing import Final
 
@@ -119,40 +121,41 @@ def _sample(family: Family, ident: str, extra: Iterable[tuple[str, str]], value:
     return f"{family.name}{{{ident}{',' if more else ''}{more}}} {number(value)}\n"
 
 
+_INFO, _READY, _STATE, _SINCE, _STUCK, _SUSPENDED, _FAILURE, _ROOT, _STUCK_ROOT, _DRIFT, _DRIFT_SINCE, _GEN_LAG, \
+    _LAST_SUCCESS, _VIOLATION = (f.name + "{" for f in OBJECT_FAMILIES)
+
+
 def render_object(res: ResourceView) -> tuple[bytes, ...]:
-    """One object's samples, one chunk per OBJECT_FAMILIES entry."""
-    ident = _labels((("tenant", res.tenant), ("kind", res.kind), ("namespace", res.namespace), ("name", res.name)))
-    out: list[str] = [
-        _sample(RESOURCE_INFO, ident, (
-            ("revision", res.revision or ""), ("source", res.source or ""), ("path", res.path or ""),
-            ("chart", res.chart or ""), ("url", res.url or ""),
-        ), 1),
-        _sample(RESOURCE_READY, ident, (), 1 if res.ready == "True" else 0),
-        _sample(RESOURCE_STATE, ident, (("state", res.state),), 1),
-        _sample(RESOURCE_SINCE, ident, (), res.since) if res.since is not None else "",
-        _sample(RESOURCE_STUCK, ident, (), 1) if res.stuck else "",
-        _sample(RESOURCE_SUSPENDED, ident, (), 1) if res.suspended else "",
-        _sample(RESOURCE_FAILURE, ident, (
-            ("category", res.category or "unknown"), ("owner", res.owner or "unknown"),
-            ("root_category", res.root_category or res.category or "unknown"),
-        ), 1)
-        if res.state in {"failing", "unknown"} else "",
-        _sample(RESOURCE_ROOT, ident, (), 1) if res.is_root else "",
-        _sample(RESOURCE_STUCK_ROOT, ident, (
-            ("category", res.category or "unknown"), ("owner", res.owner or "unknown"),
-            ("reason", res.stuck_reason or "stuck"),
-        ), 1) if res.stuck_root else "",
-        _sample(RESOURCE_DRIFT, ident, (), 1) if (res.source_drift_since or res.attempt_drift_since) else "",
-        "".join(
-            _sample(RESOURCE_DRIFT_SINCE, ident, (("type", kind),), at)
-            for kind, at in (("source", res.source_drift_since), ("attempt", res.attempt_drift_since))
-            if at is not None
-        ),
-        _sample(RESOURCE_GEN_LAG, ident, (), res.generation_lag) if res.generation_lag else "",
-        _sample(RESOURCE_LAST_SUCCESS, ident, (), res.last_success) if res.last_success is not None else "",
-        "".join(_sample(RESOURCE_VIOLATION, ident, (("rule", v.rule),), 1) for v in res.violations),
-    ]
-    return tuple(s.encode() for s in out)
+    """One object's samples, one chunk per OBJECT_FAMILIES entry (b"" where the object has none)."""
+    ident = f'tenant="{escape(res.tenant)}",kind="{res.kind}",namespace="{res.namespace}",name="{escape(res.name)}"'
+    failing = res.state in {"failing", "unknown"}
+    category = res.category or "unknown"
+    owner = res.owner or "unknown"
+    drift_since = "".join(
+        f'{_DRIFT_SINCE}{ident},type="{kind}"}} {number(at)}\n'
+        for kind, at in (("source", res.source_drift_since), ("attempt", res.attempt_drift_since))
+        if at is not None
+    )
+    return (
+        (f'{_INFO}{ident},revision="{escape(res.revision or "")}",source="{escape(res.source or "")}",'
+         f'path="{escape(res.path or "")}",chart="{escape(res.chart or "")}",url="{escape(res.url or "")}"}} 1\n'
+         ).encode(),
+        f'{_READY}{ident}}} {1 if res.ready == "True" else 0}\n'.encode(),
+        f'{_STATE}{ident},state="{res.state}"}} 1\n'.encode(),
+        f"{_SINCE}{ident}}} {number(res.since)}\n".encode() if res.since is not None else b"",
+        f"{_STUCK}{ident}}} 1\n".encode() if res.stuck else b"",
+        f"{_SUSPENDED}{ident}}} 1\n".encode() if res.suspended else b"",
+        f'{_FAILURE}{ident},category="{category}",owner="{owner}",'
+        f'root_category="{res.root_category or category}"}} 1\n'.encode() if failing else b"",
+        f"{_ROOT}{ident}}} 1\n".encode() if res.is_root else b"",
+        f'{_STUCK_ROOT}{ident},category="{category}",owner="{owner}",reason="{res.stuck_reason or "stuck"}"}} 1\n'
+        .encode() if res.stuck_root else b"",
+        f"{_DRIFT}{ident}}} 1\n".encode() if (res.source_drift_since or res.attempt_drift_since) else b"",
+        drift_since.encode(),
+        f"{_GEN_LAG}{ident}}} {res.generation_lag}\n".encode() if res.generation_lag else b"",
+        f"{_LAST_SUCCESS}{ident}}} {number(res.last_success)}\n".encode() if res.last_success is not None else b"",
+        "".join(f'{_VIOLATION}{ident},rule="{v.rule}"}} 1\n' for v in res.violations).encode(),
+    )
 
 
 def render_gotk(res: ResourceView) -> bytes:
@@ -222,32 +225,67 @@ def render_counters(store: Store) -> list[bytes]:
     return [failures.encode(), recoveries.encode()]
 
 
+Key = tuple[str, str, str]
+
+
+def _key(res: ResourceView) -> Key:
+    return (res.kind, res.namespace, res.name)
+
+
 class Renderer:
-    """Keeps per-object rendered chunks between publishes and assembles the object section."""
+    """Renders the exposition body, re-rendering only the objects whose ``ResourceView`` changed.
+
+    Nothing per object is kept besides the previous body itself: for each object family, the body holds one
+    section with every object's chunk in view order, and an array records each chunk's length. The next
+    body is joined from slices of the previous one (runs of unchanged objects) and the chunks of changed
+    objects, so the memory of the rendered text is held once, and a publish after one event copies the body
+    once instead of re-rendering 20,000 objects.
+    """
 
     def __init__(self, *, gotk_compat: bool = False) -> None:
         """``gotk_compat`` adds ``gotk_resource_info`` (Flux's kube-state-metrics label set)."""
         self.gotk_compat = gotk_compat
-        self._cache: dict[tuple[str, str, str], tuple[ResourceView, tuple[bytes, ...]]] = {}
+        self._families = (*OBJECT_FAMILIES, GOTK_INFO) if gotk_compat else OBJECT_FAMILIES
+        self._views: Sequence[ResourceView] = ()
+        self._body = b""
+        #: per object family: where its section starts in ``_body``, and each object's chunk length in it
+        self._starts: list[int] = [0] * len(self._families)
+        self._lengths: list[array[int]] = [array("I") for _ in self._families]
         self._tenants: dict[str, tuple[TenantView, tuple[bytes, ...]]] = {}
         self.rendered_objects = 0
 
     def render(self, view: View, store: Store) -> bytes:
         """The exposition of every object and tenant family for ``view``."""
-        render: Callable[[ResourceView], tuple[bytes, ...]] = self._render_one
-        fresh: dict[tuple[str, str, str], tuple[ResourceView, tuple[bytes, ...]]] = {}
-        per_object = []
-        for res in view.resources:
-            key = (res.kind, res.namespace, res.name)
-            cached = self._cache.get(key)
-            chunks = cached[1] if cached is not None and (cached[0] is res or cached[0] == res) else render(res)
-            fresh[key] = (res, chunks)
-            per_object.append(chunks)
-        self._cache = fresh
-        parts: list[bytes] = []
-        for index, family in enumerate(OBJECT_FAMILIES):
-            parts.append(family.header())
-            parts.extend(map(itemgetter(index), per_object))
+        segments = self._plan(view.resources)
+        old = memoryview(self._body)
+        parts: list[bytes | memoryview] = []
+        starts: list[int] = []
+        lengths: list[array[int]] = []
+        offset = 0
+        for index, family in enumerate(self._families):
+            header = family.header()
+            parts.append(header)
+            offset += len(header)
+            starts.append(offset)
+            base = self._starts[index]
+            old_lengths = self._lengths[index]
+            ends = array("Q", accumulate(old_lengths, initial=0))
+            new_lengths = array("I")
+            for segment in segments:
+                if isinstance(segment, tuple):  # a run of unchanged objects: one slice of the previous body
+                    first, stop = segment
+                    lo, hi = ends[first], ends[stop]
+                    parts.append(old[base + lo : base + hi])
+                    new_lengths += old_lengths[first:stop]
+                    offset += hi - lo
+                else:
+                    chunks = list(map(itemgetter(index), segment))
+                    parts.extend(chunks)
+                    sizes = array("I", map(len, chunks))
+                    new_lengths += sizes
+                    offset += sum(sizes)
+            lengths.append(new_lengths)
+        self._starts, self._lengths, self._views = starts, lengths, view.resources
         tenant_chunks = self._tenant_chunks(view)
         counters = render_counters(store)
         for index, family in enumerate(TENANT_FAMILIES):
@@ -256,10 +294,59 @@ class Renderer:
                 parts.extend(map(itemgetter(index), tenant_chunks))
             else:
                 parts.append(counters[index - (len(TENANT_FAMILIES) - len(counters))])
+        body = b"".join(parts)
+        old.release()
+        self._body = body
+        return body
+
+    def _plan(self, resources: Sequence[ResourceView]) -> list[tuple[int, int] | list[tuple[bytes, ...]]]:
+        """Runs of previous positions to copy, and rendered chunks for new or changed objects, in view order."""
+        previous = self._views
+        if len(previous) == len(resources):
+            changed = [i for i, (new, old) in enumerate(zip(resources, previous, strict=True)) if new is not old]
+            if all(_key(resources[i]) == _key(previous[i]) for i in changed):  # same objects, same order
+                segments: list[tuple[int, int] | list[tuple[bytes, ...]]] = []
+                start = 0
+                for i in changed:
+                    if resources[i] == previous[i]:
+                        continue  # derived again, to the same value
+                    if i > start:
+                        segments.append((start, i))
+                    self._add_rendered(segments, resources[i])
+                    start = i + 1
+                if start < len(resources):
+                    segments.append((start, len(resources)))
+                return segments
+        position = {_key(res): j for j, res in enumerate(previous)}
+        segments = []
+        run_start = run_stop = -1
+        for res in resources:
+            j = position.get(_key(res))
+            if j is not None and (previous[j] is res or previous[j] == res):
+                if j == run_stop:
+                    run_stop += 1
+                    continue
+                if run_start >= 0:
+                    segments.append((run_start, run_stop))
+                run_start, run_stop = j, j + 1
+                continue
+            if run_start >= 0:
+                segments.append((run_start, run_stop))
+                run_start = run_stop = -1
+            self._add_rendered(segments, res)
+        if run_start >= 0:
+            segments.append((run_start, run_stop))
+        return segments
+
+    def _add_rendered(self, segments: list[tuple[int, int] | list[tuple[bytes, ...]]], res: ResourceView) -> None:
+        self.rendered_objects += 1
+        chunks = render_object(res)
         if self.gotk_compat:
-            parts.append(GOTK_INFO.header())
-            parts.extend(map(itemgetter(-1), per_object))
-        return b"".join(parts)
+            chunks = (*chunks, render_gotk(res))
+        if segments and isinstance(segments[-1], list):
+            segments[-1].append(chunks)
+        else:
+            segments.append([chunks])
 
     def _tenant_chunks(self, view: View) -> list[tuple[bytes, ...]]:
         fresh: dict[str, tuple[TenantView, tuple[bytes, ...]]] = {}
@@ -271,11 +358,6 @@ class Renderer:
             out.append(chunks)
         self._tenants = fresh
         return out
-
-    def _render_one(self, res: ResourceView) -> tuple[bytes, ...]:
-        self.rendered_objects += 1
-        chunks = render_object(res)
-        return (*chunks, render_gotk(res)) if self.gotk_compat else chunks
 
 
 @dataclass

@@ -196,6 +196,21 @@ class KubeClient:
         timeout: float | None = None,  # noqa: ASYNC109 - a per-request HTTP timeout, passed to aiohttp
     ) -> Any:
         """Send one request and return the decoded JSON body; raises ApiError on a non-2xx answer."""
+        raw = await self.request_bytes(method, path, params=params, body=body, content_type=content_type,
+                                       timeout=timeout)
+        return orjson.loads(raw) if raw else None
+
+    async def request_bytes(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> bytes:
+        """Send one request and return the raw body (for typed decoding); raises ApiError on a non-2xx answer."""
         data = None if body is None else orjson.dumps(body)
         async with self._get_session().request(
             method,
@@ -210,7 +225,7 @@ class KubeClient:
             raw = await resp.read()
             if resp.status >= 300:  # noqa: PLR2004
                 raise _api_error(resp, raw)
-            return orjson.loads(raw) if raw else None
+            return raw
 
     @contextlib.asynccontextmanager
     async def stream(

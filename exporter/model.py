@@ -1,7 +1,10 @@
 """Parse raw API objects, at the boundary, into slim frozen records holding only the fields we use.
 
-Nothing past this module indexes raw dicts. ``parse_object`` raises ``MalformedObject`` with a clear
-message for anything it cannot read; the watcher counts, logs and skips those.
+``wire`` decodes the JSON into typed structs (only the used fields); ``project`` turns one into a
+``FluxObject``, sharing one instance of each repeated string (namespaces, reasons, messages, revisions).
+Nothing past this module sees raw data. ``parse_object`` does both for an already-decoded value (a YAML
+dump, a test) and raises ``MalformedObject`` with a clear message for anything it cannot read; the
+watcher counts, logs and skips those.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from exporter import wire
 from exporter.kinds import FLUX_KINDS, FluxKind, by_kind
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
@@ -58,14 +62,14 @@ class Condition:
 
 @dataclass(frozen=True, slots=True)
 class Inventory:
-    """What we keep of a Kustomization inventory: its size, the cluster-scoped ids, the namespaces."""
+    """What we keep of a Kustomization inventory: its size, the cluster-scoped ids, the namespaces (sorted)."""
 
     size: int
     cluster_scoped: tuple[str, ...]
-    namespaces: frozenset[str]
+    namespaces: tuple[str, ...]
 
 
-EMPTY_INVENTORY = Inventory(0, (), frozenset())
+EMPTY_INVENTORY = Inventory(0, (), ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,6 @@ class FluxObject:
     api_version: str
     namespace: str
     name: str
-    uid: str
     created: float | None
     generation: int
     observed_generation: int | None
@@ -172,180 +175,194 @@ def truncate(text: str, limit: int = 1024) -> str:
     return raw[: limit - 3].decode(errors="ignore") + "..."
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+_SHARED_LIMIT = 65536
+_shared: dict[str, str] = {}
 
 
-def _dict(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        msg = f"{where} is a {type(value).__name__}, not an object"
-        raise MalformedObject(msg)
-    return value
+def share(text: str) -> str:
+    """One instance per distinct string: namespaces, reasons, messages and revisions repeat across objects."""
+    return _shared.setdefault(text, text)
 
 
-def _list(value: Any, where: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        msg = f"{where} is a {type(value).__name__}, not a list"
-        raise MalformedObject(msg)
-    return value
+_redacted: dict[str, str] = {}
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _message(text: str) -> str:
+    """A condition message, redacted and truncated once per distinct text."""
+    found = _redacted.get(text)
+    if found is None:
+        found = _redacted[text] = share(redact(text[:MAX_MESSAGE]))
+    return found
 
 
-def _ref(raw: Any, default_ns: str, where: str, default_kind: str | None = None) -> Ref | None:
+def _share_opt(text: str | None) -> str | None:
+    return _shared.setdefault(text, text) if text else None
+
+
+def _ref(raw: wire.Reference | None, default_ns: str, default_kind: str | None = None) -> Ref | None:
     if raw is None:
         return None
-    data = _dict(raw, where)
-    name = _str(data.get("name"))
-    kind = _str(data.get("kind")) or default_kind
-    if not name or not kind:
+    kind = raw.kind or default_kind
+    if not raw.name or not kind:
         return None
-    return Ref(kind, _str(data.get("namespace")) or default_ns, name)
+    return Ref(share(kind), share(raw.namespace) if raw.namespace else default_ns, share(raw.name))
 
 
-def _conditions(raw: Any) -> tuple[Condition, ...]:
-    out = []
-    for item in _list(raw, "status.conditions"):
-        cond = _dict(item, "status.conditions[]")
-        type_ = _str(cond.get("type"))
-        if type_ not in KEPT_CONDITIONS:
-            continue
-        message = cond.get("message")
-        out.append(
-            Condition(
-                type=type_,
-                status=_str(cond.get("status")) or "Unknown",
-                reason=_str(cond.get("reason")) or "",
-                message=redact(message[:MAX_MESSAGE]) if isinstance(message, str) else "",
-                since=parse_time(cond.get("lastTransitionTime")),
-                observed_generation=_int(cond.get("observedGeneration")),
-            )
+def _conditions(raw: list[wire.Condition] | None) -> tuple[Condition, ...]:
+    if not raw:
+        return ()
+    return tuple(
+        Condition(
+            type=share(cond.type),
+            status=share(cond.status or "Unknown"),
+            reason=share(cond.reason),
+            message=_message(cond.message) if cond.message else "",
+            since=parse_time(cond.lastTransitionTime),
+            observed_generation=cond.observedGeneration,
         )
-    return tuple(out)
+        for cond in raw
+        if cond.type in KEPT_CONDITIONS
+    )
 
 
-def _inventory(raw: Any) -> Inventory:
-    entries = _list(_dict(raw, "status.inventory").get("entries"), "status.inventory.entries")
+def _inventory(raw: wire.Inventory | None) -> Inventory:
+    entries = raw.entries if raw is not None else None
     if not entries:
         return EMPTY_INVENTORY
     cluster_scoped: list[str] = []
     namespaces: set[str] = set()
     for entry in entries:
-        object_id = _str(_dict(entry, "status.inventory.entries[]").get("id")) or ""
         # Flux's object id: <namespace>_<name>_<group>_<kind>; cluster-scoped objects have no namespace.
-        ns = object_id.split("_", 1)[0]
+        object_id = entry.id
+        ns = object_id.partition("_")[0]
         if ns:
             namespaces.add(ns)
         elif object_id.count("_") >= 3:  # noqa: PLR2004
-            cluster_scoped.append(object_id)
-    return Inventory(len(entries), tuple(cluster_scoped), frozenset(namespaces))
+            cluster_scoped.append(share(object_id))
+    return Inventory(len(entries), tuple(cluster_scoped), tuple(sorted(map(share, namespaces))))
 
 
 # -- parsing ----------------------------------------------------------------------------------
 
 
+def malformed(err: Exception) -> MalformedObject:
+    """A decoder error as MalformedObject (its message names the JSON path)."""
+    return MalformedObject(str(err))
+
+
 def parse_namespace(raw: Any, label_key: str) -> NamespaceInfo:
-    """A Namespace object with the value of ``label_key`` as its tenant label."""
-    metadata = _dict(_dict(raw, "object").get("metadata"), "metadata")
-    name = _str(metadata.get("name"))
+    """A Namespace object (a decoded JSON value) with the value of ``label_key`` as its tenant label."""
+    try:
+        return project_namespace(wire.NAMESPACES.convert(raw), label_key)
+    except wire.DecodeError as err:
+        raise malformed(err) from err
+
+
+def project_namespace(raw: wire.Namespace, label_key: str) -> NamespaceInfo:
+    """A decoded Namespace as NamespaceInfo."""
+    name = raw.metadata.name
     if not name:
         raise MalformedObject("metadata.name is missing")
-    labels = _dict(metadata.get("labels"), "metadata.labels")
-    return NamespaceInfo(name, _str(labels.get(label_key)))
+    labels = raw.metadata.labels
+    return NamespaceInfo(share(name), _share_opt(labels.get(label_key)) if labels else None)
 
 
 def parse_object(raw: Any, kind: FluxKind | None = None) -> FluxObject:
-    """Project one Flux API object (a decoded JSON dict) to a FluxObject; MalformedObject if unreadable."""
-    obj = _dict(raw, "object")
-    kind = kind or by_kind(_str(obj.get("kind")) or "")
+    """Project one Flux API object (a decoded JSON value) to a FluxObject; MalformedObject if unreadable."""
+    try:
+        decoded = wire.FLUX.convert(raw)
+    except wire.DecodeError as err:
+        raise malformed(err) from err
+    return project(decoded, kind)
+
+
+def project(raw: wire.FluxObject, kind: FluxKind | None = None) -> FluxObject:
+    """Project one decoded Flux object to a FluxObject; MalformedObject if it lacks what identifies it."""
+    kind = kind or by_kind(raw.kind)
     if kind is None or kind not in FLUX_KINDS:
-        msg = f"unsupported kind {obj.get('kind')!r} (apiVersion {obj.get('apiVersion')!r})"
+        msg = f"unsupported kind {raw.kind!r} (apiVersion {raw.apiVersion!r})"
         raise MalformedObject(msg)
-    metadata = _dict(obj.get("metadata"), "metadata")
-    name, namespace = _str(metadata.get("name")), _str(metadata.get("namespace"))
+    metadata = raw.metadata
+    name, namespace = metadata.name, metadata.namespace
     if not name or not namespace:
         raise MalformedObject("metadata.name or metadata.namespace is missing")
-    spec = _dict(obj.get("spec"), "spec")
-    status = _dict(obj.get("status"), "status")
-    annotations = _dict(metadata.get("annotations"), "metadata.annotations")
-    artifact = _dict(status.get("artifact"), "status.artifact")
+    if len(_shared) > _SHARED_LIMIT or len(_redacted) > _SHARED_LIMIT:
+        _shared.clear()  # bounded: sharing restarts, nothing is lost
+        _redacted.clear()
+    namespace = share(namespace)
+    spec = raw.spec or _EMPTY_SPEC
+    status = raw.status or _EMPTY_STATUS
+    artifact = status.artifact or _EMPTY_ARTIFACT
 
     source = chart = None
     chart_name = path = None
     if kind.kind == "Kustomization":
-        source = _ref(spec.get("sourceRef"), namespace, "spec.sourceRef")
-        path = _str(spec.get("path"))
+        source = _ref(spec.sourceRef, namespace)
+        path = spec.path or None
     elif kind.kind == "HelmRelease":
-        chart_ref = _ref(spec.get("chartRef"), namespace, "spec.chartRef")
-        template = _dict(_dict(spec.get("chart"), "spec.chart").get("spec"), "spec.chart.spec")
+        chart_ref = _ref(spec.chartRef, namespace)
+        template = spec.chart.spec if isinstance(spec.chart, wire.HelmChartTemplate) else None
         if chart_ref is not None:
             chart = chart_ref
             source = chart_ref if chart_ref.kind != "HelmChart" else None
-        elif template:
-            source = _ref(template.get("sourceRef"), namespace, "spec.chart.spec.sourceRef")
-            chart_name = _str(template.get("chart"))
+        elif template is not None:
+            source = _ref(template.sourceRef, namespace)
+            chart_name = template.chart or None
             # helm-controller names the HelmChart <release namespace>-<release name> in the source's namespace
             # and records it as status.helmChart "<namespace>/<name>".
-            recorded = _str(status.get("helmChart"))
+            recorded = status.helmChart
             if recorded and "/" in recorded:
                 chart_ns, chart_obj = recorded.split("/", 1)
-                chart = Ref("HelmChart", chart_ns, chart_obj)
+                chart = Ref("HelmChart", share(chart_ns), chart_obj)
             elif source is not None:
                 chart = Ref("HelmChart", source.namespace, f"{namespace}-{name}")
     elif kind.kind == "HelmChart":
-        source = _ref(spec.get("sourceRef"), namespace, "spec.sourceRef")
-        chart_name = _str(spec.get("chart"))
+        source = _ref(spec.sourceRef, namespace)
+        chart_name = spec.chart if isinstance(spec.chart, str) and spec.chart else None
 
     depends_on = tuple(
-        r
-        for r in (
-            _ref(d, namespace, "spec.dependsOn[]", default_kind=kind.kind)
-            for d in _list(spec.get("dependsOn"), "spec.dependsOn")
-        )
-        if r is not None
+        r for r in (_ref(d, namespace, default_kind=kind.kind) for d in spec.dependsOn or ()) if r is not None
     )
-    history = _list(status.get("history"), "status.history")
     last_deployed = None
-    applied = _str(status.get("lastAppliedRevision"))
-    if kind.kind == "HelmRelease" and history:
-        latest = _dict(history[0], "status.history[]")
-        last_deployed = parse_time(latest.get("lastDeployed"))
-        if _str(latest.get("status")) == "deployed":
-            applied = _str(latest.get("chartVersion"))
-    url = _str(spec.get("url")) or _str(spec.get("endpoint"))
+    applied = status.lastAppliedRevision or None
+    if kind.kind == "HelmRelease" and status.history:
+        latest = status.history[0]
+        last_deployed = parse_time(latest.lastDeployed)
+        if latest.status == "deployed":
+            applied = latest.chartVersion or None
+    url = spec.url or spec.endpoint
+    annotations = metadata.annotations
     return FluxObject(
         kind=kind.kind,
-        api_version=_str(obj.get("apiVersion")) or "",
+        api_version=share(raw.apiVersion),
         namespace=namespace,
         name=name,
-        uid=_str(metadata.get("uid")) or "",
-        created=parse_time(metadata.get("creationTimestamp")),
-        generation=_int(metadata.get("generation")) or 0,
-        observed_generation=_int(status.get("observedGeneration")),
-        suspended=spec.get("suspend") is True,
-        conditions=_conditions(status.get("conditions")),
-        requested_at=_str(annotations.get(REQUESTED_AT)),
-        last_handled_at=_str(status.get("lastHandledReconcileAt")),
-        timeout=parse_duration(spec.get("timeout")),
-        interval=parse_duration(spec.get("interval")),
+        created=parse_time(metadata.creationTimestamp),
+        generation=metadata.generation,
+        observed_generation=status.observedGeneration,
+        suspended=spec.suspend,
+        conditions=_conditions(status.conditions),
+        requested_at=_share_opt(annotations.get(REQUESTED_AT)) if annotations else None,
+        last_handled_at=_share_opt(status.lastHandledReconcileAt),
+        timeout=parse_duration(spec.timeout),
+        interval=parse_duration(spec.interval),
         source=source,
         chart=chart,
         depends_on=depends_on,
-        service_account=_str(spec.get("serviceAccountName")),
-        target_namespace=_str(spec.get("targetNamespace")),
-        path=path,
-        chart_name=chart_name,
-        url=redact(url) if url else None,
-        applied_revision=applied,
-        attempted_revision=_str(status.get("lastAttemptedRevision")),
-        artifact_revision=_str(artifact.get("revision")),
-        artifact_updated=parse_time(artifact.get("lastUpdateTime")),
+        service_account=_share_opt(spec.serviceAccountName),
+        target_namespace=_share_opt(spec.targetNamespace),
+        path=_share_opt(path),
+        chart_name=_share_opt(chart_name),
+        url=share(redact(url)) if url else None,
+        applied_revision=_share_opt(applied),
+        attempted_revision=_share_opt(status.lastAttemptedRevision),
+        artifact_revision=_share_opt(artifact.revision),
+        artifact_updated=parse_time(artifact.lastUpdateTime),
         last_deployed=last_deployed,
-        inventory=_inventory(status.get("inventory")) if kind.kind == "Kustomization" else EMPTY_INVENTORY,
+        inventory=_inventory(status.inventory) if kind.kind == "Kustomization" else EMPTY_INVENTORY,
     )
+
+
+_EMPTY_SPEC = wire.Spec()
+_EMPTY_STATUS = wire.Status()
+_EMPTY_ARTIFACT = wire.Artifact()

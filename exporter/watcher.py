@@ -11,8 +11,8 @@ Three levels, as in kopf's watching module:
   or an ERROR event inside the stream) relists; connection errors, 429 (Retry-After honoured), 5xx and
   a stalled stream (client-side inactivity watchdog) retry the watch from the same resourceVersion
   without relisting. Errors back off exponentially with jitter (0.8 s to 30 s).
-* ``Reflector._watch`` is one streaming request; each line is decoded with orjson and projected at once
-  into a slim record (``model``); a malformed line or object is counted, logged and skipped.
+* ``Reflector._watch`` is one streaming request; each line is decoded by ``wire`` (typed, used fields only) and
+  projected at once into a slim record (``model``); a malformed line or object is counted, logged and skipped.
 
 resourceVersions are opaque strings: stored and sent back, never compared or ordered.
 """
@@ -25,20 +25,24 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import aiohttp
-import orjson
 import structlog
 
+from exporter import wire
 from exporter.health import KindHealth, SelfMetrics
 from exporter.kinds import NAMESPACE, FluxKind
 from exporter.kubeapi import OVERSIZED, ApiError, KubeClient
-from exporter.model import MalformedObject, parse_namespace, parse_object
+from exporter.model import MalformedObject, malformed, project, project_namespace
 from exporter.store import Store
+
+if TYPE_CHECKING:
+    import msgspec
 
 log = structlog.get_logger("exporter.watcher")
 _T = TypeVar("_T")
+_W = TypeVar("_W", wire.FluxObject, wire.Namespace)
 
 HTTP_GONE = 410
 HTTP_FORBIDDEN = 403
@@ -98,14 +102,21 @@ class Backoff:
 class Sink(Protocol):
     """Where a reflector puts what it reads."""
 
-    def parse(self, raws: Sequence[Any]) -> tuple[list[Any], int]:
-        """Project one list page to records at once (raw pages are not kept); returns (records, malformed)."""
+    def parse(self, body: bytes) -> tuple[list[Any], int, str, str]:
+        """Decode and project one list page at once (raw pages are not kept).
+
+        Returns (records, malformed items, the list's resourceVersion, the continue token); raises
+        MalformedObject if the page itself is unreadable.
+        """
 
     def replace(self, namespace: str | None, records: Sequence[Any]) -> None:
         """Replace the scope's contents with the listed records."""
 
-    def apply(self, event_type: str, raw: Any) -> None:
-        """Apply one ADDED/MODIFIED/DELETED event; raises MalformedObject if unreadable."""
+    def apply(self, event_type: str, raw: msgspec.Raw) -> str:
+        """Apply one ADDED/MODIFIED/DELETED event; returns the object's resourceVersion.
+
+        Raises MalformedObject if the object is unreadable.
+        """
 
 
 class FluxSink:
@@ -116,21 +127,27 @@ class FluxSink:
         self.kind = kind
         self.store = store
 
-    def parse(self, raws: Sequence[Any]) -> tuple[list[Any], int]:
+    def parse(self, body: bytes) -> tuple[list[Any], int, str, str]:
         """Flux objects of this kind; malformed ones are skipped and logged."""
-        return _parse_all(raws, lambda raw: parse_object(raw, self.kind), self.kind.kind)
+        kind = self.kind
+        return _parse_page(wire.FLUX, body, lambda item: project(item, kind), kind.kind)
 
     def replace(self, namespace: str | None, records: Sequence[Any]) -> None:
         """Replace the kind's objects (in ``namespace``, or all)."""
         self.store.replace(self.kind.kind, namespace, records)
 
-    def apply(self, event_type: str, raw: Any) -> None:
+    def apply(self, event_type: str, raw: msgspec.Raw) -> str:
         """Upsert or delete."""
         if event_type == "DELETED":
-            meta = _meta(raw)
-            self.store.delete(self.kind.kind, meta.get("namespace") or "", meta.get("name") or "")
-        else:
-            self.store.upsert(parse_object(raw, self.kind))
+            meta = _identity(raw)
+            self.store.delete(self.kind.kind, meta.namespace, meta.name)
+            return meta.resourceVersion
+        try:
+            decoded = wire.FLUX.one(raw)
+        except wire.DecodeError as err:
+            raise malformed(err) from err
+        self.store.upsert(project(decoded, self.kind))
+        return decoded.metadata.resourceVersion
 
 
 class NamespaceSink:
@@ -141,48 +158,56 @@ class NamespaceSink:
         self.store = store
         self.label_key = label_key
 
-    def parse(self, raws: Sequence[Any]) -> tuple[list[Any], int]:
+    def parse(self, body: bytes) -> tuple[list[Any], int, str, str]:
         """Namespaces with their tenant label; malformed ones are skipped and logged."""
-        return _parse_all(raws, lambda raw: parse_namespace(raw, self.label_key), "Namespace")
+        label = self.label_key
+        return _parse_page(wire.NAMESPACES, body, lambda item: project_namespace(item, label), "Namespace")
 
     def replace(self, namespace: str | None, records: Sequence[Any]) -> None:  # noqa: ARG002 - cluster-scoped
         """Replace all namespaces."""
         self.store.replace_namespaces(records)
 
-    def apply(self, event_type: str, raw: Any) -> None:
+    def apply(self, event_type: str, raw: msgspec.Raw) -> str:
         """Upsert or delete a namespace."""
         if event_type == "DELETED":
-            self.store.delete_namespace(_meta(raw).get("name") or "")
-        else:
-            self.store.upsert_namespace(parse_namespace(raw, self.label_key))
-
-
-def _parse_all(raws: Sequence[Any], parse: Callable[[Any], _T], kind: str) -> tuple[list[_T], int]:
-    """Parse every listed item; unreadable ones are logged, counted and skipped."""
-    parsed = []
-    malformed = 0
-    for raw in raws:
+            meta = _identity(raw)
+            self.store.delete_namespace(meta.name)
+            return meta.resourceVersion
         try:
-            parsed.append(parse(raw))
-        except MalformedObject as err:
-            malformed += 1
-            log.warning("object_malformed", kind=kind, error=str(err), object=_identity(raw))
-    return parsed, malformed
+            decoded = wire.NAMESPACES.one(raw)
+        except wire.DecodeError as err:
+            raise malformed(err) from err
+        self.store.upsert_namespace(project_namespace(decoded, self.label_key))
+        return decoded.metadata.resourceVersion
 
 
-def _meta(raw: Any) -> dict[str, Any]:
-    meta = raw.get("metadata") if isinstance(raw, dict) else None
-    if not isinstance(meta, dict):
-        raise MalformedObject("metadata is missing")
-    return meta
-
-
-def _identity(raw: Any) -> str:
+def _parse_page(
+    codec: wire.Codec[_W], body: bytes, project_one: Callable[[_W], _T], kind: str
+) -> tuple[list[_T], int, str, str]:
+    """Decode a page and project every item; unreadable ones are logged, counted and skipped."""
     try:
-        meta = _meta(raw)
-    except MalformedObject:
-        return "?"
-    return f"{meta.get('namespace', '')}/{meta.get('name', '?')}"
+        page = codec.page(body)
+    except wire.DecodeError as err:
+        msg = f"list response: {err}"
+        raise MalformedObject(msg) from err
+    for error in page.errors:
+        log.warning("object_malformed", kind=kind, error=error)
+    parsed = []
+    malformed_items = len(page.errors)
+    for item in page.items:
+        try:
+            parsed.append(project_one(item))
+        except MalformedObject as err:
+            malformed_items += 1
+            log.warning("object_malformed", kind=kind, error=str(err), object=wire.describe(item))
+    return parsed, malformed_items, page.resource_version, page.continue_token
+
+
+def _identity(raw: msgspec.Raw) -> wire.Meta:
+    try:
+        return wire.IDENTITY.decode(raw).metadata
+    except wire.DecodeError as err:
+        raise malformed(err) from err
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -306,22 +331,17 @@ class Reflector:
             try:
                 while True:
                     try:
-                        page = await self.client.request("GET", self.path, params=params)
+                        body = await self.client.request_bytes("GET", self.path, params=params)
                     except ApiError as err:
                         result = "gone" if err.status == HTTP_GONE else "error"
                         self.metrics.list_requests.labels(self.kind.kind, result).inc()
                         raise
                     self.metrics.list_requests.labels(self.kind.kind, "success").inc()
-                    if not isinstance(page, dict) or not isinstance(page.get("items"), list):
-                        raise MalformedObject("list response has no items")
-                    parsed, bad = self.sink.parse(page["items"])
+                    parsed, bad, rv, cont = self.sink.parse(body)
+                    del body  # only one raw page is alive at a time
                     records += parsed
                     malformed += bad
-                    meta = page.get("metadata") or {}
-                    del page  # only one raw page is alive at a time
-                    cont = meta.get("continue")
                     if not cont:
-                        rv = str(meta.get("resourceVersion") or "")
                         break
                     params["continue"] = cont
             except ApiError as err:
@@ -383,33 +403,33 @@ class Reflector:
             raise Gone(msg)
         assert isinstance(line, bytes)
         try:
-            event = orjson.loads(line)
-            event_type = event["type"]
-            raw = event["object"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as err:
+            event = wire.EVENTS.decode(line)
+        except wire.DecodeError as err:
             self.metrics.malformed.labels(kind).inc()
             self.log.warning("event_malformed", error=str(err), line=line[:200].decode(errors="replace"))
             return rv
-        self.metrics.events.labels(kind, str(event_type)).inc()
+        event_type = event.type
+        self.metrics.events.labels(kind, event_type).inc()
         self.metrics.last_event.labels(kind).set(time.time())
         if event_type == "ERROR":
-            code = raw.get("code") if isinstance(raw, dict) else None
-            message = str(raw.get("message", "")) if isinstance(raw, dict) else ""
-            if code == HTTP_GONE:
-                raise Gone(message or "resourceVersion too old")
-            raise ApiError(int(code or 500), str(raw.get("reason", "")) if isinstance(raw, dict) else "", message)
-        new_rv = _meta(raw).get("resourceVersion") if isinstance(raw, dict) else None
+            try:
+                status = wire.STATUS.decode(event.object)
+            except wire.DecodeError:
+                status = wire.ApiStatus(message=bytes(event.object)[:200].decode(errors="replace"))
+            if status.code == HTTP_GONE:
+                raise Gone(status.message or "resourceVersion too old")
+            raise ApiError(status.code or 500, status.reason, status.message)
         if event_type == "BOOKMARK":
-            return str(new_rv) if new_rv else rv
+            return wire.resource_version(event.object) or rv
         if event_type not in {"ADDED", "MODIFIED", "DELETED"}:
-            self.log.warning("event_type_unknown", type=str(event_type))
+            self.log.warning("event_type_unknown", type=event_type)
             return rv
         try:
-            self.sink.apply(event_type, raw)
+            return self.sink.apply(event_type, event.object) or rv
         except MalformedObject as err:
             self.metrics.malformed.labels(kind).inc()
-            self.log.warning("object_malformed", error=str(err), object=_identity(raw))
-        return str(new_rv) if new_rv else rv
+            self.log.warning("object_malformed", error=str(err), object=wire.describe(event.object))
+            return wire.resource_version(event.object) or rv
 
 
 async def discover_version(client: KubeClient, kind: FluxKind) -> str | None:

@@ -24,7 +24,7 @@ def test_kustomization_projection_keeps_only_used_fields() -> None:
     assert obj.applied_revision == obj.attempted_revision == "main@sha1:abc"
     assert obj.inventory.size == 2
     assert obj.inventory.cluster_scoped == ("_admin_rbac.authorization.k8s.io_ClusterRole",)
-    assert obj.inventory.namespaces == frozenset({"web"})
+    assert obj.inventory.namespaces == ("web",)
     assert not hasattr(obj, "__dict__")  # slots: no stray raw data
 
 
@@ -40,11 +40,12 @@ def test_helmrelease_chart_ref_and_history() -> None:
 
 
 @pytest.mark.parametrize(("raw", "message"), [
-    ([], "object is a list"),
+    ([], "Expected `object`, got `array`"),
     ({"kind": "Kustomization", "metadata": {"name": "x"}}, "metadata.namespace"),
     ({"kind": "Kustomization", "metadata": {"name": "x", "namespace": "y"}, "status": {"conditions": "bad"}},
-     "status.conditions is a str"),
-    ({"kind": "Kustomization", "metadata": {"name": "x", "namespace": "y"}, "spec": []}, "spec is a list"),
+     r"Expected `array \| null`, got `str` - at `\$.status.conditions`"),
+    ({"kind": "Kustomization", "metadata": {"name": "x", "namespace": "y"}, "spec": []},
+     r"Expected `object \| null`, got `array` - at `\$.spec`"),
     ({"kind": "Widget", "apiVersion": "example.com/v1", "metadata": {"name": "x", "namespace": "y"}},
      "unsupported kind 'Widget'"),
 ])
