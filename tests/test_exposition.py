@@ -30,14 +30,14 @@ def _random_object(rng: random.Random, i: int) -> dict[str, object]:
         raw = fleet.gitrepository(ns, "repo")
     else:
         raw = fleet.helmrelease(ns, f"hr-{i}", repository=("HelmRepository", "charts"))
-    raw["metadata"]["generation"] = 1  # type: ignore[index]
+    raw["metadata"]["generation"] = 1
     if rng.random() < 0.3:
         reason, message = rng.choice(FAILURES)
         raw["status"] = fleet.failed_status(reason, message, since=fleet.ago(minutes=rng.randrange(1, 90)))
     else:
         raw["status"] = fleet.ready_status(str(raw["kind"]), rev=f"main@sha1:{rng.randrange(5)}")
     if rng.random() < 0.1:
-        raw["spec"]["suspend"] = True  # type: ignore[index]
+        raw["spec"]["suspend"] = True
     return raw
 
 
