@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from exporter import fleet  # noqa: E402
-from exporter.controlplane import ControlPlane, free_port  # noqa: E402
+from exporter.controlplane import ControlPlane, find_assets, free_port  # noqa: E402
 from exporter.kinds import FLUX_KINDS  # noqa: E402
 from exporter.kubeapi import KubeClient  # noqa: E402
 
@@ -196,7 +196,7 @@ class Target:
                 self.proc.wait()
 
 
-async def measure(target: Target, n: int, admin: KubeClient, args: argparse.Namespace, log: Path) -> dict[str, Any]:
+async def measure(target: Target, n: int, kubeconfig: Path, args: argparse.Namespace, log: Path) -> dict[str, Any]:
     result: dict[str, Any] = {}
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
@@ -226,9 +226,8 @@ async def measure(target: Target, n: int, admin: KubeClient, args: argparse.Name
                    "body_gzip_mib": len(zipped if zipped[:2] == b"\x1f\x8b" else gzip.compress(body)) / 2**20}
         # 4. update lag at steady rates
         for rate in args.rates:
-            t0 = time.monotonic()
-            lags = await update_lag(target, session, admin, n, rate, args.update_seconds)
-            result[f"achieved_writes_per_s@{rate}"] = len(lags) / max(args.update_seconds, time.monotonic() - t0 - 10)
+            lags, achieved = await update_lag(target, session, kubeconfig, n, rate, args.update_seconds)
+            result[f"achieved_writes_per_s@{rate}"] = achieved
             result[f"lag_p50_ms@{rate}"] = pct(lags, 0.5) * 1000 if lags else float("nan")
             result[f"lag_p99_ms@{rate}"] = pct(lags, 0.99) * 1000 if lags else float("nan")
         # 5. ours only: /tenants
@@ -246,49 +245,83 @@ async def measure(target: Target, n: int, admin: KubeClient, args: argparse.Name
     return result
 
 
-async def update_lag(target: Target, session: aiohttp.ClientSession, admin: KubeClient, n: int, rate: int,
-                     seconds: float) -> list[float]:
-    """Write status revisions at ``rate``/s for ``seconds``; per update, the time until /metrics shows it."""
-    kustomizations = [obj for obj, _ in fleet_objects(0, n) if obj["kind"] == "Kustomization"]
-    sent: dict[str, float] = {}
-    seen: dict[str, float] = {}
+async def update_lag(target: Target, session: aiohttp.ClientSession, kubeconfig: Path, n: int, rate: int,
+                     seconds: float) -> tuple[list[float], float]:
+    """Write status revisions at ``rate``/s for ``seconds``; per update, the time until /metrics shows it.
+
+    The writes come from a separate process (``--write-loop``), so polling /metrics never delays them; it
+    reports each revision with the CLOCK_MONOTONIC time the API server accepted it. Returns the lags and the
+    achieved write rate.
+    """
     tag = f"{target.name}{rate}x{random.randrange(10**6)}"
-    done = asyncio.Event()
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--write-loop", "--kubeconfig", str(kubeconfig), "--sizes", str(n),
+        "--rates", str(rate), "--update-seconds", str(seconds), "--tag", tag, stdout=asyncio.subprocess.PIPE,
+    )
+    assert writer.stdout is not None
+    sent: dict[bytes, float] = {}
+    seen: dict[bytes, float] = {}
+    needle = f"main@sha1:{tag}-".encode()
 
-    async def write(obj: dict[str, Any], rev: str, status: dict[str, Any]) -> None:
-        await admin.request("PATCH", fleet.path_of(obj) + "/status", body={"status": status},
-                            content_type="application/merge-patch+json")
-        sent[rev] = time.monotonic()  # lag counts from the API server's acceptance, not from our queue
+    window: list[float] = []
 
-    async def writer() -> None:
-        interval = 1 / rate
-        t0 = time.monotonic()
-        tasks = []
-        for i in range(int(rate * seconds)):
-            await asyncio.sleep(max(0.0, t0 + i * interval - time.monotonic()))
-            obj = kustomizations[i % len(kustomizations)]
-            rev = f"main@sha1:{tag}-{i}"
-            status = fleet.ready_status("Kustomization", rev=rev)
-            status.pop("inventory")
-            tasks.append(asyncio.create_task(write(obj, rev, status)))
-        await asyncio.gather(*tasks)
-        done.set()
+    async def read_sent() -> None:
+        assert writer.stdout is not None
+        async for line in writer.stdout:
+            rev, at = line.split()
+            if rev == b"start":
+                window.append(float(at))
+            else:
+                sent[rev] = float(at)
 
-    async def poller() -> None:
-        pattern = re.compile(rb"main@sha1:" + tag.encode() + rb"-\d+")
+    async def poll() -> None:
         deadline = None
         while True:
             body = await fetch(session, f"{target.url}/metrics")
             now = time.monotonic()
-            for match in set(pattern.findall(body)):
-                seen.setdefault(match.decode(), now)
-            if done.is_set():
+            at = body.find(needle)
+            while at >= 0:
+                end = body.find(b'"', at)
+                seen.setdefault(body[at + len(needle):end], now)
+                at = body.find(needle, end)
+            if writer.returncode is not None:
                 deadline = deadline or now + 10
                 if all(r in seen for r in sent) or now > deadline:
                     return
 
-    await asyncio.gather(writer(), poller())
-    return [seen[r] - t for r, t in sent.items() if r in seen]
+    reader = asyncio.create_task(read_sent())
+    poller = asyncio.create_task(poll())
+    await writer.wait()
+    await reader
+    await poller
+    if writer.returncode or not window or not sent:
+        msg = f"the writer process failed ({writer.returncode})"
+        raise RuntimeError(msg)
+    lags = [seen[r] - t for r, t in sent.items() if r in seen]
+    return lags, len(sent) / (max(sent.values()) - window[0])
+
+
+async def write_loop(args: argparse.Namespace) -> None:
+    """The writer process: status patches to Kustomizations at a steady rate; prints "<revision> <accepted at>"."""
+    admin = await KubeClient.from_kubeconfig(args.kubeconfig)
+    kustomizations = [obj for obj, _ in fleet_objects(0, args.sizes[0]) if obj["kind"] == "Kustomization"]
+    rate, interval = args.rates[0], 1 / args.rates[0]
+
+    async def write(obj: dict[str, Any], i: int) -> None:
+        status = fleet.ready_status("Kustomization", rev=f"main@sha1:{args.tag}-{i}")
+        status.pop("inventory")
+        await admin.request("PATCH", fleet.path_of(obj) + "/status", body={"status": status},
+                            content_type="application/merge-patch+json")
+        print(i, time.monotonic(), flush=True)  # accepted by the API server: lag counts from here
+
+    t0 = time.monotonic()
+    print("start", t0, flush=True)
+    tasks = []
+    for i in range(int(rate * args.update_seconds)):
+        await asyncio.sleep(max(0.0, t0 + i * interval - time.monotonic()))
+        tasks.append(asyncio.create_task(write(kustomizations[i % len(kustomizations)], i)))
+    await asyncio.gather(*tasks)
+    await admin.close()
 
 
 async def floor(admin: KubeClient) -> float:
@@ -324,27 +357,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     (work / "ksm.yaml").write_text(yaml.safe_dump(ksm_config()))
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                            "platform": platform.platform()}, "sizes": {}}
-    with ControlPlane(watch_cache=True) as cp:
-        results["versions"] = cp.assets.versions | {"kube-state-metrics": "v2.15.0"}
-        admin = await KubeClient.from_kubeconfig(cp.kubeconfig)
-        have = 0
+    with contextlib.ExitStack() as stack:
+        if args.kubeconfig:  # a cluster that already holds the fleet (e.g. kept from an earlier run)
+            kubeconfig, versions = Path(args.kubeconfig), find_assets().versions
+        else:
+            cp = stack.enter_context(ControlPlane(watch_cache=True))
+            kubeconfig, versions = cp.kubeconfig, cp.assets.versions
+        results["versions"] = versions | {"kube-state-metrics": "v2.15.0"}
+        admin = await KubeClient.from_kubeconfig(kubeconfig)
+        have = max(args.sizes) if args.kubeconfig else 0
         for n in args.sizes:
-            create_s = await grow_fleet(admin, have, n)
-            have = n
+            create_s = await grow_fleet(admin, have, n) if n > have else 0.0
+            have = max(have, n)
             size: dict[str, Any] = {"create_fleet_s": create_s, "floor_list_s": await floor(admin)}
             ours_port, ksm_port = free_port(), free_port()
-            ours = Target("ours", [sys.executable, "-m", "exporter", "serve", "--kubeconfig", str(cp.kubeconfig),
+            ours = Target("ours", [sys.executable, "-m", "exporter", "serve", "--kubeconfig", str(kubeconfig),
                                    "--listen-address", "127.0.0.1", "--port", str(ours_port), "--log-level",
                                    "warning", "--log-format", "json"],
                           ours_port, b"\nfluxtenant_resource_state{", rb"revision=")
-            theirs = Target("ksm", [ksm, "--kubeconfig", str(cp.kubeconfig), "--custom-resource-state-only",
+            theirs = Target("ksm", [ksm, "--kubeconfig", str(kubeconfig), "--custom-resource-state-only",
                                     f"--custom-resource-state-config-file={work / 'ksm.yaml'}", "--host=127.0.0.1",
                                     f"--port={ksm_port}", f"--telemetry-port={free_port()}",
                                     "--telemetry-host=127.0.0.1"],
                             ksm_port, b"\ngotk_resource_info{", rb"revision=")
-            size["ours"] = await measure(ours, n, admin, args, work / f"ours-{n}.log")
-            size["ksm"] = await measure(theirs, n, admin, args, work / f"ksm-{n}.log")
-            size["ours"]["report_s"] = await report_seconds(admin, work)
+            for target in (ours, theirs) if not args.only else [t for t in (ours, theirs) if t.name == args.only]:
+                size[target.name] = await measure(target, n, kubeconfig, args, work / f"{target.name}-{n}.log")
+            if "ours" in size and not args.quick_report:
+                size["ours"]["report_s"] = await report_seconds(admin, work)
             results["sizes"][str(n)] = size
             print_table(n, size)
         await admin.close()
@@ -361,9 +400,9 @@ ROWS = [
 
 
 def print_table(n: int, size: dict[str, Any]) -> None:
-    ours, ksm = size["ours"], size["ksm"]
+    ours, ksm = size.get("ours", {}), size.get("ksm", {})
     rows = list(ROWS) + [(f"update lag {k.split('_')[1]} @{k.split('@')[1]}/s (ms)", k)
-                         for k in ours if k.startswith("lag_")]
+                         for k in ours or ksm if k.startswith("lag_")]
     print(f"\n== {n} Flux objects (fleet created in {size['create_fleet_s']:.1f} s; bare paged list "
           f"{size['floor_list_s']:.2f} s) ==")
     print(f"{'':38} {'ours':>10} {'KSM':>10} {'ours/KSM':>9}")
@@ -371,7 +410,8 @@ def print_table(n: int, size: dict[str, Any]) -> None:
         a, b = ours.get(key, float("nan")), ksm.get(key, float("nan"))
         ratio = a / b if b else float("nan")
         print(f"{label:38} {a:10.2f} {b:10.2f} {ratio:9.2f}")
-    print(f"{'cold start / bare list floor':38} {ours['cold_start_s'] / size['floor_list_s']:10.2f}")
+    print(f"{'cold start / bare list floor':38} {ours.get('cold_start_s', float('nan')) / size['floor_list_s']:10.2f}"
+          f" {ksm.get('cold_start_s', float('nan')) / size['floor_list_s']:10.2f}")
     for key in ("tenants_p99_ms", "tenant_p99_ms", "report_s"):
         print(f"{key:38} {ours.get(key, float('nan')):10.2f}")
     sys.stdout.flush()
@@ -384,8 +424,9 @@ def write(results: dict[str, Any], out: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(["size", "metric", "ours", "ksm", "ratio"])
         for n, size in results["sizes"].items():
-            for key in sorted(set(size["ours"]) | set(size["ksm"])):
-                a, b = size["ours"].get(key), size["ksm"].get(key)
+            ours, ksm = size.get("ours", {}), size.get("ksm", {})
+            for key in sorted(set(ours) | set(ksm)):
+                a, b = ours.get(key), ksm.get(key)
                 writer.writerow([n, key, a, b, (a / b) if a is not None and b else ""])
 
 
@@ -397,11 +438,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scrapes", type=int, default=30, help="scrapes for the latency percentiles")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 s of updates at 20/s, 5 scrapes")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--kubeconfig", help="use this cluster, which already holds the fleet of the largest size "
+                        "(creates nothing; for iterating on one scenario)")
+    parser.add_argument("--only", choices=["ours", "ksm"], help="measure one exporter only")
+    parser.add_argument("--quick-report", action="store_true", help="skip the report scenario")
+    parser.add_argument("--write-loop", action="store_true", help=argparse.SUPPRESS)  # the writer process
+    parser.add_argument("--tag", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.rates = [int(r) for r in args.rates.split(",")]
     if args.quick:
         args.rates, args.update_seconds, args.scrapes = [20], 2.0, 5
+    if args.write_loop:
+        asyncio.run(write_loop(args))
+        return 0
     results = asyncio.run(run(args))
     write(results, Path(args.out))
     print(f"\nwritten: {args.out}/results.json, results.csv")

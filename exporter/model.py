@@ -175,7 +175,8 @@ def truncate(text: str, limit: int = 1024) -> str:
     return raw[: limit - 3].decode(errors="ignore") + "..."
 
 
-_SHARED_LIMIT = 65536
+#: distinct strings kept for sharing; when exceeded (churn of unique revisions) the table starts again
+_SHARED_LIMIT = 8192
 _shared: dict[str, str] = {}
 
 

@@ -20,6 +20,8 @@ from exporter.model import FluxObject, NamespaceInfo
 from exporter.tenants import TenantResolver
 
 Key = tuple[str, str, str]
+#: object changes remembered for incremental readers (the publisher reads them every publish)
+CHANGES_KEPT = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,9 @@ class Store:
         self.objects: dict[Key, Entry] = {}
         self.namespaces: dict[str, NamespaceInfo] = {}
         self.version = 0
+        #: the keys of changed (upserted or deleted) objects, oldest first; ``changes_base`` entries were dropped
+        self.changes: list[Key] = []
+        self.changes_base = 0
         #: bumped when namespaces (tenant labels) change: every object's tenant may have changed
         self.namespaces_version = 0
         self.changed = asyncio.Event()
@@ -70,6 +75,24 @@ class Store:
         self.version += 1
         self.changed.set()
 
+    def _record(self, key: Key) -> None:
+        self.changes.append(key)
+        if len(self.changes) > CHANGES_KEPT:  # a reader this far behind derives everything again
+            drop = len(self.changes) // 2
+            del self.changes[:drop]
+            self.changes_base += drop
+
+    @property
+    def change_count(self) -> int:
+        """How many object changes were recorded so far."""
+        return self.changes_base + len(self.changes)
+
+    def changes_since(self, count: int) -> list[Key] | None:
+        """The keys changed after the first ``count`` changes; None if some of them were dropped."""
+        if count < self.changes_base:
+            return None
+        return self.changes[count - self.changes_base :]
+
     def upsert(self, obj: FluxObject) -> bool:
         """Store an object; returns False (and does nothing) if its projection did not change."""
         key = (obj.kind, obj.namespace, obj.name)
@@ -84,13 +107,16 @@ class Store:
         verdict = classify(obj, thresholds=self.thresholds, observed_at=now, lag_since=lag_since)
         self._count_transition(obj, old.verdict if old else None, verdict)
         self.objects[key] = Entry(obj, verdict, now, lag_since)
+        self._record(key)
         self._bump()
         return True
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Forget an object; returns whether it was there."""
-        if self.objects.pop((kind, namespace, name), None) is None:
+        key = (kind, namespace, name)
+        if self.objects.pop(key, None) is None:
             return False
+        self._record(key)
         self._bump()
         return True
 
@@ -105,6 +131,7 @@ class Store:
         ]
         for key in stale:
             del self.objects[key]
+            self._record(key)
         if stale:
             self._bump()
 

@@ -7,6 +7,8 @@ drift against the source's artifact, tenancy policy violations, and per-tenant r
 
 from __future__ import annotations
 
+import bisect
+import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -102,111 +104,239 @@ class View:
 
 
 class ViewCache:
-    """The last publish's per-object and per-tenant results, reused while their inputs are the same objects.
+    """The derived state of the last publish, updated incrementally from the store's change log.
 
-    An object's view depends on its own entry, its tenant (and the namespaces' labels), the entry of its root
-    cause, the entry of its source (drift), whether it is stuck now and whether it is a stuck root; a tenant's
-    on its namespaces and its objects' views. Entries are immutable and replaced on change, so identity checks
-    find what changed without comparing contents: a publish after one event re-derives a handful of objects.
+    An object's view depends on its own entry, its tenant (the namespaces' labels), the entries along its
+    blocking chain (root cause), its source's entry (drift), whether it is stuck now (time) and whether it is a
+    stuck root (the stuck objects it blocks). So a publish re-derives only: the changed objects, everything
+    that references them (sourceRef, chartRef, HelmChart, dependsOn; transitively), the objects whose stuck
+    time has come, and the roots whose stuck-root flag moved; then the tenants holding any of those. A
+    change of namespace labels, a reader that fell behind the change log, or time going backwards derives
+    everything again. ``derived`` counts the objects derived, for tests.
     """
 
     def __init__(self) -> None:
-        """Empty."""
-        self.resources: dict[Key, tuple[tuple[object, ...], ResourceView]] = {}
-        self.tenants: dict[str, tuple[tuple[object, ...], TenantView]] = {}
+        """Empty: the first build derives everything."""
         self.derived = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.seen_changes = -1
+        self.namespaces_version = -1
+        self.now = float("-inf")
+        self.keys: list[Key] = []  # sorted
+        self.ordered: list[ResourceView] = []  # aligned with keys
+        self.views: dict[Key, ResourceView] = {}
+        self.root_of: dict[Key, Key] = {}
+        self.stuck: dict[Key, bool] = {}
+        self.stuck_dependents: Counter[Key] = Counter()  # root -> stuck objects it blocks
+        self.refs: dict[Key, tuple[Key, ...]] = {}
+        self.dependents: dict[Key, set[Key]] = {}
+        self.pending_stuck: list[tuple[float, Key]] = []  # heap of future stuck times
+        self.members: dict[str, list[Key]] = {}  # tenant -> its objects' keys, sorted
+        self.tenant_namespaces: dict[str, set[str]] = {}  # tenant -> namespaces listed even without objects
+        self.own_namespaces: set[str] = set()  # unlabelled namespaces that are their own tenant
+        self.tenants: dict[str, TenantView] = {}
+        self.by_kind: Counter[str] = Counter()
+
+    def build(self, store: Store, now: float) -> View:
+        """The View of ``store`` at ``now``."""
+        changes = store.changes_since(self.seen_changes) if self.seen_changes >= 0 else None
+        if changes is None or store.namespaces_version != self.namespaces_version or now < self.now:
+            self._reset()
+            self._index_namespaces(store)
+            dirty = set(store.objects)
+        else:
+            dirty = set(changes)
+        self.seen_changes = store.change_count
+        self.namespaces_version = store.namespaces_version
+        self.now = now
+        while self.pending_stuck and self.pending_stuck[0][0] <= now:
+            dirty.add(heapq.heappop(self.pending_stuck)[1])
+        if dirty:
+            self._update(store, dirty, now)
+        tenants = {name: self.tenants[name] for name in sorted(self.tenants)}
+        return View(now, store.version, tuple(self.ordered), tenants, dict(self.by_kind))
+
+    # -- objects --------------------------------------------------------------------------------
+
+    def _affected(self, dirty: set[Key]) -> set[Key]:
+        """``dirty`` and, transitively, every object that references one of them."""
+        affected = set(dirty)
+        todo = list(dirty)
+        while todo:
+            for dependent in self.dependents.get(todo.pop(), ()):
+                if dependent not in affected:
+                    affected.add(dependent)
+                    todo.append(dependent)
+        return affected
+
+    def _update(self, store: Store, dirty: set[Key], now: float) -> None:
+        objects = store.objects
+        affected = self._affected(dirty)
+        roots = _RootResolver(objects)
+        rederive: set[Key] = set()
+        for key in affected:
+            old_root = self.root_of.pop(key, None)
+            if self.stuck.pop(key, False) and old_root is not None and old_root != key:
+                self.stuck_dependents[old_root] -= 1
+                if not self.stuck_dependents[old_root]:
+                    del self.stuck_dependents[old_root]
+                rederive.add(old_root)
+            self._unlink(key)
+            rederive.add(key)
+            entry = objects.get(key)
+            if entry is None:
+                continue
+            verdict = entry.verdict
+            stuck = verdict.stuck_at is not None and now >= verdict.stuck_at
+            if verdict.stuck_at is not None and not stuck:
+                heapq.heappush(self.pending_stuck, (verdict.stuck_at, key))
+            root = roots.root(key) if verdict.state == "failing" and verdict.category in BLOCKED_CATEGORIES else key
+            self.root_of[key] = root
+            self.stuck[key] = stuck
+            if stuck and root != key:
+                self.stuck_dependents[root] += 1
+                rederive.add(root)
+            self._link(key, entry)
+        if len(self.pending_stuck) > 2 * len(objects) + 1024:  # most are of objects changed since: rebuild
+            self.pending_stuck = [(e.verdict.stuck_at, k) for k, e in objects.items()
+                                  if e.verdict.stuck_at is not None and e.verdict.stuck_at > now]
+            heapq.heapify(self.pending_stuck)
+        self._rederive(store, rederive)
+
+    def _rederive(self, store: Store, keys: set[Key]) -> None:
+        objects = store.objects
+        tenant_cache: dict[str, str] = {}
+
+        def tenant(ns: str) -> str:
+            found = tenant_cache.get(ns)
+            if found is None:
+                found = tenant_cache[ns] = store.tenant_of(ns)
+            return found
+
+        touched: set[str] = set()
+        for key in sorted(keys):  # in key order, a full derivation appends to the sorted lists
+            entry = objects.get(key)
+            old = self.views.get(key)
+            if entry is None:
+                if old is not None:
+                    self._remove(key, old)
+                    touched.add(old.tenant)
+                continue
+            res = _resource(entry, tenant(key[1]), self.root_of[key], objects, tenant, stuck=self.stuck[key],
+                            stuck_root=self._stuck_root(key, entry))
+            self.derived += 1
+            if old is not None and old == res:
+                continue  # the same value: keep the published object, so renderers see nothing changed
+            if old is None:
+                if self.keys and self.keys[-1] >= key:
+                    self._insert(key, res)
+                else:  # past the last key (every key of a full derivation): append
+                    self.keys.append(key)
+                    self.ordered.append(res)
+                    self.views[key] = res
+                    self.by_kind[res.kind] += 1
+                    members = self.members.setdefault(res.tenant, [])
+                    if members and members[-1] >= key:
+                        bisect.insort(members, key)
+                    else:
+                        members.append(key)
+            else:
+                self._replace(key, old, res)
+                touched.add(old.tenant)
+            touched.add(res.tenant)
+        for name in touched:
+            self._derive_tenant(name)
+
+    def _stuck_root(self, key: Key, entry: Entry) -> str | None:
+        """Why ``key`` is a root cause to page for (stuck itself, or blocking a stuck object); None if it is not."""
+        if self.stuck.get(key) and self.root_of.get(key) == key:
+            return entry.verdict.stuck_reason or "stuck"
+        return "dependent_stuck" if self.stuck_dependents.get(key, 0) > 0 else None
+
+    def _link(self, key: Key, entry: Entry) -> None:
+        obj = entry.obj
+        refs = tuple({(r.kind, r.namespace, r.name) for r in (obj.source, obj.chart, *obj.depends_on) if r})
+        self.refs[key] = refs
+        for ref in refs:
+            self.dependents.setdefault(ref, set()).add(key)
+
+    def _unlink(self, key: Key) -> None:
+        for ref in self.refs.pop(key, ()):
+            users = self.dependents.get(ref)
+            if users is not None:
+                users.discard(key)
+                if not users:
+                    del self.dependents[ref]
+
+    def _insert(self, key: Key, res: ResourceView) -> None:
+        at = bisect.bisect_left(self.keys, key)
+        self.keys.insert(at, key)
+        self.ordered.insert(at, res)
+        self.views[key] = res
+        self.by_kind[res.kind] += 1
+        bisect.insort(self.members.setdefault(res.tenant, []), key)
+
+    def _remove(self, key: Key, old: ResourceView) -> None:
+        at = bisect.bisect_left(self.keys, key)
+        del self.keys[at]
+        del self.ordered[at]
+        del self.views[key]
+        self.by_kind[old.kind] -= 1
+        if not self.by_kind[old.kind]:
+            del self.by_kind[old.kind]
+        members = self.members[old.tenant]
+        del members[bisect.bisect_left(members, key)]
+
+    def _replace(self, key: Key, old: ResourceView, res: ResourceView) -> None:
+        self.ordered[bisect.bisect_left(self.keys, key)] = res
+        self.views[key] = res
+        if old.tenant != res.tenant:
+            members = self.members[old.tenant]
+            del members[bisect.bisect_left(members, key)]
+            bisect.insort(self.members.setdefault(res.tenant, []), key)
+
+    # -- tenants --------------------------------------------------------------------------------
+
+    def _index_namespaces(self, store: Store) -> None:
+        """The namespaces each tenant lists even without objects: labelled, mapped, or named for another tenant.
+
+        An unlabelled, unmapped namespace is its own tenant, listed only while it holds objects.
+        """
+        for ns, info in store.namespaces.items():
+            t = store.tenant_of(ns)
+            if info.tenant_label or ns in store.resolver.mapping.exact or t != ns:
+                self.tenant_namespaces.setdefault(t, set()).add(ns)
+            else:
+                self.own_namespaces.add(ns)
+        for name in self.tenant_namespaces:
+            self._derive_tenant(name)
+
+    def _derive_tenant(self, name: str) -> None:
+        members = self.members.get(name)
+        if members is not None and not members:
+            del self.members[name]
+        resources = tuple(self.views[k] for k in members or ())
+        namespaces = set(self.tenant_namespaces.get(name, ()))
+        namespaces.update(res.namespace for res in resources)
+        if resources and name in self.own_namespaces:
+            namespaces.add(name)
+        if not namespaces:
+            self.tenants.pop(name, None)
+            return
+        names = tuple(sorted(namespaces))
+        old = self.tenants.get(name)
+        if old is not None and old.namespaces == names and len(old.resources) == len(resources) and all(
+            a is b for a, b in zip(old.resources, resources, strict=True)
+        ):
+            return
+        self.tenants[name] = _tenant(name, names, resources)
 
 
 def build_view(store: Store, *, now: float, cache: ViewCache | None = None) -> View:
-    """Derive the View from the store's current contents (reusing ``cache`` where inputs did not change)."""
-    cache = cache or ViewCache()
-    objects = store.objects
-    tenant_cache: dict[str, str] = {}
-
-    def tenant(ns: str) -> str:
-        found = tenant_cache.get(ns)
-        if found is None:
-            found = tenant_cache[ns] = store.tenant_of(ns)
-        return found
-
-    roots = _RootResolver(objects)
-    keys = sorted(objects)
-    stuck_now: dict[Key, bool] = {}
-    root_of: dict[Key, Key] = {}
-    stuck_roots: dict[Key, str] = {}
-    for key in keys:
-        verdict = objects[key].verdict
-        stuck = verdict.stuck_at is not None and now >= verdict.stuck_at
-        stuck_now[key] = stuck
-        root = roots.root(key) if verdict.state == "failing" and verdict.category in BLOCKED_CATEGORIES else key
-        root_of[key] = root
-        if stuck and (root == key or root not in stuck_roots):
-            stuck_roots[root] = (verdict.stuck_reason or "stuck") if root == key else "dependent_stuck"
-    resources = _derive_resources(store, keys, root_of, stuck_now, stuck_roots, tenant, cache)
-    return View(now, store.version, tuple(resources), _derive_tenants(store, resources, tenant, cache),
-                dict(Counter(r.kind for r in resources)))
-
-
-def _derive_resources(  # noqa: PLR0917 - private
-    store: Store,
-    keys: list[Key],
-    root_of: dict[Key, Key],
-    stuck_now: dict[Key, bool],
-    stuck_roots: dict[Key, str],
-    tenant: Callable[[str], str],
-    cache: ViewCache,
-) -> list[ResourceView]:
-    objects = store.objects
-    namespaces_version = store.namespaces_version
-    fresh: dict[Key, tuple[tuple[object, ...], ResourceView]] = {}
-    resources = []
-    for key in keys:
-        entry = objects[key]
-        root = root_of[key]
-        source_ref = entry.obj.chart if entry.obj.kind == "HelmRelease" else entry.obj.source
-        source = objects.get((source_ref.kind, source_ref.namespace, source_ref.name)) if source_ref else None
-        inputs = (entry, tenant(key[1]), namespaces_version, objects[root] if root != key else None, source,
-                  stuck_now[key], stuck_roots.get(key))
-        cached = cache.resources.get(key)
-        if cached is not None and cached[0] == inputs:  # tuple == checks identity first, element by element
-            res = cached[1]
-        else:
-            res = _resource(entry, tenant(key[1]), root, objects, tenant, stuck=stuck_now[key],
-                            stuck_root=stuck_roots.get(key))
-            cache.derived += 1
-        fresh[key] = (inputs, res)
-        resources.append(res)
-    cache.resources = fresh
-    return resources
-
-
-def _derive_tenants(
-    store: Store, resources: list[ResourceView], tenant: Callable[[str], str], cache: ViewCache
-) -> dict[str, TenantView]:
-    by_tenant: dict[str, list[ResourceView]] = {}
-    for res in resources:
-        by_tenant.setdefault(res.tenant, []).append(res)
-    namespaces: dict[str, set[str]] = {}
-    for ns, info in store.namespaces.items():
-        t = tenant(ns)
-        if info.tenant_label or t in by_tenant or ns in store.resolver.mapping.exact or t != ns:
-            namespaces.setdefault(t, set()).add(ns)
-    for res in resources:
-        namespaces.setdefault(res.tenant, set()).add(res.namespace)
-    tenants: dict[str, TenantView] = {}
-    fresh_tenants: dict[str, tuple[tuple[object, ...], TenantView]] = {}
-    for name in sorted(namespaces):
-        members = tuple(by_tenant.get(name, ()))
-        names = tuple(sorted(namespaces[name]))
-        tenant_inputs: tuple[object, ...] = (names, *members)
-        cached_tenant = cache.tenants.get(name)
-        if cached_tenant is not None and cached_tenant[0] == tenant_inputs:
-            tenants[name] = cached_tenant[1]
-        else:
-            tenants[name] = _tenant(name, names, members)
-        fresh_tenants[name] = (tenant_inputs, tenants[name])
-    cache.tenants = fresh_tenants
-    return tenants
+    """Derive the View from the store's current contents (incrementally, from what ``cache`` last derived)."""
+    return (cache or ViewCache()).build(store, now)
 
 
 class _RootResolver:

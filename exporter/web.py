@@ -55,17 +55,31 @@ def _error(status: int, message: str) -> web.Response:
     return _json({"error": {"status": status, "message": message}}, status)
 
 
-async def metrics(request: web.Request) -> web.Response:
+#: /metrics is written in slices of this size: the body (16 MiB at 20,000 objects) is never copied whole into
+#: the socket's send buffer, and other work (watch events) runs between the slices.
+WRITE_SLICE = 256 * 1024
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
     """The pre-rendered exposition plus the self-metrics; gzip when asked for."""
     started = time.perf_counter()
     state = request.app[STATE]
     exposition = state.exposition
     own = generate_latest(state.metrics.registry)
+    headers = {"Content-Type": CONTENT_TYPE_METRICS}
     if "gzip" in request.headers.get("Accept-Encoding", ""):
-        body = exposition.gzipped() + gzip.compress(own, compresslevel=6, mtime=0)
-        resp = web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_METRICS, "Content-Encoding": "gzip"})
+        parts = (exposition.gzipped(), gzip.compress(own, compresslevel=6, mtime=0))
+        headers["Content-Encoding"] = "gzip"
     else:
-        resp = web.Response(body=exposition.body + own, headers={"Content-Type": CONTENT_TYPE_METRICS})
+        parts = (exposition.body, own)
+    resp = web.StreamResponse(headers=headers)
+    resp.content_length = sum(map(len, parts))
+    await resp.prepare(request)
+    for part in parts:
+        view = memoryview(part)
+        for offset in range(0, len(view), WRITE_SLICE):
+            await resp.write(view[offset : offset + WRITE_SLICE])
+    await resp.write_eof()
     state.metrics.scrape_duration.observe(time.perf_counter() - started)
     return resp
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
+import random
 import time
 from typing import Any
+
+import pytest
 
 from exporter import fleet
 from exporter.model import NamespaceInfo, parse_object
 from exporter.store import Store
 from exporter.tenants import TenantMapping, TenantResolver
-from exporter.view import build_view
+from exporter.view import ViewCache, build_view
 
 
 def make_store(**resolver: Any) -> Store:
@@ -216,3 +220,57 @@ def test_stuck_root_pages_once_per_root_cause() -> None:
     assert all(r.stuck for r in view.resources if r.kind == "Kustomization")
     later = view_of(store, time.time() + 20 * 60)
     assert [(r.name, r.stuck_reason) for r in later.resources if r.stuck_root] == [("repo", "not_ready")]
+
+
+def _chain_fleet_object(rng: random.Random, i: int, now: float) -> dict[str, Any]:
+    """Sources and appliers in 6 namespaces, with dependsOn chains and sources that fail, at random."""
+    ns = f"ns-{i % 6}"
+    since = datetime.datetime.fromtimestamp(now - rng.choice([30, 300, 1200, 3600]), tz=datetime.UTC)
+    failing = rng.random() < 0.35
+    if i % 4 == 0:
+        raw = fleet.gitrepository(ns, f"repo-{i % 3}")
+        raw["status"] = fleet.failed_status("GitOperationFailed", "authentication required", since=since) \
+            if failing else fleet.ready_status("GitRepository", rev=f"main@sha1:{rng.randrange(3)}")
+    else:
+        raw = fleet.kustomization(ns, f"ks-{i}", source=("GitRepository", f"repo-{i % 3}"),
+                                  depends_on=[f"ks-{i - 1}"] if i % 3 else [])
+        reason, message = rng.choice([("DependencyNotReady", f"dependency '{ns}/ks-{i - 1}' is not ready"),
+                                      ("ArtifactFailed", "Source artifact not found, retrying in 30s"),
+                                      ("HealthCheckFailed", "health check failed after 5m0s: timeout")])
+        raw["status"] = fleet.failed_status(reason, message, since=since) if failing else fleet.ready_status(
+            "Kustomization", rev=f"main@sha1:{rng.randrange(3)}")
+    raw["metadata"]["generation"] = 1
+    return raw
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_incremental_view_equals_a_full_derivation_after_any_changes(seed: int) -> None:
+    """Updates, deletes, relabelled namespaces and time passing (objects turning stuck), in random batches: the
+    incrementally derived View equals one derived from scratch, and one change re-derives few objects."""
+    rng = random.Random(seed)
+    now = time.time()
+    store = make_store()
+    for i in range(80):
+        store.upsert(parse_object(_chain_fleet_object(rng, i, now)))
+    cache = ViewCache()
+    build_view(store, now=now, cache=cache)
+    for _ in range(40):
+        now += rng.choice([0, 1, 60, 300, 600])
+        for _ in range(rng.choice([0, 1, 1, 3, 10])):
+            action = rng.random()
+            if action < 0.7:
+                store.upsert(parse_object(_chain_fleet_object(rng, rng.randrange(100), now)))
+            elif action < 0.9 and store.objects:
+                store.delete(*rng.choice(sorted(store.objects)))
+            else:
+                name = rng.choice(["a", *(f"ns-{k}" for k in range(7))])  # "a": a namespace named like a tenant
+                store.upsert_namespace(NamespaceInfo(name, rng.choice([None, "a", "b"])))
+        incremental = build_view(store, now=now, cache=cache)
+        full = build_view(store, now=now)
+        assert incremental.resources == full.resources
+        assert incremental.tenants == full.tenants
+        assert incremental.objects_by_kind == full.objects_by_kind
+    derived = cache.derived
+    store.upsert(parse_object(_chain_fleet_object(rng, 1, now)))  # ks-1: nothing depends on it but ks-2
+    build_view(store, now=now, cache=cache)
+    assert cache.derived - derived <= 40  # its dependents only (ks-2 -> ks-3 ...), not all 80
