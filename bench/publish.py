@@ -75,7 +75,7 @@ def main() -> int:
     print(f"parse into the store: {parse_s * 1000:.0f} ms ({parse_s / args.objects * 1e6:.1f} us/object)")
     print(f"first publish (derive + render all): {first_s * 1000:.0f} ms")
     print(f"publish after one change: {min(times) * 1000:.0f} ms best, {max(times) * 1000:.0f} ms worst of 5")
-    print(f"exposition: {len(body) / 2**20:.1f} MiB; rendered objects: {renderer.rendered_objects}")
+    print(f"exposition: {body.size / 2**20:.1f} MiB; rendered objects: {renderer.rendered_objects}")
     if args.memory:
         print(f"memory held (store + snapshot + exposition): {current / 2**20:.1f} MiB "
               f"({current / args.objects / 1024:.1f} KiB/object)")

@@ -36,10 +36,13 @@ def cluster_configured(settings: Settings) -> bool:
 async def make_client(settings: Settings) -> KubeClient:
     """An API client from --kubeconfig, else in-cluster, else ~/.kube/config."""
     if settings.kubeconfig:
-        return await KubeClient.from_kubeconfig(settings.kubeconfig, settings.context)
-    if _in_cluster():
-        return KubeClient.in_cluster()
-    return await KubeClient.from_kubeconfig(None, settings.context)
+        client = await KubeClient.from_kubeconfig(settings.kubeconfig, settings.context)
+    elif _in_cluster():
+        client = KubeClient.in_cluster()
+    else:
+        client = await KubeClient.from_kubeconfig(None, settings.context)
+    client.compression = settings.api_compression
+    return client
 
 
 async def serve(settings: Settings) -> int:

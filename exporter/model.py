@@ -10,6 +10,7 @@ watcher counts, logs and skips those.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -142,6 +143,7 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+@functools.lru_cache(maxsize=1024)  # a fleet uses a handful of intervals and timeouts
 def parse_duration(value: Any) -> float | None:
     """A Go duration (``5m``, ``1h30m``, ``500ms``) in seconds; None when absent or unreadable."""
     if not isinstance(value, str) or not value:
@@ -230,17 +232,14 @@ def _inventory(raw: wire.Inventory | None) -> Inventory:
     entries = raw.entries if raw is not None else None
     if not entries:
         return EMPTY_INVENTORY
-    cluster_scoped: list[str] = []
-    namespaces: set[str] = set()
-    for entry in entries:
-        # Flux's object id: <namespace>_<name>_<group>_<kind>; cluster-scoped objects have no namespace.
-        object_id = entry.id
-        ns = object_id.partition("_")[0]
-        if ns:
-            namespaces.add(ns)
-        elif object_id.count("_") >= 3:  # noqa: PLR2004
-            cluster_scoped.append(share(object_id))
-    return Inventory(len(entries), tuple(cluster_scoped), tuple(sorted(map(share, namespaces))))
+    # Flux's object id: <namespace>_<name>_<group>_<kind>; cluster-scoped objects have no namespace.
+    ids = [entry.id for entry in entries]
+    namespaces = {object_id.partition("_")[0] for object_id in ids}
+    cluster_scoped = tuple(
+        share(object_id) for object_id in ids if object_id.startswith("_") and object_id.count("_") >= 3  # noqa: PLR2004
+    ) if "" in namespaces else ()
+    namespaces.discard("")
+    return Inventory(len(entries), cluster_scoped, tuple(sorted(map(share, namespaces))))
 
 
 # -- parsing ----------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ class Settings:
     thresholds: Thresholds = field(default_factory=Thresholds)
     watch: WatchSettings = field(default_factory=WatchSettings)
     gotk_compat: bool = False
+    #: ask the API server for gzip-compressed responses
+    api_compression: bool = False
     #: the shortest time between two publishes (batches bursts of events)
     publish_interval: float = 0.05
     #: re-evaluate time-based state (stuck) at least this often
@@ -138,6 +140,10 @@ def _serving(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gotk-resource-info", dest="gotk_compat", action=argparse.BooleanOptionalAction,
                    default=(_env("gotk_resource_info", "false") or "").lower() in {"1", "true", "yes"},
                    help="also emit gotk_resource_info for the official Flux dashboards [FTE_GOTK_RESOURCE_INFO]")
+    p.add_argument("--api-compression", action=argparse.BooleanOptionalAction,
+                   default=(_env("api_compression", "false") or "").lower() in {"1", "true", "yes"},
+                   help="ask the API server for gzip responses (for slow links to it; costs its CPU on every "
+                        "list) [FTE_API_COMPRESSION]")
     p.add_argument("--inactivity-timeout", type=_duration_flag, default=_env("inactivity_timeout", "2m"),
                    help="reconnect a watch that sent nothing (not even a bookmark) for this long "
                         "[FTE_INACTIVITY_TIMEOUT]")
@@ -177,6 +183,7 @@ def from_args(argv: Sequence[str] | None = None) -> Settings:
         thresholds=thresholds,
         watch=watch,
         gotk_compat=getattr(ns, "gotk_compat", False),
+        api_compression=getattr(ns, "api_compression", False),
         log_format=ns.log_format,
         log_level=ns.log_level,
         input=getattr(ns, "input", None),

@@ -126,8 +126,12 @@ class Store:
         for obj in objs:
             self.upsert(obj)
             fresh.add((obj.kind, obj.namespace, obj.name))
+        self.retain(kind, namespace, fresh)
+
+    def retain(self, kind: str, namespace: str | None, keys: set[Key]) -> None:
+        """Forget the objects of ``kind`` (in ``namespace``, or everywhere) not in ``keys`` (the end of a relist)."""
         stale = [
-            k for k in self.objects if k[0] == kind and (namespace is None or k[1] == namespace) and k not in fresh
+            k for k in self.objects if k[0] == kind and (namespace is None or k[1] == namespace) and k not in keys
         ]
         for key in stale:
             del self.objects[key]

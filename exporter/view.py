@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -101,6 +102,14 @@ class View:
     resources: tuple[ResourceView, ...]
     tenants: Mapping[str, TenantView]
     objects_by_kind: Mapping[str, int] = field(default_factory=dict)
+    #: which build of its ViewCache this is, the build it follows (-1: none), and the keys whose ResourceView
+    #: was added, replaced or removed since then; lets a renderer skip comparing every object
+    serial: int = 0
+    parent: int = -1
+    changed: frozenset[Key] = frozenset()
+
+
+_SERIALS = itertools.count(1)  # unique across caches: a renderer never mistakes another cache's build for its own
 
 
 class ViewCache:
@@ -118,6 +127,7 @@ class ViewCache:
     def __init__(self) -> None:
         """Empty: the first build derives everything."""
         self.derived = 0
+        self.serial = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -138,6 +148,8 @@ class ViewCache:
         self.own_namespaces: set[str] = set()  # unlabelled namespaces that are their own tenant
         self.tenants: dict[str, TenantView] = {}
         self.by_kind: Counter[str] = Counter()
+        self.changed: set[Key] = set()
+        self.parent = -1  # no build to compare with
 
     def build(self, store: Store, now: float) -> View:
         """The View of ``store`` at ``now``."""
@@ -156,7 +168,12 @@ class ViewCache:
         if dirty:
             self._update(store, dirty, now)
         tenants = {name: self.tenants[name] for name in sorted(self.tenants)}
-        return View(now, store.version, tuple(self.ordered), tenants, dict(self.by_kind))
+        self.serial = next(_SERIALS)
+        view = View(now, store.version, tuple(self.ordered), tenants, dict(self.by_kind), self.serial, self.parent,
+                    frozenset(self.changed) if self.parent >= 0 else frozenset())
+        self.changed.clear()
+        self.parent = self.serial
+        return view
 
     # -- objects --------------------------------------------------------------------------------
 
@@ -233,6 +250,7 @@ class ViewCache:
                 if self.keys and self.keys[-1] >= key:
                     self._insert(key, res)
                 else:  # past the last key (every key of a full derivation): append
+                    self.changed.add(key)
                     self.keys.append(key)
                     self.ordered.append(res)
                     self.views[key] = res
@@ -271,6 +289,7 @@ class ViewCache:
                     del self.dependents[ref]
 
     def _insert(self, key: Key, res: ResourceView) -> None:
+        self.changed.add(key)
         at = bisect.bisect_left(self.keys, key)
         self.keys.insert(at, key)
         self.ordered.insert(at, res)
@@ -279,6 +298,7 @@ class ViewCache:
         bisect.insort(self.members.setdefault(res.tenant, []), key)
 
     def _remove(self, key: Key, old: ResourceView) -> None:
+        self.changed.add(key)
         at = bisect.bisect_left(self.keys, key)
         del self.keys[at]
         del self.ordered[at]
@@ -290,6 +310,7 @@ class ViewCache:
         del members[bisect.bisect_left(members, key)]
 
     def _replace(self, key: Key, old: ResourceView, res: ResourceView) -> None:
+        self.changed.add(key)
         self.ordered[bisect.bisect_left(self.keys, key)] = res
         self.views[key] = res
         if old.tenant != res.tenant:

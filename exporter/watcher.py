@@ -34,7 +34,7 @@ from exporter import wire
 from exporter.health import KindHealth, SelfMetrics
 from exporter.kinds import NAMESPACE, FluxKind
 from exporter.kubeapi import OVERSIZED, ApiError, KubeClient
-from exporter.model import MalformedObject, malformed, project, project_namespace
+from exporter.model import MalformedObject, NamespaceInfo, malformed, project, project_namespace
 from exporter.store import Store
 
 if TYPE_CHECKING:
@@ -110,7 +110,16 @@ class Sink(Protocol):
         """
 
     def replace(self, namespace: str | None, records: Sequence[Any]) -> None:
-        """Replace the scope's contents with the listed records."""
+        """Replace the scope's contents with ``records`` (``start``, ``add`` and ``finish`` at once)."""
+
+    def start(self, namespace: str | None) -> None:
+        """A list of the scope begins (again)."""
+
+    def add(self, namespace: str | None, records: Sequence[Any]) -> None:
+        """One page of the scope's list: stored now, so work on it overlaps the next page's request."""
+
+    def finish(self, namespace: str | None) -> None:
+        """The list is complete: forget what it did not return."""
 
     def apply(self, event_type: str, raw: msgspec.Raw) -> str:
         """Apply one ADDED/MODIFIED/DELETED event; returns the object's resourceVersion.
@@ -126,6 +135,7 @@ class FluxSink:
         """For ``kind``."""
         self.kind = kind
         self.store = store
+        self._listed: dict[str | None, set[tuple[str, str, str]]] = {}
 
     def parse(self, body: bytes) -> tuple[list[Any], int, str, str]:
         """Flux objects of this kind; malformed ones are skipped and logged."""
@@ -135,6 +145,21 @@ class FluxSink:
     def replace(self, namespace: str | None, records: Sequence[Any]) -> None:
         """Replace the kind's objects (in ``namespace``, or all)."""
         self.store.replace(self.kind.kind, namespace, records)
+
+    def start(self, namespace: str | None) -> None:
+        """Begin a list of ``namespace`` (or all)."""
+        self._listed[namespace] = set()
+
+    def add(self, namespace: str | None, records: Sequence[Any]) -> None:
+        """Upsert one page."""
+        listed = self._listed.setdefault(namespace, set())
+        for obj in records:
+            self.store.upsert(obj)
+            listed.add((obj.kind, obj.namespace, obj.name))
+
+    def finish(self, namespace: str | None) -> None:
+        """Forget the kind's objects the list did not return."""
+        self.store.retain(self.kind.kind, namespace, self._listed.pop(namespace, set()))
 
     def apply(self, event_type: str, raw: msgspec.Raw) -> str:
         """Upsert or delete."""
@@ -157,6 +182,7 @@ class NamespaceSink:
         """``label_key`` names the tenant label."""
         self.store = store
         self.label_key = label_key
+        self._listed: list[NamespaceInfo] = []
 
     def parse(self, body: bytes) -> tuple[list[Any], int, str, str]:
         """Namespaces with their tenant label; malformed ones are skipped and logged."""
@@ -166,6 +192,19 @@ class NamespaceSink:
     def replace(self, namespace: str | None, records: Sequence[Any]) -> None:  # noqa: ARG002 - cluster-scoped
         """Replace all namespaces."""
         self.store.replace_namespaces(records)
+
+    def start(self, namespace: str | None) -> None:  # noqa: ARG002
+        """Begin a list of all namespaces."""
+        self._listed = []
+
+    def add(self, namespace: str | None, records: Sequence[Any]) -> None:  # noqa: ARG002
+        """Keep one page: namespaces replace the previous set at once (each change re-derives every object)."""
+        self._listed += records
+
+    def finish(self, namespace: str | None) -> None:  # noqa: ARG002
+        """Replace all namespaces with the listed ones."""
+        self.store.replace_namespaces(self._listed)
+        self._listed = []
 
     def apply(self, event_type: str, raw: msgspec.Raw) -> str:
         """Upsert or delete a namespace."""
@@ -323,10 +362,14 @@ class Reflector:
         return rv, reason
 
     async def _list(self) -> str:
-        """A paged list that replaces the scope's contents; returns the list's resourceVersion."""
+        """A paged list that replaces the scope's contents; returns the list's resourceVersion.
+
+        Each page is stored as it arrives (deriving it overlaps the next page's request); objects the list did
+        not return are dropped at the end.
+        """
         while True:
-            records: list[Any] = []
-            malformed = 0
+            self.sink.start(self.namespace)
+            listed = malformed = 0
             params = {**self._params(), "limit": str(self.settings.page_size)}
             try:
                 while True:
@@ -339,7 +382,8 @@ class Reflector:
                     self.metrics.list_requests.labels(self.kind.kind, "success").inc()
                     parsed, bad, rv, cont = self.sink.parse(body)
                     del body  # only one raw page is alive at a time
-                    records += parsed
+                    self.sink.add(self.namespace, parsed)
+                    listed += len(parsed)
                     malformed += bad
                     if not cont:
                         break
@@ -350,11 +394,9 @@ class Reflector:
                     self.log.info("list_continue_expired")
                     continue
                 raise
-            self.sink.replace(self.namespace, records)
-            listed = len(records)
+            self.sink.finish(self.namespace)
             if malformed:
                 self.metrics.malformed.labels(self.kind.kind).inc(malformed)
-            del records
             self.metrics.last_sync.labels(self.kind.kind).set(time.time())
             self.health.resource_versions[self.scope] = rv
             self.log.info("list_done", objects=listed, resource_version=rv)

@@ -211,7 +211,7 @@ def test_golden_exposition_of_a_blocked_kustomization() -> None:
     for raw in (repo, app):
         store.upsert(parse_object(raw))
     renderer = Renderer()
-    body = renderer.render(build_view(store, now=time.time()), store).decode()
+    body = renderer.render(build_view(store, now=time.time()), store).body.decode()
     assert body.startswith(GOLDEN)
     assert renderer.rendered_objects == 2
     renderer.render(build_view(store, now=time.time()), store)
@@ -225,11 +225,11 @@ def test_gotk_resource_info_uses_the_flux_kube_state_metrics_label_set() -> None
     raw["metadata"]["generation"] = 1
     raw["status"] = fleet.ready_status("Kustomization", rev="main@sha1:abc")
     store.upsert(parse_object(raw))
-    body = Renderer(gotk_compat=True).render(build_view(store, now=time.time()), store).decode()
+    body = Renderer(gotk_compat=True).render(build_view(store, now=time.time()), store).body.decode()
     assert ('gotk_resource_info{customresource_group="kustomize.toolkit.fluxcd.io",customresource_kind='
             '"Kustomization",customresource_version="v1",exported_namespace="apps",name="podinfo",ready="True",'
             'suspended="false",revision="main@sha1:abc",source_name="repo"} 1') in body
-    assert "gotk_resource_info" not in Renderer().render(build_view(store, now=time.time()), store).decode()
+    assert "gotk_resource_info" not in Renderer().render(build_view(store, now=time.time()), store).body.decode()
 
 
 def test_kubeconfig_reading_without_kubernetes_asyncio(tmp_path: Path) -> None:
