@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,8 +248,10 @@ async def measure(target: Target, n: int, kubeconfig: Path, args: argparse.Names
                    "scrapes_rss_mib": proc_stats(target.pid)["rss_mib"]}
         # 4. update lag at steady rates
         for rate in args.rates:
-            lags, achieved = await update_lag(target, session, kubeconfig, n, rate, args.update_seconds)
+            lags, floor_lags, achieved = await update_lag(target, session, kubeconfig, n, rate, args.update_seconds)
             result[f"achieved_writes_per_s@{rate}"] = achieved
+            result[f"watch_floor_p50_ms@{rate}"] = pct(floor_lags, 0.5) * 1000 if floor_lags else float("nan")
+            result[f"watch_floor_p99_ms@{rate}"] = pct(floor_lags, 0.99) * 1000 if floor_lags else float("nan")
             result[f"lag_p50_ms@{rate}"] = pct(lags, 0.5) * 1000 if lags else float("nan")
             result[f"lag_p99_ms@{rate}"] = pct(lags, 0.99) * 1000 if lags else float("nan")
             result[f"rss_mib@{rate}"] = proc_stats(target.pid)["rss_mib"]
@@ -275,12 +278,12 @@ async def measure(target: Target, n: int, kubeconfig: Path, args: argparse.Names
 
 
 async def update_lag(target: Target, session: aiohttp.ClientSession, kubeconfig: Path, n: int, rate: int,
-                     seconds: float) -> tuple[list[float], float]:
+                     seconds: float) -> tuple[list[float], list[float], float]:
     """Write status revisions at ``rate``/s for ``seconds``; per update, the time until /metrics shows it.
 
     The writes come from a separate process (``--write-loop``), so polling /metrics never delays them; it
-    reports each revision with the CLOCK_MONOTONIC time the API server accepted it. Returns the lags and the
-    achieved write rate.
+    reports each revision with the CLOCK_MONOTONIC time the API server accepted it and the time its bare watch
+    saw it. Returns the lags, the bare watch's lags (the floor) and the achieved write rate.
     """
     tag = f"{target.name}{rate}x{random.randrange(10**6)}"
     writer = await asyncio.create_subprocess_exec(
@@ -294,14 +297,18 @@ async def update_lag(target: Target, session: aiohttp.ClientSession, kubeconfig:
 
     window: list[float] = []
 
+    watched: dict[bytes, float] = {}
+
     async def read_sent() -> None:
         assert writer.stdout is not None
         async for line in writer.stdout:
-            rev, at = line.split()
-            if rev == b"start":
-                window.append(float(at))
+            fields = line.split()
+            if fields[0] == b"start":
+                window.append(float(fields[1]))
+            elif fields[0] == b"watched":
+                watched[fields[1]] = float(fields[2])
             else:
-                sent[rev] = float(at)
+                sent[fields[0]] = float(fields[1])
 
     async def poll() -> None:
         deadline = None
@@ -329,14 +336,39 @@ async def update_lag(target: Target, session: aiohttp.ClientSession, kubeconfig:
         msg = f"the writer process failed ({writer.returncode})"
         raise RuntimeError(msg)
     lags = [seen[r] - t for r, t in sent.items() if r in seen]
-    return lags, len(sent) / (max(sent.values()) - window[0])
+    floor_lags = [watched[r] - t for r, t in sent.items() if r in watched]
+    return lags, floor_lags, len(sent) / (max(sent.values()) - window[0])
 
 
 async def write_loop(args: argparse.Namespace) -> None:
-    """The writer process: status patches to Kustomizations at a steady rate; prints "<revision> <accepted at>"."""
+    """The writer process: status patches to Kustomizations at a steady rate, and a bare watch of them.
+
+    Prints "<i> <accepted at>" per write and "watched <i> <at>" when the bare watch (orjson, no processing)
+    receives it: the floor of the update lag, what the API server's watch delivery alone takes.
+    """
     admin = await KubeClient.from_kubeconfig(args.kubeconfig)
     kustomizations = [obj for obj, _ in fleet_objects(0, args.sizes[0]) if obj["kind"] == "Kustomization"]
     rate, interval = args.rates[0], 1 / args.rates[0]
+    collection = fleet.path_of(kustomizations[0], collection=True).split("/namespaces/")[0] + "/kustomizations"
+    total = int(rate * args.update_seconds)
+    needle = f"sha1:{args.tag}-".encode()
+
+    async def watch(ready: asyncio.Event) -> None:
+        listed = await admin.request("GET", collection, params={"limit": "1"})
+        params = {"watch": "1", "resourceVersion": listed["metadata"]["resourceVersion"]}
+        seen = 0
+        async with admin.stream(collection, params=params, inactivity_timeout=120) as lines:
+            ready.set()
+            async for line in lines:
+                if not isinstance(line, bytes):
+                    continue
+                at = line.find(needle)
+                if at >= 0 and orjson.loads(line)["type"] == "MODIFIED":
+                    end = line.index(b'"', at)
+                    print("watched", int(line[at + len(needle) : end]), time.monotonic(), flush=True)
+                    seen += 1
+                    if seen >= total:
+                        return
 
     async def write(obj: dict[str, Any], i: int) -> None:
         status = fleet.ready_status("Kustomization", rev=f"main@sha1:{args.tag}-{i}")
@@ -345,13 +377,18 @@ async def write_loop(args: argparse.Namespace) -> None:
                             content_type="application/merge-patch+json")
         print(i, time.monotonic(), flush=True)  # accepted by the API server: lag counts from here
 
+    watching = asyncio.Event()
+    watcher = asyncio.create_task(watch(watching))
+    await watching.wait()
     t0 = time.monotonic()
     print("start", t0, flush=True)
     tasks = []
-    for i in range(int(rate * args.update_seconds)):
+    for i in range(total):
         await asyncio.sleep(max(0.0, t0 + i * interval - time.monotonic()))
         tasks.append(asyncio.create_task(write(kustomizations[i % len(kustomizations)], i)))
     await asyncio.gather(*tasks)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(watcher, 15)
     await admin.close()
 
 
@@ -438,8 +475,14 @@ ROWS = [
 
 def print_table(n: int, size: dict[str, Any]) -> None:
     ours, ksm = size.get("ours", {}), size.get("ksm", {})
-    rows = list(ROWS) + [(f"update lag {k.split('_')[1]} @{k.split('@')[1]}/s (ms)", k)
-                         for k in ours or ksm if k.startswith("lag_")]
+    rates = sorted({int(k.split("@")[1]) for k in ours or ksm if k.startswith("lag_")})
+    rows = list(ROWS)
+    for rate in rates:
+        rows += [(f"writes accepted @{rate}/s (per s)", f"achieved_writes_per_s@{rate}"),
+                 (f"update lag p50 @{rate}/s (ms)", f"lag_p50_ms@{rate}"),
+                 (f"update lag p99 @{rate}/s (ms)", f"lag_p99_ms@{rate}"),
+                 (f"  bare watch p50 @{rate}/s (ms)", f"watch_floor_p50_ms@{rate}"),
+                 (f"  bare watch p99 @{rate}/s (ms)", f"watch_floor_p99_ms@{rate}")]
     print(f"\n== {n} Flux objects (fleet created in {size['create_fleet_s']:.1f} s; bare paged list "
           f"{size['floor_list_s']:.2f} s) ==")
     print(f"{'':38} {'ours':>10} {'KSM':>10} {'ours/KSM':>9}")

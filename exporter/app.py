@@ -45,7 +45,6 @@ _TRIM = _malloc_trim()
 #: Publishing waits for the first list of every kind, but no longer than this (a kind whose list keeps failing
 #: must not hold back the others' metrics).
 INITIAL_SYNC_GRACE = 30.0
-GC_RESUME_DELAY = 1.0
 
 
 def release_free_memory() -> None:
@@ -125,8 +124,7 @@ class Exporter:
                 self.metrics.objects.labels(health.kind).set(held)
         del view, exposition
         if (expose or settled) and self._gc_paused:
-            # after the pending requests saw the new snapshot: a full collection of the fleet takes ~0.2 s
-            asyncio.get_running_loop().call_later(GC_RESUME_DELAY, self._resume_gc)
+            self._resume_gc()
         if settled and not self._ready:
             self._ready = True
             log.info("exporter_ready", objects=len(self.view.resources), tenants=len(self.view.tenants))
@@ -139,7 +137,7 @@ class Exporter:
         """No cyclic GC during the first list.
 
         Every pass would rescan the growing fleet (0.8 s of CPU at 20,000 objects); refcounting still frees
-        everything acyclic, and ``_resume_gc`` collects the rest once the first snapshot is served.
+        everything acyclic.
         """
         if gc.isenabled():
             gc.disable()
@@ -149,9 +147,11 @@ class Exporter:
         if not self._gc_paused:
             return
         self._gc_paused = False
+        # The synced fleet is long-lived: freeze it out of every later GC pass. No collection first: the sync
+        # leaves no cyclic garbage (measured: 0 objects at 20,000 Flux objects), and a full pass would stall the
+        # event loop for ~0.2 s.
+        gc.freeze()
         gc.enable()
-        gc.collect()
-        gc.freeze()  # the synced fleet is long-lived: keep it out of every later GC pass
 
     async def _publisher(self) -> None:
         sync_deadline = time.monotonic() + INITIAL_SYNC_GRACE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -212,3 +213,21 @@ async def test_restricted_identity_in_namespaced_mode(
     registry = exporter.metrics.registry
     assert registry.get_sample_value("fluxtenant_exporter_kind_forbidden", {"kind": "GitRepository"}) == 1
     assert registry.get_sample_value("fluxtenant_exporter_kind_synced", {"kind": "Kustomization"}) == 1
+
+
+async def test_cyclic_gc_is_paused_only_during_the_first_list(
+    admin: KubeClient, namespace: str, start_exporter: StartExporter, control_plane: ControlPlane
+) -> None:
+    """The GC is off while the first list runs, on again with the synced fleet frozen once it is served, and on
+    again if the exporter stops before it got there."""
+    await fleet.create(admin, fleet.kustomization(namespace, "app"), status=fleet.ready_status("Kustomization"))
+    gc.unfreeze()
+    early = Exporter(exporter_settings(), await KubeClient.from_kubeconfig(control_plane.kubeconfig))
+    await early.start()
+    assert not gc.isenabled()
+    await early.stop()
+    assert gc.isenabled()
+    gc.unfreeze()
+    await start_exporter()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
