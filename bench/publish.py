@@ -37,9 +37,10 @@ from exporter.watcher import FluxSink  # noqa: E402
 
 def event_stream(raws: list[dict[str, Any]], store: Store, cache: ViewCache, renderer: Renderer, count: int,
                  rate: int) -> tuple[float, int]:
-    """CPU seconds for ``count`` watch events (status changes of Kustomizations as the JSON lines the API server
-    sends), decoded and applied by the watcher's sink and published in 100 ms batches as the exporter does under
-    load; and the batch size.
+    """CPU seconds for ``count`` watch events, and the batch size.
+
+    The events are status changes of Kustomizations as the JSON lines the API server sends, decoded and applied
+    by the watcher's sink and published in 100 ms batches, as the exporter does under load.
     """
     sink = FluxSink(KUSTOMIZATION, store)
     kustomizations = [raw for raw in raws if raw["kind"] == "Kustomization"]
