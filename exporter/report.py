@@ -6,17 +6,20 @@ people (``--format table``). Unreadable items are reported on stderr and skipped
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Iterator
 from typing import IO, Any
 
+import msgspec
 import orjson
 import yaml
 
+from exporter import wire
 from exporter.documents import Filters, tenants_doc, timestamp
 from exporter.kinds import by_kind
-from exporter.model import MalformedObject, parse_namespace, parse_object
+from exporter.model import MalformedObject, malformed, project, project_namespace
 from exporter.settings import Settings
 from exporter.store import Store
 from exporter.tenants import TenantMapping, TenantResolver
@@ -38,20 +41,57 @@ def _items(doc: Any) -> Iterator[Any]:
 
 
 def load_items(text: str) -> list[Any]:
-    """The objects in a JSON document, or in one or more YAML documents (Lists are flattened)."""
+    """The objects in a JSON document, or in one or more YAML documents (Lists are flattened).
+
+    JSON items stay undecoded (``msgspec.Raw``) until ``build_report`` decodes each with the exporter's typed
+    decoders; YAML items are Python values.
+    """
     stripped = text.lstrip()
     if not stripped:
         raise ReportError("the input is empty")
     if stripped[0] in "{[":
-        try:
-            return list(_items(orjson.loads(text)))
-        except orjson.JSONDecodeError:
-            pass  # YAML is a superset: let the YAML parser report the error
+        with contextlib.suppress(*wire.DecodeError):  # YAML is a superset: let the YAML parser report the error
+            return _json_items(stripped.encode())
     try:
         return [item for doc in yaml.safe_load_all(text) for item in _items(doc)]
     except yaml.YAMLError as err:
         msg = f"the input is neither JSON nor YAML: {err}"
         raise ReportError(msg) from err
+
+
+def _json_items(data: bytes) -> list[Any]:
+    pending = wire.RAW_LIST.decode(data) if data.startswith(b"[") else [wire.RAW.decode(data)]
+    items: list[Any] = []
+    while pending:
+        raw = pending.pop(0)
+        if memoryview(raw)[:1].tobytes() == b"[":
+            pending[:0] = wire.RAW_LIST.decode(raw)
+            continue
+        try:
+            nested = wire.KINDED.decode(raw).items
+        except wire.DecodeError:
+            nested = None  # an unreadable item: build_report names it
+        if nested is not None:
+            pending[:0] = nested
+        else:
+            items.append(raw)
+    return items
+
+
+def _kind(item: Any) -> Any:
+    if isinstance(item, msgspec.Raw):
+        try:
+            return wire.KINDED.decode(item).kind
+        except wire.DecodeError:
+            return None
+    return item.get("kind") if isinstance(item, dict) else None
+
+
+def _decoded(codec: wire.Codec[Any], item: Any) -> Any:
+    try:
+        return codec.one(item) if isinstance(item, msgspec.Raw) else codec.convert(item)
+    except wire.DecodeError as err:
+        raise malformed(err) from err
 
 
 def build_report(items: list[Any], settings: Settings, *, errors: IO[str] | None = None) -> dict[str, Any]:
@@ -61,12 +101,12 @@ def build_report(items: list[Any], settings: Settings, *, errors: IO[str] | None
                   thresholds=settings.thresholds)
     skipped = 0
     for index, item in enumerate(items):
-        kind = item.get("kind") if isinstance(item, dict) else None
+        kind = _kind(item)
         try:
             if kind == "Namespace":
-                store.upsert_namespace(parse_namespace(item, settings.tenant_label))
+                store.upsert_namespace(project_namespace(_decoded(wire.NAMESPACES, item), settings.tenant_label))
             elif isinstance(kind, str) and by_kind(kind) is not None:
-                store.upsert(parse_object(item))
+                store.upsert(project(_decoded(wire.FLUX, item)))
             else:
                 skipped += 1
         except MalformedObject as err:

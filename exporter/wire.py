@@ -143,6 +143,13 @@ class Identity(msgspec.Struct, frozen=True):
     metadata: Meta
 
 
+class Kinded(msgspec.Struct, frozen=True):
+    """Any object's kind, and a List's items (a dump read by ``report``)."""
+
+    kind: str = ""
+    items: list[msgspec.Raw] | None = None
+
+
 class ApiStatus(msgspec.Struct, frozen=True):
     """A metav1.Status, as sent in a watch ERROR event."""
 
@@ -232,6 +239,9 @@ class Codec(Generic[T]):
 _RAW_PAGE = msgspec.json.Decoder(_RawPage)
 IDENTITY = msgspec.json.Decoder(Identity)
 EVENTS = msgspec.json.Decoder(Event)
+KINDED = msgspec.json.Decoder(Kinded)
+RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+RAW = msgspec.json.Decoder(msgspec.Raw)
 STATUS = msgspec.json.Decoder(ApiStatus)
 FLUX = Codec(FluxObject)
 NAMESPACES = Codec(Namespace)
