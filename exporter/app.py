@@ -117,14 +117,14 @@ class Exporter:
             if collecting:
                 gc.enable()
         if expose or settled:
+            if self._gc_paused:
+                self._resume_gc()  # before the first full snapshot goes out: nobody waits on a scrape yet
             self.view, self.exposition = view, exposition
             self.published += 1
             for kind, health in self.kinds.items():
                 held = len(self.store.namespaces) if kind == NAMESPACE.id else view.objects_by_kind.get(health.kind, 0)
                 self.metrics.objects.labels(health.kind).set(held)
         del view, exposition
-        if (expose or settled) and self._gc_paused:
-            self._resume_gc()
         if settled and not self._ready:
             self._ready = True
             log.info("exporter_ready", objects=len(self.view.resources), tenants=len(self.view.tenants))
@@ -147,9 +147,9 @@ class Exporter:
         if not self._gc_paused:
             return
         self._gc_paused = False
-        # The synced fleet is long-lived: freeze it out of every later GC pass. No collection first: the sync
-        # leaves no cyclic garbage (measured: 0 objects at 20,000 Flux objects), and a full pass would stall the
-        # event loop for ~0.2 s.
+        # Collect what the paused window left (a healthy sync leaves nothing; errors and backoffs leave traceback
+        # cycles), then freeze the long-lived fleet out of every later GC pass. ~0.2 s at 20,000 objects.
+        gc.collect()
         gc.freeze()
         gc.enable()
 

@@ -192,9 +192,10 @@ _redacted: dict[str, str] = {}
 
 def _message(text: str) -> str:
     """A condition message, redacted and truncated once per distinct text."""
+    text = text[:MAX_MESSAGE]  # the key too: messages may be 32 KiB long
     found = _redacted.get(text)
     if found is None:
-        found = _redacted[text] = share(redact(text[:MAX_MESSAGE]))
+        found = _redacted[text] = share(redact(text))
     return found
 
 

@@ -193,7 +193,7 @@ class ViewCache:
         affected = self._affected(dirty)
         roots = _RootResolver(objects)
         rederive: set[Key] = set()
-        for key in affected:
+        for key in sorted(affected):  # a fixed order: nothing may depend on a set's hash order
             old_root = self.root_of.pop(key, None)
             if self.stuck.pop(key, False) and old_root is not None and old_root != key:
                 self.stuck_dependents[old_root] -= 1
@@ -401,8 +401,8 @@ class _RootResolver:
             if nxt is None:
                 result = current
                 break
-            if nxt in seen:  # a cycle: the object that closes it is the root
-                result = current
+            if nxt in seen:  # a cycle: its smallest key is the root, wherever the walk entered it
+                result = min(path[path.index(nxt) :])
                 break
             current = nxt
         for k in path:

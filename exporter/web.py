@@ -72,9 +72,11 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     else:
         pieces = itertools.chain(exposition.pieces(), (own,))
         resp.content_length = exposition.size + len(own)
+    resp.headers["Vary"] = "Accept-Encoding"
     await resp.prepare(request)
-    for piece in pieces:
-        await resp.write(piece)  # other work (watch events) runs between the pieces
+    if request.method != "HEAD":  # a streamed response writes what it is given, even to a HEAD request
+        for piece in pieces:
+            await resp.write(piece)  # other work (watch events) runs between the pieces
     await resp.write_eof()
     state.metrics.scrape_duration.observe(time.perf_counter() - started)
     return resp

@@ -155,7 +155,8 @@ async def test_label_selector_follows_flux_sharding(
 async def test_http_api_errors_filters_and_gzip(
     admin: KubeClient, namespace: str, start_exporter: StartExporter
 ) -> None:
-    """Filters narrow the resources; bad filters are 400 and unknown tenants 404, as JSON; gzip when asked."""
+    """Filters narrow the resources; bad filters are 400 and unknown tenants 404, as JSON; gzip when asked; the
+    streamed /metrics has an exact Content-Length and no body for HEAD."""
     await fleet.create(admin, fleet.kustomization(namespace, "bad"),
                        status=fleet.failed_status("BuildFailed", "kustomize build failed: yaml: line 1"))
     await fleet.create(admin, fleet.kustomization(namespace, "good"), status=fleet.ready_status("Kustomization"))
@@ -187,6 +188,14 @@ async def test_http_api_errors_filters_and_gzip(
     plain = gzip.decompress(raw).decode()
     assert f'namespace="{namespace}",name="bad"' in plain
     assert "fluxtenant_exporter_build_info" in plain
+    status, body, headers = await get(exporter, "/metrics")
+    assert int(headers["Content-Length"]) == len(body)
+    reader, writer = await asyncio.open_connection("127.0.0.1", exporter.port)
+    writer.write(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = await reader.read()  # until the server closes: a HEAD answer is the headers and nothing else
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert answer.endswith(b"\r\n\r\n")
     status, body, _ = await get(exporter, "/healthz")
     assert status == 200
     status, body, _ = await get(exporter, "/openapi.yaml")

@@ -13,7 +13,7 @@ from exporter import fleet
 from exporter.model import NamespaceInfo, parse_object
 from exporter.store import Store
 from exporter.tenants import TenantMapping, TenantResolver
-from exporter.view import ViewCache, build_view
+from exporter.view import ViewCache, _RootResolver, build_view
 
 
 def make_store(**resolver: Any) -> Store:
@@ -83,16 +83,21 @@ def test_helmrelease_blocked_by_its_helmchart_has_the_chart_as_root() -> None:
 
 
 def test_dependency_cycle_terminates_and_names_a_root() -> None:
-    """A dependsOn cycle does not loop forever; an object on the cycle is reported as the root."""
+    """A dependsOn cycle does not loop forever; its smallest key is the root, whichever object the walk starts from
+    (so an incremental derivation, which starts from the changed objects, agrees with a full one)."""
     store = make_store()
     put(store, fleet.kustomization("t", "a", depends_on=["b"]),
         fleet.failed_status("DependencyNotReady", "dependency 't/b' is not ready"))
     put(store, fleet.kustomization("t", "b", depends_on=["a"]),
         fleet.failed_status("DependencyNotReady", "dependency 't/a' is not ready"))
+    put(store, fleet.kustomization("t", "x", depends_on=["b"]),
+        fleet.failed_status("DependencyNotReady", "dependency 't/b' is not ready"))
     view = view_of(store)
-    roots = {r.name for r in view.resources if r.is_root}
-    assert roots
-    assert all(r.root_cause is None or r.root_cause.name in {"a", "b"} for r in view.resources)
+    assert [r.name for r in view.resources if r.is_root] == ["a"]  # the cycle's smallest key
+    assert {r.name: r.root_cause.name for r in view.resources if r.root_cause} == {"b": "a", "x": "a"}
+    for start in (["a", "b", "x"], ["b", "a", "x"], ["x", "b", "a"]):  # whatever the walk starts from
+        resolver = _RootResolver(store.objects)
+        assert {name: resolver.root(("Kustomization", "t", name))[2] for name in start} == dict.fromkeys(start, "a")
 
 
 def test_blocked_by_a_ready_source_is_its_own_root() -> None:
@@ -233,7 +238,7 @@ def _chain_fleet_object(rng: random.Random, i: int, now: float) -> dict[str, Any
             if failing else fleet.ready_status("GitRepository", rev=f"main@sha1:{rng.randrange(3)}")
     else:
         raw = fleet.kustomization(ns, f"ks-{i}", source=("GitRepository", f"repo-{i % 3}"),
-                                  depends_on=[f"ks-{i - 1}"] if i % 3 else [])
+                                  depends_on=[f"ks-{i + rng.choice([-1, 6])}"] if i % 3 else [])  # +6: cycles
         reason, message = rng.choice([("DependencyNotReady", f"dependency '{ns}/ks-{i - 1}' is not ready"),
                                       ("ArtifactFailed", "Source artifact not found, retrying in 30s"),
                                       ("HealthCheckFailed", "health check failed after 5m0s: timeout")])
