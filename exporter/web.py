@@ -42,7 +42,7 @@ class Published(Protocol):
 
 
 STATE = web.AppKey("state", Published)
-#: the unfiltered /tenants body of the last publish, and each tenant's JSON (reused while the tenant is unchanged)
+#: each tenant's JSON for the unfiltered /tenants (reused while the tenant is unchanged)
 TENANTS_BODY = web.AppKey("tenants_body", dict)
 
 
@@ -113,16 +113,16 @@ async def tenants(request: web.Request) -> web.Response:
     view = request.app[STATE].view
     if filters.active:
         return _json(tenants_doc(view, filters))
-    cache = request.app[TENANTS_BODY]
-    if cache.get("view") is not view:
-        cache.update(view=view, body=_tenants_body(view, cache))
-    resp = web.Response(body=cache["body"], content_type="application/json")
+    resp = web.Response(body=_tenants_body(view, request.app[TENANTS_BODY]), content_type="application/json")
     resp.enable_compression()
     return resp
 
 
 def _tenants_body(view: View, cache: dict[str, object]) -> bytes:
-    """The unfiltered /tenants document, joining per-tenant JSON cached by the (immutable) TenantView."""
+    """The unfiltered /tenants document, joining per-tenant JSON cached by the (immutable) TenantView.
+
+    Only the per-tenant pieces are kept (a few MiB at 20,000 objects): joining them per request takes ~1 ms.
+    """
     previous: dict[str, tuple[object, bytes]] = cache.get("tenants", {})  # type: ignore[assignment]
     fresh: dict[str, tuple[object, bytes]] = {}
     parts = []
