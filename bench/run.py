@@ -289,10 +289,7 @@ async def update_lag(target: Target, session: aiohttp.ClientSession, kubeconfig:
     saw it. Returns the lags, the bare watch's lags (the floor) and the achieved write rate.
     """
     tag = f"{target.name}{rate}x{random.randrange(10**6)}"
-    writer = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--write-loop", "--kubeconfig", str(kubeconfig), "--sizes", str(n),
-        "--rates", str(rate), "--update-seconds", str(seconds), "--tag", tag, stdout=asyncio.subprocess.PIPE,
-    )
+    writer = await start_writer(kubeconfig, n, rate, seconds, tag, asyncio.subprocess.PIPE)
     assert writer.stdout is not None
     sent: dict[bytes, float] = {}
     seen: dict[bytes, float] = {}
@@ -343,13 +340,19 @@ async def update_lag(target: Target, session: aiohttp.ClientSession, kubeconfig:
     return lags, floor_lags, len(sent) / (max(sent.values()) - window[0])
 
 
+async def start_writer(kubeconfig: Path, n: int, rate: int, seconds: float, tag: str,
+                       stdout: int) -> asyncio.subprocess.Process:
+    """The writer process (``write_loop``): status writes at ``rate``/s for ``seconds``, revisions tagged ``tag``."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--write-loop", "--kubeconfig", str(kubeconfig), "--sizes", str(n),
+        "--rates", str(rate), "--update-seconds", str(seconds), "--tag", tag, stdout=stdout,
+    )
+
+
 async def warm_up(kubeconfig: Path, n: int, rate: int, seconds: float) -> None:
     """Writes at ``rate`` for ``seconds`` with no exporter running, before any measured update."""
-    writer = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--write-loop", "--kubeconfig", str(kubeconfig), "--sizes", str(n),
-        "--rates", str(rate), "--update-seconds", str(seconds), "--tag", f"warmup{random.randrange(10**6)}",
-        stdout=asyncio.subprocess.DEVNULL,
-    )
+    writer = await start_writer(kubeconfig, n, rate, seconds, f"warmup{random.randrange(10**6)}",
+                                asyncio.subprocess.DEVNULL)
     if await writer.wait():
         msg = f"the warm-up writer failed ({writer.returncode})"
         raise RuntimeError(msg)

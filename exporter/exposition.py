@@ -358,26 +358,12 @@ class Renderer:
 def _changed_views(view: View) -> list[ResourceView]:
     """The views of ``view.changed`` keys still present (a binary search each in the sorted resources)."""
     resources = view.resources
-    keys = _KeyList(resources)
     found = []
     for key in view.changed:
-        at = bisect.bisect_left(keys, key)
+        at = bisect.bisect_left(resources, key, key=_key)
         if at < len(resources) and _key(resources[at]) == key:
             found.append(resources[at])
     return found
-
-
-class _KeyList(Sequence[Key]):
-    """The keys of a sorted tuple of views, for bisect, without building them all."""
-
-    def __init__(self, resources: Sequence[ResourceView]) -> None:
-        self.resources = resources
-
-    def __len__(self) -> int:
-        return len(self.resources)
-
-    def __getitem__(self, index: int) -> Key:  # type: ignore[override]
-        return _key(self.resources[index])
 
 
 #: /metrics is written in pieces of about this size

@@ -17,6 +17,7 @@ from typing import Any
 
 from exporter import wire
 from exporter.kinds import FLUX_KINDS, FluxKind, by_kind
+from exporter.wire import MalformedObject
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 #: Condition types kept: the kstatus trio plus the per-controller ones whose messages name a cause.
@@ -30,10 +31,6 @@ KEPT_CONDITIONS = frozenset(
 MAX_MESSAGE = 4096
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _TOKEN_LIKE = re.compile(r"(?i)(token|password|passwd|secret|authorization)([=:]\s*)(\S+)")
-
-
-class MalformedObject(ValueError):  # noqa: N818 - reads as what it is
-    """An API object that cannot be read; the message says which field is wrong."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,17 +243,9 @@ def _inventory(raw: wire.Inventory | None) -> Inventory:
 # -- parsing ----------------------------------------------------------------------------------
 
 
-def malformed(err: Exception) -> MalformedObject:
-    """A decoder error as MalformedObject (its message names the JSON path)."""
-    return MalformedObject(str(err))
-
-
 def parse_namespace(raw: Any, label_key: str) -> NamespaceInfo:
     """A Namespace object (a decoded JSON value) with the value of ``label_key`` as its tenant label."""
-    try:
-        return project_namespace(wire.NAMESPACES.convert(raw), label_key)
-    except wire.DecodeError as err:
-        raise malformed(err) from err
+    return project_namespace(wire.NAMESPACES.one(raw), label_key)
 
 
 def project_namespace(raw: wire.Namespace, label_key: str) -> NamespaceInfo:
@@ -270,11 +259,7 @@ def project_namespace(raw: wire.Namespace, label_key: str) -> NamespaceInfo:
 
 def parse_object(raw: Any, kind: FluxKind | None = None) -> FluxObject:
     """Project one Flux API object (a decoded JSON value) to a FluxObject; MalformedObject if unreadable."""
-    try:
-        decoded = wire.FLUX.convert(raw)
-    except wire.DecodeError as err:
-        raise malformed(err) from err
-    return project(decoded, kind)
+    return project(wire.FLUX.one(raw), kind)
 
 
 def project(raw: wire.FluxObject, kind: FluxKind | None = None) -> FluxObject:

@@ -19,11 +19,12 @@ import yaml
 from exporter import wire
 from exporter.documents import Filters, tenants_doc, timestamp
 from exporter.kinds import by_kind
-from exporter.model import MalformedObject, malformed, project, project_namespace
+from exporter.model import project, project_namespace
 from exporter.settings import Settings
 from exporter.store import Store
 from exporter.tenants import TenantMapping, TenantResolver
 from exporter.view import build_view
+from exporter.wire import MalformedObject
 
 
 class ReportError(ValueError):
@@ -87,13 +88,6 @@ def _kind(item: Any) -> Any:
     return item.get("kind") if isinstance(item, dict) else None
 
 
-def _decoded(codec: wire.Codec[Any], item: Any) -> Any:
-    try:
-        return codec.one(item) if isinstance(item, msgspec.Raw) else codec.convert(item)
-    except wire.DecodeError as err:
-        raise malformed(err) from err
-
-
 def build_report(items: list[Any], settings: Settings, *, errors: IO[str] | None = None) -> dict[str, Any]:
     """Classify ``items`` and return the /tenants document with resources."""
     mapping = TenantMapping.load(settings.tenant_mapping) if settings.tenant_mapping else TenantMapping.empty()
@@ -104,9 +98,9 @@ def build_report(items: list[Any], settings: Settings, *, errors: IO[str] | None
         kind = _kind(item)
         try:
             if kind == "Namespace":
-                store.upsert_namespace(project_namespace(_decoded(wire.NAMESPACES, item), settings.tenant_label))
+                store.upsert_namespace(project_namespace(wire.NAMESPACES.one(item), settings.tenant_label))
             elif isinstance(kind, str) and by_kind(kind) is not None:
-                store.upsert(project(_decoded(wire.FLUX, item)))
+                store.upsert(project(wire.FLUX.one(item)))
             else:
                 skipped += 1
         except MalformedObject as err:

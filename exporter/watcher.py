@@ -34,8 +34,9 @@ from exporter import wire
 from exporter.health import KindHealth, SelfMetrics
 from exporter.kinds import NAMESPACE, FluxKind
 from exporter.kubeapi import OVERSIZED, ApiError, KubeClient
-from exporter.model import MalformedObject, NamespaceInfo, malformed, project, project_namespace
+from exporter.model import NamespaceInfo, project, project_namespace
 from exporter.store import Store
+from exporter.wire import MalformedObject
 
 if TYPE_CHECKING:
     import msgspec
@@ -167,10 +168,7 @@ class FluxSink:
             meta = _identity(raw)
             self.store.delete(self.kind.kind, meta.namespace, meta.name)
             return meta.resourceVersion
-        try:
-            decoded = wire.FLUX.one(raw)
-        except wire.DecodeError as err:
-            raise malformed(err) from err
+        decoded = wire.FLUX.one(raw)
         self.store.upsert(project(decoded, self.kind))
         return decoded.metadata.resourceVersion
 
@@ -212,10 +210,7 @@ class NamespaceSink:
             meta = _identity(raw)
             self.store.delete_namespace(meta.name)
             return meta.resourceVersion
-        try:
-            decoded = wire.NAMESPACES.one(raw)
-        except wire.DecodeError as err:
-            raise malformed(err) from err
+        decoded = wire.NAMESPACES.one(raw)
         self.store.upsert_namespace(project_namespace(decoded, self.label_key))
         return decoded.metadata.resourceVersion
 
@@ -224,11 +219,7 @@ def _parse_page(
     codec: wire.Codec[_W], body: bytes, project_one: Callable[[_W], _T], kind: str
 ) -> tuple[list[_T], int, str, str]:
     """Decode a page and project every item; unreadable ones are logged, counted and skipped."""
-    try:
-        page = codec.page(body)
-    except wire.DecodeError as err:
-        msg = f"list response: {err}"
-        raise MalformedObject(msg) from err
+    page = codec.page(body)
     for error in page.errors:
         log.warning("object_malformed", kind=kind, error=error)
     parsed = []
@@ -246,7 +237,7 @@ def _identity(raw: msgspec.Raw) -> wire.Meta:
     try:
         return wire.IDENTITY.decode(raw).metadata
     except wire.DecodeError as err:
-        raise malformed(err) from err
+        raise MalformedObject(str(err)) from err
 
 
 Sleep = Callable[[float], Awaitable[None]]

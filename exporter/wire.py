@@ -185,6 +185,10 @@ class _RawPage(msgspec.Struct, frozen=True):
 DecodeError = (msgspec.ValidationError, msgspec.DecodeError)
 
 
+class MalformedObject(ValueError):  # noqa: N818 - reads as what it is
+    """An API object that cannot be read; the message says which field is wrong (the JSON path)."""
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     """A decoded list page: the readable items, an error per unreadable one, and the list metadata."""
@@ -196,7 +200,10 @@ class Page(Generic[T]):
 
 
 class Codec(Generic[T]):
-    """Decoders for one item type: whole pages, single objects (watch events), and Python values (dumps, tests)."""
+    """Decoders for one item type: whole pages, single objects (watch events), and Python values (dumps, tests).
+
+    Every method raises ``MalformedObject`` for what it cannot read.
+    """
 
     def __init__(self, item_type: type[T]) -> None:
         """For ``item_type`` (a Struct above)."""
@@ -210,6 +217,9 @@ class Codec(Generic[T]):
             page = self._page.decode(body)
         except msgspec.ValidationError:
             return self._page_by_item(body)
+        except msgspec.DecodeError as err:
+            msg = f"list response: {err}"
+            raise MalformedObject(msg) from err
         return Page(page.items, [], page.metadata.resourceVersion, page.metadata.continue_)
 
     def _page_by_item(self, body: bytes) -> Page[T]:
@@ -217,7 +227,7 @@ class Codec(Generic[T]):
             raw = _RAW_PAGE.decode(body)  # raises if the envelope itself is unreadable
         except DecodeError as err:
             msg = f"list response: {err}"
-            raise msgspec.ValidationError(msg) from err
+            raise MalformedObject(msg) from err
         items: list[T] = []
         errors: list[str] = []
         for item in raw.items:
@@ -227,13 +237,18 @@ class Codec(Generic[T]):
                 errors.append(f"{describe(item)}: {err}")
         return Page(items, errors, raw.metadata.resourceVersion, raw.metadata.continue_)
 
-    def one(self, body: bytes | msgspec.Raw) -> T:
-        """Decode one object (raises ``msgspec.ValidationError`` / ``DecodeError``)."""
-        return self._item.decode(body)
+    def one(self, item: bytes | msgspec.Raw | Any) -> T:
+        """Decode one object.
 
-    def convert(self, value: Any) -> T:
-        """The same from an already-decoded Python value (a dict from YAML or a test)."""
-        return msgspec.convert(value, self.item_type)
+        ``item`` is JSON (a watch event's object, an item of a dump) or an already-decoded Python value (a dict
+        from YAML or a test).
+        """
+        try:
+            if isinstance(item, bytes | msgspec.Raw):
+                return self._item.decode(item)
+            return msgspec.convert(item, self.item_type)
+        except DecodeError as err:
+            raise MalformedObject(str(err)) from err
 
 
 _RAW_PAGE = msgspec.json.Decoder(_RawPage)
