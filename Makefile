@@ -8,10 +8,10 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint controlplane gotools debian-tools monitoring image clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml testbed/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e ./testbed
 	touch $@
 
 controlplane:
@@ -38,7 +38,7 @@ demo: $(BIN)/.installed controlplane
 	$(BIN)/flux-tenant-exporter demo
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check exporter tests
+	$(BIN)/ruff check exporter testbed tests bench
 	$(BIN)/mypy
 
 # Build the Dockerfile with buildah on a debootstrap base and run the image (no container engine needed).

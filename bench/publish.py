@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import orjson  # noqa: E402
 from run import fleet_objects  # noqa: E402
 
-from exporter import fleet, wire  # noqa: E402
+from exporter import wire  # noqa: E402
 from exporter.exposition import Renderer  # noqa: E402
 from exporter.kinds import KUSTOMIZATION  # noqa: E402
 from exporter.model import NamespaceInfo, parse_object  # noqa: E402
@@ -33,6 +33,7 @@ from exporter.store import Store  # noqa: E402
 from exporter.tenants import TenantResolver  # noqa: E402
 from exporter.view import ViewCache, build_view  # noqa: E402
 from exporter.watcher import FluxSink  # noqa: E402
+from testbed import fleet  # noqa: E402
 
 
 def event_stream(raws: list[dict[str, Any]], store: Store, cache: ViewCache, renderer: Renderer, count: int,

@@ -41,10 +41,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from exporter import fleet  # noqa: E402
-from exporter.controlplane import ControlPlane, find_assets, free_port  # noqa: E402
 from exporter.kinds import FLUX_KINDS  # noqa: E402
 from exporter.kubeapi import KubeClient  # noqa: E402
+from testbed import fleet  # noqa: E402
+from testbed.controlplane import ControlPlane, find_assets, free_port  # noqa: E402
 
 FAILURES = [
     ("ReconciliationFailed", 'Namespace/x dry-run failed (Forbidden): namespaces "x" is forbidden: User '

@@ -10,7 +10,8 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import structlog
@@ -22,6 +23,12 @@ from exporter.settings import Settings, from_args
 log = structlog.get_logger("exporter.cli")
 
 SERVICE_ACCOUNT_TOKEN = SERVICE_ACCOUNT_DIR / "token"
+#: Entry-point group of commands that other distributions (the development harness) add.
+PLUGIN_GROUP = "flux_tenant_exporter.commands"
+
+
+class UserError(Exception):
+    """A mistake of the user's: one line on stderr, exit code 2."""
 
 
 def _in_cluster() -> bool:
@@ -60,6 +67,16 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
+def _plugin_command(name: str) -> Callable[[Settings], Awaitable[int]]:
+    """A command that lives outside the product (the demo is in the development harness, ``testbed``)."""
+    found = [ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name == name]
+    if not found:
+        msg = f"the {name} command is part of the development harness: in a repository checkout, run `make {name}`"
+        raise UserError(msg)
+    command: Callable[[Settings], Awaitable[int]] = found[0].load()
+    return command
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flux-tenant-exporter`` command."""
     settings = from_args(argv)
@@ -75,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("starting", **settings.summary())
     try:
         if settings.command == "demo":
-            from exporter.demo import run_demo  # noqa: PLC0415
+            from testbed.demo import run_demo  # noqa: PLC0415
 
             return asyncio.run(run_demo(settings))
         return asyncio.run(serve(settings))

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from exporter import fleet
-from exporter.controlplane import ControlPlane, ControlPlaneError
 from exporter.kubeapi import KubeClient
+from testbed import fleet
+from testbed.controlplane import ControlPlane, ControlPlaneError
 
 
 def _sigterm_to_interrupt(_signum: int, _frame: Any) -> None:

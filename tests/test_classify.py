@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from exporter import fleet
 from exporter.classify import CATEGORIES, RULES, Thresholds, categorize, classify
 from exporter.model import parse_object
+from testbed import fleet
 
 CASES: list[tuple[str, str, str, str, str]] = [
     # (kind, reason, message, expected category, source)

@@ -13,11 +13,8 @@ import pytest
 import yaml
 from conftest import restricted_identity
 
-from exporter import fleet
 from exporter.app import Exporter
 from exporter.cli import main
-from exporter.controlplane import ControlPlane
-from exporter.demo import load_demo_fleet
 from exporter.exposition import Renderer
 from exporter.kubeapi import ApiError, KubeClient
 from exporter.model import parse_object
@@ -27,6 +24,9 @@ from exporter.store import Store
 from exporter.tenants import TenantResolver
 from exporter.view import build_view
 from exporter.watcher import WatchSettings
+from testbed import fleet
+from testbed.controlplane import ControlPlane
+from testbed.demo import load_demo_fleet
 
 # -- settings ---------------------------------------------------------------------------------------
 

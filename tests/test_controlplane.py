@@ -11,10 +11,10 @@ import orjson
 import pytest
 from conftest import restricted_identity
 
-from exporter import fleet
-from exporter.controlplane import ControlPlane
 from exporter.kinds import FLUX_KINDS, FluxKind
 from exporter.kubeapi import ApiError, KubeClient
+from testbed import fleet
+from testbed.controlplane import ControlPlane
 
 SAMPLES = {
     "Kustomization": lambda ns: fleet.kustomization(ns, "obj"),
@@ -118,10 +118,10 @@ def test_a_killed_run_leaves_no_processes_and_its_directory_is_reclaimed() -> No
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
-    from exporter.controlplane import remove_stale_workdirs  # noqa: PLC0415
+    from testbed.controlplane import remove_stale_workdirs  # noqa: PLC0415
 
     script = (
-        "from exporter.controlplane import ControlPlane\n"
+        "from testbed.controlplane import ControlPlane\n"
         "cp = ControlPlane(); cp.start()\n"
         "print(cp.workdir, flush=True)\n"
         "import time; time.sleep(600)\n"

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter import fleet
 from exporter.app import Exporter
-from exporter.controlplane import ControlPlane
 from exporter.kubeapi import ApiError, KubeClient
 from exporter.settings import build_parser, from_args
 from exporter.watcher import WatchSettings
+from testbed import fleet
+from testbed.controlplane import ControlPlane
 
 ROOT = Path(__file__).parent.parent
 OVERLAYS = ("deploy", "deploy/overlays/namespaced", "deploy/overlays/ha")

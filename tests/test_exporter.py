@@ -13,13 +13,13 @@ import aiohttp
 import pytest
 from conftest import restricted_identity
 
-from exporter import fleet
 from exporter.app import Exporter
-from exporter.controlplane import ControlPlane
 from exporter.documents import tenants_doc
 from exporter.kubeapi import KubeClient
 from exporter.settings import Settings
 from exporter.watcher import WatchSettings
+from testbed import fleet
+from testbed.controlplane import ControlPlane
 
 StartExporter = Callable[..., Awaitable[Exporter]]
 

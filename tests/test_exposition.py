@@ -7,12 +7,13 @@ import time
 
 import pytest
 
-from exporter import exposition, fleet
+from exporter import exposition
 from exporter.exposition import Renderer
 from exporter.model import NamespaceInfo, parse_object
 from exporter.store import Store
 from exporter.tenants import TenantResolver
 from exporter.view import ViewCache, build_view
+from testbed import fleet
 
 FAILURES = [
     ("ArtifactFailed", "Source artifact not found, retrying in 30s"),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from exporter import fleet
 from exporter.model import parse_duration, parse_namespace, parse_object, parse_time, redact
 from exporter.wire import MalformedObject
+from testbed import fleet
 
 
 def test_kustomization_projection_keeps_only_used_fields() -> None:

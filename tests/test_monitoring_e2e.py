@@ -25,14 +25,14 @@ import pytest
 import yaml
 from aiohttp import web
 
-from exporter import fleet
 from exporter.app import Exporter
-from exporter.controlplane import ControlPlane, free_port
-from exporter.demo import load_demo_fleet
 from exporter.kubeapi import KubeClient
 from exporter.mixin.alerts import Thresholds, rule_groups
 from exporter.settings import Settings
 from exporter.watcher import WatchSettings
+from testbed import fleet
+from testbed.controlplane import ControlPlane, free_port
+from testbed.demo import load_demo_fleet
 
 ROOT = Path(__file__).parent.parent
 DEMO_NAMESPACES = ("flux-system", "team-a", "team-a-web", "team-b", "team-c", "team-d")

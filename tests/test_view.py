@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from exporter import fleet
 from exporter.model import NamespaceInfo, parse_object
 from exporter.store import Store
 from exporter.tenants import TenantMapping, TenantResolver
 from exporter.view import ViewCache, _RootResolver, build_view
+from testbed import fleet
 
 
 def make_store(**resolver: Any) -> Store:

@@ -14,13 +14,13 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from exporter import fleet
 from exporter.health import KindHealth, SelfMetrics
 from exporter.kinds import GITREPOSITORY
 from exporter.kubeapi import KubeClient
 from exporter.store import Store
 from exporter.tenants import TenantResolver
 from exporter.watcher import FluxSink, Reflector, WatchSettings
+from testbed import fleet
 
 PATH = "/apis/source.toolkit.fluxcd.io/v1/gitrepositories"
 

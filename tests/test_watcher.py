@@ -16,14 +16,14 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter import fleet
-from exporter.controlplane import ControlPlane, find_assets
 from exporter.health import KindHealth, SelfMetrics
 from exporter.kinds import BUCKET, GITREPOSITORY
 from exporter.kubeapi import KubeClient, OversizedLine
 from exporter.store import Store
 from exporter.tenants import TenantResolver
 from exporter.watcher import FluxSink, Reflector, WatchSettings, watch_kind
+from testbed import fleet
+from testbed.controlplane import ControlPlane, find_assets
 
 
 class GatedClient(KubeClient):

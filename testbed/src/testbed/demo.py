@@ -14,15 +14,15 @@ from typing import Any
 
 import structlog
 
-from exporter import fleet
 from exporter.app import Exporter
-from exporter.controlplane import ControlPlane
 from exporter.documents import tenants_doc
-from exporter.fleet import ago, failed_status, progressing_status, ready_status, revision
 from exporter.kubeapi import KubeClient
 from exporter.settings import Settings
+from testbed import fleet
+from testbed.controlplane import ControlPlane
+from testbed.fleet import ago, failed_status, progressing_status, ready_status, revision
 
-log = structlog.get_logger("exporter.demo")
+log = structlog.get_logger("testbed.demo")
 
 _FORBIDDEN_NS = (
     'Namespace/team-a-extra dry-run failed (Forbidden): namespaces "team-a-extra" is forbidden: User '
