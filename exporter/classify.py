@@ -14,40 +14,11 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 from exporter.model import Condition, FluxObject, parse_time, truncate
-
-State = Literal["ready", "progressing", "failing", "suspended", "unknown"]
-STATES: Final = ("ready", "progressing", "failing", "suspended", "unknown")
-Owner = Literal["tenant", "platform", "unknown"]
-
-#: The fixed taxonomy: category id -> owner (None: the root's owner, or no owner).
-CATEGORIES: Final[dict[str, Owner | None]] = {
-    "cluster_scoped_in_tenant": "tenant",
-    "cross_namespace_ref_denied": "tenant",
-    "rbac_forbidden": "tenant",
-    "source_not_found": "tenant",
-    "source_not_ready": None,
-    "dependency_not_ready": None,
-    "crd_missing": "platform",
-    "webhook_failed": "platform",
-    "validation_failed": "tenant",
-    "health_check_failed": "tenant",
-    "build_failed": "tenant",
-    "decryption_failed": "tenant",
-    "source_auth_failed": "tenant",
-    "source_ref_not_found": "tenant",
-    "source_unreachable": "platform",
-    "chart_failed": "tenant",
-    "helm_release_failed": "tenant",
-    "timeout": "unknown",
-    "suspended": None,
-    "progressing": None,
-    "unknown": "unknown",
-}
-#: Categories whose root cause is another object.
-BLOCKED_CATEGORIES: Final = frozenset({"source_not_ready", "dependency_not_ready"})
+from exporter.settings import StuckThresholds
+from exporter.vocabulary import CATEGORIES, Category, State, StuckReason
 
 SOURCE_KINDS: Final = frozenset({"GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket"})
 APPLIERS: Final = frozenset({"Kustomization", "HelmRelease"})
@@ -57,17 +28,17 @@ APPLIERS: Final = frozenset({"Kustomization", "HelmRelease"})
 class Rule:
     """``reason: message`` matching ``pattern`` means ``category``, for objects of ``kinds`` only."""
 
-    category: str
+    category: Category
     pattern: re.Pattern[str]
     kinds: frozenset[str] | None = None
 
 
-def _rule(category: str, pattern: str, kinds: frozenset[str] | None = None) -> Rule:
+def _rule(category: Category, pattern: str, kinds: frozenset[str] | None = None) -> Rule:
     assert category in CATEGORIES, category
     return Rule(category, re.compile(pattern, re.IGNORECASE), kinds)
 
 
-def _reasons(category: str, *reasons: str, kinds: frozenset[str] | None = None) -> Rule:
+def _reasons(category: Category, *reasons: str, kinds: frozenset[str] | None = None) -> Rule:
     """A fallback on the condition reason alone (the text starts with ``Reason:``)."""
     return _rule(category, "^(?:" + "|".join(reasons) + "):", kinds)
 
@@ -112,13 +83,8 @@ RULES: Final[tuple[Rule, ...]] = (
     _rule("timeout", r"context deadline exceeded|deadline exceeded|timed out|timeout(?: |:)|Client\.Timeout exceeded"),
 )
 
-#: Condition types whose message can hold the real cause when Ready's does not.
-_CAUSE_CONDITIONS = ("Ready", "Stalled", "Released", "Healthy", "TestSuccess", "Remediated", "FetchFailed",
-                     "BuildFailed", "StorageOperationFailed", "SourceVerified", "IncludeUnavailable")
-
-
 @functools.lru_cache(maxsize=4096)  # the same reasons and messages repeat across objects and updates
-def categorize(kind: str, reason: str, messages: tuple[str, ...]) -> str:
+def categorize(kind: str, reason: str, messages: tuple[str, ...]) -> Category:
     """The category for a failing object of ``kind`` from its Ready reason and condition messages."""
     texts = [f"{reason}: {m}" for m in messages] or [f"{reason}: "]
     for rule in RULES:
@@ -130,44 +96,35 @@ def categorize(kind: str, reason: str, messages: tuple[str, ...]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Thresholds:
-    """How long a condition may last before the object is stuck (seconds)."""
-
-    not_ready: float = 15 * 60
-    source_not_ready: float = 30 * 60
-    progressing_margin: float = 5 * 60
-    default_timeout: float = 10 * 60
-    generation_lag: float = 15 * 60
-    request_unhandled: float = 15 * 60
-
-
-@dataclass(frozen=True, slots=True)
 class Verdict:
     """What the object's own status says, before cross-object resolution (root cause, tenant)."""
 
     state: State
-    category: str | None
+    category: Category | None
     reason: str
     message: str
     since: float | None
     #: when the object is (or becomes) stuck, and why; None: time alone will not make it stuck
     stuck_at: float | None
-    stuck_reason: str | None
+    stuck_reason: StuckReason | None
 
 
 def _is_true(cond: Condition | None) -> bool:
     return cond is not None and cond.status == "True"
 
 
-def _earliest(*candidates: tuple[float | None, str]) -> tuple[float | None, str | None]:
-    best: tuple[float | None, str | None] = (None, None)
+Deadline = tuple[float | None, StuckReason | None]
+
+
+def _earliest(*candidates: Deadline) -> Deadline:
+    best: Deadline = (None, None)
     for at, why in candidates:
         if at is not None and (best[0] is None or at < best[0]):
             best = (at, why)
     return best
 
 
-def classify(obj: FluxObject, *, thresholds: Thresholds, observed_at: float, lag_since: float | None) -> Verdict:
+def classify(obj: FluxObject, *, thresholds: StuckThresholds, observed_at: float, lag_since: float | None) -> Verdict:
     """Classify one object.
 
     ``observed_at`` is when this version of the object was seen; ``lag_since`` is when the exporter first
@@ -179,7 +136,9 @@ def classify(obj: FluxObject, *, thresholds: Thresholds, observed_at: float, lag
     reason = ready.reason if ready else ""
     message = truncate(ready.message) if ready else ""
     since = ready.since if ready else obj.created
-    lag_at = (lag_since + thresholds.generation_lag, "generation_not_observed") if lag_since is not None else (None, "")
+    lag_at: Deadline = (
+        (lag_since + thresholds.generation_lag, "generation_not_observed") if lag_since is not None else (None, None)
+    )
     request_at = _request_deadline(obj, thresholds, observed_at)
 
     if obj.suspended:
@@ -232,9 +191,9 @@ def _is_failure(cond: Condition) -> bool:
     return cond.status == "False"
 
 
-def _request_deadline(obj: FluxObject, thresholds: Thresholds, observed_at: float) -> tuple[float | None, str]:
+def _request_deadline(obj: FluxObject, thresholds: StuckThresholds, observed_at: float) -> Deadline:
     """A ``reconcile.fluxcd.io/requestedAt`` the controller has not acknowledged in ``lastHandledReconcileAt``."""
     if obj.requested_at is None or obj.requested_at == obj.last_handled_at:
-        return None, ""
+        return None, None
     requested = parse_time(obj.requested_at) or observed_at
     return requested + thresholds.request_unhandled, "reconcile_request_unhandled"

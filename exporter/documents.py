@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from exporter.classify import CATEGORIES, STATES
-from exporter.view import ResourceView, TenantView, View
-
-OWNERS = ("tenant", "platform", "unknown")
+from exporter.published import ResourceView, TenantView, View
+from exporter.vocabulary import CATEGORIES, OWNERS, STATES, Category, Owner, State
 
 
 class FilterError(ValueError):
@@ -21,9 +19,9 @@ class FilterError(ValueError):
 class Filters:
     """Resource filters of the API: ``?state=``, ``?category=``, ``?owner=``, ``?stuck=``."""
 
-    state: str | None = None
-    category: str | None = None
-    owner: str | None = None
+    state: State | None = None
+    category: Category | None = None
+    owner: Owner | None = None
     stuck: bool | None = None
 
     @classmethod
@@ -33,13 +31,9 @@ class Filters:
         if unknown:
             msg = f"unknown query parameter(s): {', '.join(sorted(unknown))}; allowed: state, category, owner, stuck"
             raise FilterError(msg)
-        state, category, owner, stuck = (query.get(k) for k in ("state", "category", "owner", "stuck"))
-        for name, value, allowed in (("state", state, STATES), ("category", category, tuple(CATEGORIES)),
-                                     ("owner", owner, OWNERS), ("stuck", stuck, ("true", "false"))):
-            if value is not None and value not in allowed:
-                msg = f"{name}={value!r} is not one of: {', '.join(allowed)}"
-                raise FilterError(msg)
-        return cls(state, category, owner, None if stuck is None else stuck == "true")
+        stuck = _one_of(query, "stuck", ("true", "false"))
+        return cls(_one_of(query, "state", STATES), _one_of(query, "category", CATEGORIES),
+                   _one_of(query, "owner", OWNERS), None if stuck is None else stuck == "true")
 
     @property
     def active(self) -> bool:
@@ -54,6 +48,21 @@ class Filters:
             and (self.owner is None or res.owner == self.owner)
             and (self.stuck is None or res.stuck == self.stuck)
         )
+
+
+_V = TypeVar("_V", bound=str)
+
+
+def _one_of(query: dict[str, str], name: str, allowed: tuple[_V, ...]) -> _V | None:
+    """The value of query parameter ``name`` as one of ``allowed``; None when absent."""
+    value = query.get(name)
+    if value is None:
+        return None
+    for candidate in allowed:
+        if candidate == value:
+            return candidate
+    msg = f"{name}={value!r} is not one of: {', '.join(allowed)}"
+    raise FilterError(msg)
 
 
 def timestamp(value: float | None) -> str | None:

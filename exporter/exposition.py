@@ -22,8 +22,9 @@ from itertools import accumulate
 from operator import itemgetter
 from typing import Final
 
+from exporter.published import ResourceView, TenantView, View
 from exporter.store import Store
-from exporter.view import POLICY_RULES, TENANT_STATUSES, ResourceView, TenantView, View
+from exporter.vocabulary import POLICY_RULES, TENANT_STATUSES
 
 PREFIX: Final = "fluxtenant_"
 

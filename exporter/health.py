@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass, field
-from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, PlatformCollector, ProcessCollector
 
 from exporter import __version__
-
-KindStatus = Literal["pending", "synced", "absent", "forbidden", "error"]
+from exporter.vocabulary import KindStatus
 
 
 @dataclass
@@ -25,7 +23,6 @@ class KindHealth:
     settled: bool = False
     #: scopes (namespaces, "*" for cluster-wide) whose first list has not finished yet
     pending: set[str] = field(default_factory=set)
-    resource_versions: dict[str, str] = field(default_factory=dict)
 
 
 class SelfMetrics:

@@ -19,11 +19,6 @@ class FluxKind:
         """The flag/label id, e.g. ``kustomization``."""
         return self.kind.lower()
 
-    @property
-    def is_source(self) -> bool:
-        """Whether it is a source-controller kind (produces artifacts)."""
-        return self.group == SOURCE_GROUP
-
     def collection_path(self, version: str, namespace: str | None = None) -> str:
         """The REST path of the collection, cluster-wide or in one namespace."""
         prefix = "/api/v1" if not self.group else f"/apis/{self.group}/{version}"

@@ -10,13 +10,14 @@ watcher counts, logs and skips those.
 from __future__ import annotations
 
 import datetime
-import functools
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from exporter import wire
+from exporter.durations import parse_duration
 from exporter.kinds import FLUX_KINDS, FluxKind, by_kind
+from exporter.vocabulary import ConditionStatus
 from exporter.wire import MalformedObject
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
@@ -51,7 +52,7 @@ class Condition:
     """One status condition."""
 
     type: str
-    status: str
+    status: ConditionStatus
     reason: str
     message: str
     since: float | None
@@ -136,21 +137,6 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-@functools.lru_cache(maxsize=1024)  # a fleet uses a handful of intervals and timeouts
-def parse_duration(value: Any) -> float | None:
-    """A Go duration (``5m``, ``1h30m``, ``500ms``) in seconds; None when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    parts = _DURATION.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        return None
-    return sum(float(n) * _UNIT[u] for n, u in parts)
-
-
 _SECRET_WORDS = ("token", "passw", "secret", "authorization")
 
 
@@ -209,13 +195,18 @@ def _ref(raw: wire.Reference | None, default_ns: str, default_kind: str | None =
     return Ref(share(kind), share(raw.namespace) if raw.namespace else default_ns, share(raw.name))
 
 
+def _status(value: str | None) -> ConditionStatus:
+    """A condition status; anything but True or False reads as Unknown (as kstatus does)."""
+    return "True" if value == "True" else "False" if value == "False" else "Unknown"
+
+
 def _conditions(raw: list[wire.Condition] | None) -> tuple[Condition, ...]:
     if not raw:
         return ()
     return tuple(
         Condition(
             type=share(cond.type),
-            status=share(cond.status or "Unknown"),
+            status=_status(cond.status),
             reason=share(cond.reason),
             message=_message(cond.message) if cond.message else "",
             since=parse_time(cond.lastTransitionTime),

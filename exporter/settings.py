@@ -1,39 +1,83 @@
-"""The one ``Settings`` object: command-line flags, each with an environment-variable fallback (``FTE_<FLAG>``)."""
+"""The one ``Settings`` object: command-line flags, each with an environment-variable fallback (``FTE_<FLAG>``).
+
+The bottom layer of the product with ``vocabulary``: it imports nothing that does work. Every default is
+written once, on the dataclasses below; the parser reads its defaults from them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NoReturn
 
 from exporter import __version__
-from exporter.classify import Thresholds
+from exporter.durations import format_duration, parse_duration
+from exporter.errors import UserError
 from exporter.kinds import FLUX_KINDS
-from exporter.watcher import WatchSettings
 
-DEFAULT_PORT = 9897
 KIND_IDS = tuple(k.id for k in FLUX_KINDS)
+ENV_PREFIX = "FTE_"
+Command = Literal["serve", "report", "demo"]
+LogFormat = Literal["auto", "json", "console"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+ReportFormat = Literal["json", "table"]
+
+
+@dataclass(frozen=True, slots=True)
+class StuckThresholds:
+    """How long a condition may last before the object is stuck (seconds)."""
+
+    #: Ready=False (or Stalled) for longer than this
+    not_ready: float = 15 * 60
+    #: the same, for sources (their retries are slower)
+    source_not_ready: float = 30 * 60
+    #: reconciling beyond the object's spec.timeout plus this
+    progressing_margin: float = 5 * 60
+    #: the spec.timeout assumed when an object has none
+    default_timeout: float = 10 * 60
+    #: metadata.generation ahead of status.observedGeneration for longer than this
+    generation_lag: float = 15 * 60
+    #: a reconcile.fluxcd.io/requestedAt not acknowledged for longer than this
+    request_unhandled: float = 15 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSettings:
+    """Tuning of the list/watch loop."""
+
+    page_size: int = 500
+    #: server-side watch timeout, drawn uniformly from this range (client-go: 5-10 minutes)
+    server_timeout: tuple[int, int] = (300, 600)
+    #: no bytes for this long (bookmarks included) means a dead stream: reconnect from the same resourceVersion
+    inactivity_timeout: float = 120.0
+    backoff_initial: float = 0.8
+    backoff_max: float = 30.0
+    #: a run this long without errors resets the backoff
+    backoff_reset_after: float = 120.0
+    #: how often an absent CRD is looked for again
+    rediscover_interval: float = 60.0
+    label_selector: str | None = None
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, resolved once at start-up."""
 
-    command: str = "serve"
+    command: Command = "serve"
     kubeconfig: str | None = None
     context: str | None = None
     listen_address: str = "0.0.0.0"  # noqa: S104 - a metrics endpoint listens on all interfaces in a pod
-    port: int = DEFAULT_PORT
+    port: int = 9897
     kinds: tuple[str, ...] = KIND_IDS
     namespaces: tuple[str, ...] = ()
     label_selector: str | None = None
     tenant_label: str = "toolkit.fluxcd.io/tenant"
     platform_namespaces: tuple[str, ...] = ("flux-system",)
     tenant_mapping: Path | None = None
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    thresholds: StuckThresholds = field(default_factory=StuckThresholds)
     watch: WatchSettings = field(default_factory=WatchSettings)
     gotk_compat: bool = False
     #: ask the API server for gzip-compressed responses
@@ -42,11 +86,11 @@ class Settings:
     publish_interval: float = 0.05
     #: re-evaluate time-based state (stuck) at least this often
     refresh_interval: float = 15.0
-    log_format: str = "auto"
-    log_level: str = "info"
+    log_format: LogFormat = "auto"
+    log_level: LogLevel = "info"
     # report
-    input: str | None = None
-    output_format: str = "json"
+    input: str = "-"
+    output_format: ReportFormat = "json"
     # demo
     demo_exit_after_ready: bool = False
 
@@ -57,17 +101,46 @@ class Settings:
         return data
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get("FTE_" + name.upper().replace("-", "_"), default)
+DEFAULTS = Settings()
+_STUCK = DEFAULTS.thresholds
+_WATCH = DEFAULTS.watch
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr and exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: error: <message>`` and exit 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(ENV_PREFIX + name.upper().replace("-", "_"))
+
+
+def _env_or(name: str, default: str) -> str:
+    value = _env(name)
+    return default if value is None else value
+
+
+def _env_bool(name: str, default: bool) -> bool:  # noqa: FBT001 - a flag's default
+    value = _env(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    msg = f"{ENV_PREFIX}{name.upper()}={value!r} is not a boolean (true or false)"
+    raise UserError(msg)
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
-def _duration_flag(value: str) -> float:
-    from exporter.model import parse_duration  # noqa: PLC0415 - keep settings import-light
-
+def _duration(value: str) -> float:
     seconds = parse_duration(value)
     if seconds is None:
         msg = f"{value!r} is not a duration like 30s, 15m or 1h"
@@ -75,118 +148,145 @@ def _duration_flag(value: str) -> float:
     return seconds
 
 
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:  # noqa: PLR2004 - the TCP port range
+        msg = f"{value!r} is not a TCP port (0-65535)"
+        raise argparse.ArgumentTypeError(msg)
+    return port
+
+
+def _kinds(value: str) -> tuple[str, ...]:
+    kinds = tuple(k.lower() for k in _csv(value))
+    unknown = [k for k in kinds if k not in KIND_IDS]
+    if unknown:
+        msg = f"unknown kind(s) {', '.join(unknown)}; known: {', '.join(KIND_IDS)}"
+        raise argparse.ArgumentTypeError(msg)
+    return kinds
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI: ``serve`` (default), ``report`` and ``demo``."""
-    parser = argparse.ArgumentParser(
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = OneLineParser(
         prog="flux-tenant-exporter",
         description="Which Flux tenant is broken, why, and since when: Prometheus metrics and a /tenants JSON API.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=fmt,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=OneLineParser)
     serve = sub.add_parser("serve", help="watch the cluster and serve /metrics, /tenants (the default)",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=fmt)
     report = sub.add_parser("report", help="classify a `kubectl get ... -o json` dump offline and print it",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    demo = sub.add_parser("demo", help="start a local control plane with a demo fleet and serve it",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                            formatter_class=fmt)
+    demo = sub.add_parser("demo", help="start a local cluster with a demo fleet and serve it (development "
+                          "harness only)", formatter_class=fmt)
     for p in (parser, serve, report, demo):
         _common(p)
     for p in (parser, serve, demo):
         _serving(p)
-    report.add_argument("--input", "-i", default=_env("input", "-"),
+    report.add_argument("--input", "-i", default=_env_or("input", DEFAULTS.input),
                         help="JSON or YAML file, '-' for stdin [FTE_INPUT]")
     report.add_argument("--format", dest="output_format", choices=("json", "table"),
-                        default=_env("format", "json"), help="output format [FTE_FORMAT]")
+                        default=_env_or("format", DEFAULTS.output_format), help="output format [FTE_FORMAT]")
     demo.add_argument("--exit-after-ready", dest="demo_exit_after_ready", action="store_true",
                       help="print the /tenants summary and the time to ready, then stop (for scripts)")
     return parser
 
 
+def _duration_flag(p: argparse.ArgumentParser, flag: str, default: float, text: str) -> None:
+    env = flag.removeprefix("--").replace("-", "_")
+    p.add_argument(flag, type=_duration, default=_env_or(env, format_duration(default)),
+                   help=f"{text} [FTE_{env.upper()}]")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tenant-label", default=_env("tenant_label", "toolkit.fluxcd.io/tenant"),
+    p.add_argument("--tenant-label", default=_env_or("tenant_label", DEFAULTS.tenant_label),
                    help="namespace label naming the tenant [FTE_TENANT_LABEL]")
-    p.add_argument("--platform-namespaces", default=_env("platform_namespaces", "flux-system"),
+    p.add_argument("--platform-namespaces",
+                   default=_env_or("platform_namespaces", ",".join(DEFAULTS.platform_namespaces)),
                    help="comma-separated namespaces forming the tenant 'platform' [FTE_PLATFORM_NAMESPACES]")
     p.add_argument("--tenant-mapping", default=_env("tenant_mapping"),
                    help="YAML file mapping tenants to namespaces/regexes [FTE_TENANT_MAPPING]")
-    p.add_argument("--stuck-after", type=_duration_flag, default=_env("stuck_after", "15m"),
-                   help="Ready=False for longer than this is stuck [FTE_STUCK_AFTER]")
-    p.add_argument("--source-stuck-after", type=_duration_flag, default=_env("source_stuck_after", "30m"),
-                   help="same, for sources [FTE_SOURCE_STUCK_AFTER]")
-    p.add_argument("--progressing-margin", type=_duration_flag, default=_env("progressing_margin", "5m"),
-                   help="reconciling beyond spec.timeout plus this is stuck [FTE_PROGRESSING_MARGIN]")
-    p.add_argument("--log-format", choices=("auto", "json", "console"), default=_env("log_format", "auto"),
+    _duration_flag(p, "--stuck-after", _STUCK.not_ready, "Ready=False for longer than this is stuck")
+    _duration_flag(p, "--source-stuck-after", _STUCK.source_not_ready, "the same, for sources")
+    _duration_flag(p, "--progressing-margin", _STUCK.progressing_margin,
+                   "reconciling beyond spec.timeout plus this is stuck")
+    _duration_flag(p, "--generation-stuck-after", _STUCK.generation_lag,
+                   "a new generation not observed by the controller for longer than this is stuck")
+    _duration_flag(p, "--request-stuck-after", _STUCK.request_unhandled,
+                   "a reconcile.fluxcd.io/requestedAt not acknowledged for longer than this is stuck")
+    p.add_argument("--log-format", choices=("auto", "json", "console"),
+                   default=_env_or("log_format", DEFAULTS.log_format),
                    help="log renderer; auto = console on a terminal, else JSON [FTE_LOG_FORMAT]")
-    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=_env("log_level", "info"),
-                   help="[FTE_LOG_LEVEL]")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   default=_env_or("log_level", DEFAULTS.log_level),
+                   help="debug also prints the traceback of an error [FTE_LOG_LEVEL]")
 
 
 def _serving(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kubeconfig", default=_env("kubeconfig", os.environ.get("KUBECONFIG")),
+    p.add_argument("--kubeconfig", default=_env("kubeconfig") or os.environ.get("KUBECONFIG"),
                    help="kubeconfig file (default: in-cluster config, else ~/.kube/config) "
                         "[FTE_KUBECONFIG, KUBECONFIG]")
     p.add_argument("--context", default=_env("context"), help="kubeconfig context [FTE_CONTEXT]")
-    p.add_argument("--listen-address", default=_env("listen_address", "0.0.0.0"),  # noqa: S104
+    p.add_argument("--listen-address", default=_env_or("listen_address", DEFAULTS.listen_address),
                    help="HTTP listen address [FTE_LISTEN_ADDRESS]")
-    p.add_argument("--port", type=int, default=int(_env("port", str(DEFAULT_PORT)) or DEFAULT_PORT),
+    p.add_argument("--port", type=_port, default=_env_or("port", str(DEFAULTS.port)),
                    help="HTTP port for /metrics, /tenants, /healthz, /readyz [FTE_PORT]")
-    p.add_argument("--kinds", default=_env("kinds", ",".join(KIND_IDS)),
+    p.add_argument("--kinds", type=_kinds, default=_env_or("kinds", ",".join(DEFAULTS.kinds)),
                    help=f"comma-separated kinds to watch, of: {', '.join(KIND_IDS)} [FTE_KINDS]")
-    p.add_argument("--namespaces", default=_env("namespaces", ""),
+    p.add_argument("--namespaces", default=_env_or("namespaces", ",".join(DEFAULTS.namespaces)),
                    help="comma-separated allow-list: watch only these namespaces, one watch each [FTE_NAMESPACES]")
     p.add_argument("--label-selector", default=_env("label_selector"),
                    help="only Flux objects matching it, e.g. sharding.fluxcd.io/key=shard1 [FTE_LABEL_SELECTOR]")
     p.add_argument("--gotk-resource-info", dest="gotk_compat", action=argparse.BooleanOptionalAction,
-                   default=(_env("gotk_resource_info", "false") or "").lower() in {"1", "true", "yes"},
+                   default=_env_bool("gotk_resource_info", DEFAULTS.gotk_compat),
                    help="also emit gotk_resource_info for the official Flux dashboards [FTE_GOTK_RESOURCE_INFO]")
     p.add_argument("--api-compression", action=argparse.BooleanOptionalAction,
-                   default=(_env("api_compression", "false") or "").lower() in {"1", "true", "yes"},
+                   default=_env_bool("api_compression", DEFAULTS.api_compression),
                    help="ask the API server for gzip responses (for slow links to it; costs its CPU on every "
                         "list) [FTE_API_COMPRESSION]")
-    p.add_argument("--inactivity-timeout", type=_duration_flag, default=_env("inactivity_timeout", "2m"),
-                   help="reconnect a watch that sent nothing (not even a bookmark) for this long "
-                        "[FTE_INACTIVITY_TIMEOUT]")
-    p.add_argument("--rediscover-interval", type=_duration_flag, default=_env("rediscover_interval", "1m"),
-                   help="how often to look again for an absent CRD [FTE_REDISCOVER_INTERVAL]")
+    _duration_flag(p, "--inactivity-timeout", _WATCH.inactivity_timeout,
+                   "reconnect a watch that sent nothing (not even a bookmark) for this long")
+    _duration_flag(p, "--rediscover-interval", _WATCH.rediscover_interval,
+                   "how often to look again for an absent CRD")
+
+
+_SERVING_FIELDS = ("kubeconfig", "context", "listen_address", "port", "kinds", "label_selector", "gotk_compat",
+                   "api_compression")
 
 
 def from_args(argv: Sequence[str] | None = None) -> Settings:
-    """Parse ``argv`` (default: sys.argv) into Settings; exits with a usage error on bad input."""
-    parser = build_parser()
-    ns = parser.parse_args(argv)
-    command = ns.command or "serve"
-    kinds = _csv(getattr(ns, "kinds", ",".join(KIND_IDS)))
-    unknown = [k for k in kinds if k.lower() not in KIND_IDS]
-    if unknown:
-        parser.error(f"--kinds: unknown kind(s) {', '.join(unknown)}; known: {', '.join(KIND_IDS)}")
-    # argparse applies type= to string defaults too: the duration flags are seconds here.
-    thresholds = Thresholds(not_ready=ns.stuck_after, source_not_ready=ns.source_stuck_after,
-                            progressing_margin=ns.progressing_margin, generation_lag=ns.stuck_after,
-                            request_unhandled=ns.stuck_after)
-    watch = WatchSettings()
-    if command != "report":
-        watch = WatchSettings(label_selector=ns.label_selector or None, inactivity_timeout=ns.inactivity_timeout,
-                              rediscover_interval=ns.rediscover_interval)
-    return Settings(
+    """Parse ``argv`` (default: sys.argv) into Settings; a usage error is one line and exit code 2."""
+    ns = build_parser().parse_args(argv)
+    # argparse applies type= to string defaults too: durations are seconds and kinds a tuple here.
+    values = vars(ns)
+    command: Command = ns.command or "serve"
+    thresholds = replace(_STUCK, not_ready=ns.stuck_after, source_not_ready=ns.source_stuck_after,
+                         progressing_margin=ns.progressing_margin, generation_lag=ns.generation_stuck_after,
+                         request_unhandled=ns.request_stuck_after)
+    watch = _WATCH
+    if "inactivity_timeout" in values:
+        watch = replace(_WATCH, label_selector=ns.label_selector or None, inactivity_timeout=ns.inactivity_timeout,
+                        rediscover_interval=ns.rediscover_interval)
+    serving: dict[str, Any] = {name: values[name] for name in _SERVING_FIELDS if name in values}
+    if "namespaces" in values:
+        serving["namespaces"] = _csv(ns.namespaces)
+    serving["label_selector"] = serving.get("label_selector") or None
+    other = {name: values[name] for name in ("input", "output_format", "demo_exit_after_ready") if name in values}
+    return replace(
+        DEFAULTS,
         command=command,
-        kubeconfig=getattr(ns, "kubeconfig", None),
-        context=getattr(ns, "context", None),
-        listen_address=getattr(ns, "listen_address", "0.0.0.0"),  # noqa: S104
-        port=getattr(ns, "port", DEFAULT_PORT),
-        kinds=tuple(k.lower() for k in kinds),
-        namespaces=_csv(getattr(ns, "namespaces", "")),
-        label_selector=getattr(ns, "label_selector", None) or None,
         tenant_label=ns.tenant_label,
         platform_namespaces=_csv(ns.platform_namespaces),
         tenant_mapping=Path(ns.tenant_mapping) if ns.tenant_mapping else None,
         thresholds=thresholds,
         watch=watch,
-        gotk_compat=getattr(ns, "gotk_compat", False),
-        api_compression=getattr(ns, "api_compression", False),
         log_format=ns.log_format,
         log_level=ns.log_level,
-        input=getattr(ns, "input", None),
-        output_format=getattr(ns, "output_format", "json"),
-        demo_exit_after_ready=getattr(ns, "demo_exit_after_ready", False),
+        **serving,
+        **other,
     )

@@ -15,8 +15,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from exporter.classify import Thresholds, Verdict, classify
+from exporter.classify import Verdict, classify
 from exporter.model import FluxObject, NamespaceInfo
+from exporter.settings import StuckThresholds
 from exporter.tenants import TenantResolver
 
 Key = tuple[str, str, str]
@@ -42,12 +43,12 @@ class Store:
         self,
         *,
         resolver: TenantResolver,
-        thresholds: Thresholds | None = None,
+        thresholds: StuckThresholds | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """An empty store."""
         self.resolver = resolver
-        self.thresholds = thresholds or Thresholds()
+        self.thresholds = thresholds or StuckThresholds()
         self.clock = clock
         self.objects: dict[Key, Entry] = {}
         self.namespaces: dict[str, NamespaceInfo] = {}

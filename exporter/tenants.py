@@ -95,7 +95,3 @@ class TenantResolver:
             return PLATFORM
         return namespace
 
-    def is_platform(self, tenant: str) -> bool:
-        """Whether ``tenant`` is the platform team's."""
-        return tenant == PLATFORM
-

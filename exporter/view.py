@@ -1,8 +1,8 @@
-"""Derive the published, immutable ``View`` from the store: what metrics and ``/tenants`` both read.
+"""Derive the published, immutable ``View`` from the store, incrementally: what metrics and ``/tenants`` read.
 
-Cross-object facts live here: tenants, root causes (following sourceRef, chartRef, HelmChart and
-dependsOn transitively, with cycle detection), stuck (time-based, from the verdict's ``stuck_at``),
-drift against the source's artifact, tenancy policy violations, and per-tenant roll-ups.
+The cache keeps what the last publish derived and re-derives only what a change can reach. The rules it
+applies live in their own modules: ``rootcause`` (blocking chains, owners), ``drift``, ``policy`` (tenancy
+violations) and ``rollup`` (a tenant's status and counts); the records are in ``published``.
 """
 
 from __future__ import annotations
@@ -11,103 +11,17 @@ import bisect
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Final
+from collections.abc import Callable, Mapping
 
-from exporter.classify import APPLIERS, BLOCKED_CATEGORIES, CATEGORIES, SOURCE_KINDS
-from exporter.model import FluxObject, Ref
+from exporter.classify import SOURCE_KINDS
+from exporter.drift import drift, last_success
+from exporter.model import FluxObject
+from exporter.policy import violations
+from exporter.published import ResourceView, TenantView, View
+from exporter.rollup import roll_up
+from exporter.rootcause import RootResolver, attribute, is_blocked
 from exporter.store import Entry, Key, Store
-
-POLICY_RULES: Final = (
-    "missing_service_account",
-    "target_namespace_outside_tenant",
-    "cross_namespace_source",
-    "cross_namespace_dependency",
-    "cluster_scoped_in_inventory",
-)
-TENANT_STATUSES: Final = ("failing", "progressing", "degraded", "suspended", "healthy")
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    """A tenancy policy violation of one object."""
-
-    rule: str
-    kind: str
-    namespace: str
-    name: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceView:
-    """One object as published."""
-
-    kind: str
-    namespace: str
-    name: str
-    tenant: str
-    api_version: str
-    state: str
-    ready: str
-    category: str | None
-    owner: str | None
-    reason: str
-    message: str
-    since: float | None
-    stuck: bool
-    stuck_reason: str | None
-    #: the object to page for: stuck itself and not blocked by another, or the root of a stuck dependent
-    stuck_root: bool
-    root_cause: Ref | None
-    root_category: str | None
-    violations: tuple[Violation, ...]
-    revision: str | None
-    suspended: bool
-    generation_lag: int
-    last_success: float | None
-    source_drift_since: float | None
-    attempt_drift_since: float | None
-    source: str | None
-    path: str | None
-    chart: str | None
-    url: str | None
-
-    @property
-    def is_root(self) -> bool:
-        """A failing object that no other object blocks."""
-        return self.state == "failing" and self.root_cause is None
-
-
-@dataclass(frozen=True, slots=True)
-class TenantView:
-    """One tenant's roll-up."""
-
-    name: str
-    namespaces: tuple[str, ...]
-    status: str
-    counts: Mapping[str, int]
-    resources: tuple[ResourceView, ...]
-    failures: tuple[ResourceView, ...]
-    violations: tuple[Violation, ...]
-
-
-@dataclass(frozen=True)
-class View:
-    """Everything published at one instant."""
-
-    generated_at: float
-    version: int
-    resources: tuple[ResourceView, ...]
-    tenants: Mapping[str, TenantView]
-    objects_by_kind: Mapping[str, int] = field(default_factory=dict)
-    #: which build of its ViewCache this is, the build it follows (-1: none), and the keys whose ResourceView
-    #: was added, replaced or removed since then; lets a renderer skip comparing every object
-    serial: int = 0
-    parent: int = -1
-    changed: frozenset[Key] = frozenset()
-
+from exporter.vocabulary import StuckReason
 
 _SERIALS = itertools.count(1)  # unique across caches: a renderer never mistakes another cache's build for its own
 
@@ -191,7 +105,7 @@ class ViewCache:
     def _update(self, store: Store, dirty: set[Key], now: float) -> None:
         objects = store.objects
         affected = self._affected(dirty)
-        roots = _RootResolver(objects)
+        roots = RootResolver(objects)
         rederive: set[Key] = set()
         for key in sorted(affected):  # a fixed order: nothing may depend on a set's hash order
             old_root = self.root_of.pop(key, None)
@@ -209,7 +123,7 @@ class ViewCache:
             stuck = verdict.stuck_at is not None and now >= verdict.stuck_at
             if verdict.stuck_at is not None and not stuck:
                 heapq.heappush(self.pending_stuck, (verdict.stuck_at, key))
-            root = roots.root(key) if verdict.state == "failing" and verdict.category in BLOCKED_CATEGORIES else key
+            root = roots.root(key) if is_blocked(entry) else key
             self.root_of[key] = root
             self.stuck[key] = stuck
             if stuck and root != key:
@@ -267,10 +181,10 @@ class ViewCache:
         for name in touched:
             self._derive_tenant(name)
 
-    def _stuck_root(self, key: Key, entry: Entry) -> str | None:
+    def _stuck_root(self, key: Key, entry: Entry) -> StuckReason | None:
         """Why ``key`` is a root cause to page for (stuck itself, or blocking a stuck object); None if it is not."""
         if self.stuck.get(key) and self.root_of.get(key) == key:
-            return entry.verdict.stuck_reason or "stuck"
+            return entry.verdict.stuck_reason
         return "dependent_stuck" if self.stuck_dependents.get(key, 0) > 0 else None
 
     def _link(self, key: Key, entry: Entry) -> None:
@@ -352,72 +266,12 @@ class ViewCache:
             a is b for a, b in zip(old.resources, resources, strict=True)
         ):
             return
-        self.tenants[name] = _tenant(name, names, resources)
+        self.tenants[name] = roll_up(name, names, resources)
 
 
 def build_view(store: Store, *, now: float, cache: ViewCache | None = None) -> View:
     """Derive the View from the store's current contents (incrementally, from what ``cache`` last derived)."""
     return (cache or ViewCache()).build(store, now)
-
-
-class _RootResolver:
-    """Follows what blocks a source_not_ready / dependency_not_ready object, transitively, once per object."""
-
-    def __init__(self, objects: Mapping[Key, Entry]) -> None:
-        self.objects = objects
-        self.memo: dict[Key, Key] = {}
-
-    def blocker(self, entry: Entry) -> Key | None:
-        obj, category = entry.obj, entry.verdict.category
-        if category == "source_not_ready":
-            for ref in (obj.chart, obj.source):
-                key = (ref.kind, ref.namespace, ref.name) if ref is not None else None
-                blocker = self.objects.get(key) if key is not None else None
-                if key is not None and blocker is not None and blocker.verdict.state != "ready":
-                    return key
-        elif category == "dependency_not_ready":
-            for ref in obj.depends_on:
-                key = (ref.kind, ref.namespace, ref.name)
-                dep = self.objects.get(key)
-                if dep is not None and dep.verdict.state != "ready":
-                    return key
-        return None
-
-    def root(self, key: Key) -> Key:
-        """The object at the end of the blocking chain (``key`` itself when nothing blocks it)."""
-        if key in self.memo:
-            return self.memo[key]
-        path: list[Key] = []
-        seen: set[Key] = set()
-        current = key
-        while True:
-            if current in self.memo:
-                result = self.memo[current]
-                break
-            path.append(current)
-            seen.add(current)
-            entry = self.objects[current]
-            nxt = self.blocker(entry) if entry.verdict.category in BLOCKED_CATEGORIES else None
-            if nxt is None:
-                result = current
-                break
-            if nxt in seen:  # a cycle: its smallest key is the root, wherever the walk entered it
-                result = min(path[path.index(nxt) :])
-                break
-            current = nxt
-        for k in path:
-            self.memo[k] = result
-        return result
-
-
-def _owner_of_root(root: Entry) -> str:
-    category = root.verdict.category
-    owner = CATEGORIES.get(category or "unknown")
-    if owner is not None:
-        return owner
-    if category == "suspended":
-        return "tenant"
-    return "unknown"
 
 
 def _source_label(obj: FluxObject) -> str | None:
@@ -433,25 +287,11 @@ def _resource(
     tenant_of: Callable[[str], str],
     *,
     stuck: bool,
-    stuck_root: str | None,
+    stuck_root: StuckReason | None,
 ) -> ResourceView:
     obj, verdict = entry.obj, entry.verdict
-    key = (obj.kind, obj.namespace, obj.name)
-    root_ref: Ref | None = None
-    root_category: str | None = None
-    owner: str | None = None
-    if verdict.state != "ready" and verdict.category is not None:
-        owner = CATEGORIES.get(verdict.category)
-        root_category = verdict.category
-        if verdict.state == "failing":
-            if root_key != key:
-                root_entry = objects[root_key]
-                root_ref = Ref(*root_key)
-                root_category = root_entry.verdict.category
-                owner = _owner_of_root(root_entry)
-            elif owner is None:
-                owner = "unknown"
-    source_drift, attempt_drift = _drift(entry, objects)
+    blame = attribute(entry, root_key, objects)
+    source_drift, attempt_drift = drift(entry, objects)
     return ResourceView(
         kind=obj.kind,
         namespace=obj.namespace,
@@ -461,20 +301,20 @@ def _resource(
         state=verdict.state,
         ready=ready.status if (ready := obj.condition("Ready")) else "Unknown",
         category=verdict.category,
-        owner=owner,
+        owner=blame.owner,
         reason=verdict.reason,
         message=verdict.message,
         since=verdict.since,
         stuck=stuck,
         stuck_reason=verdict.stuck_reason if stuck else stuck_root,
         stuck_root=stuck_root is not None,
-        root_cause=root_ref,
-        root_category=root_category,
-        violations=tuple(_violations(obj, tenant, tenant_of)),
+        root_cause=blame.root_cause,
+        root_category=blame.root_category,
+        violations=violations(obj, tenant, tenant_of),
         revision=obj.artifact_revision if obj.kind in SOURCE_KINDS else obj.applied_revision,
         suspended=obj.suspended,
         generation_lag=max(0, obj.generation - obj.observed_generation) if obj.observed_generation is not None else 0,
-        last_success=_last_success(obj, verdict.state, verdict.since),
+        last_success=last_success(obj, verdict.state, verdict.since),
         source_drift_since=source_drift,
         attempt_drift_since=attempt_drift,
         source=_source_label(obj),
@@ -482,93 +322,3 @@ def _resource(
         chart=obj.chart_name,
         url=obj.url,
     )
-
-
-def _last_success(obj: FluxObject, state: str, since: float | None) -> float | None:
-    candidates = [t for t in (obj.last_deployed, obj.artifact_updated) if t is not None]
-    if state == "ready" and since is not None:
-        candidates.append(since)
-    return max(candidates) if candidates else None
-
-
-def _drift(entry: Entry, objects: Mapping[Key, Entry]) -> tuple[float | None, float | None]:
-    """(source drift since, attempt drift since): applied != the source's artifact; attempted != applied."""
-    obj = entry.obj
-    if obj.kind not in APPLIERS or obj.suspended:
-        return None, None
-    source_since = None
-    source_ref = obj.chart if obj.kind == "HelmRelease" else obj.source
-    if source_ref is not None and (obj.kind == "Kustomization" or source_ref.kind == "HelmChart"):
-        source = objects.get((source_ref.kind, source_ref.namespace, source_ref.name))
-        if (
-            source is not None
-            and source.obj.artifact_revision
-            and obj.applied_revision
-            and source.obj.artifact_revision != obj.applied_revision
-        ):
-            source_since = source.obj.artifact_updated or source.observed_at
-    attempt_since = None
-    if obj.attempted_revision and obj.applied_revision and obj.attempted_revision != obj.applied_revision:
-        ready = obj.condition("Ready")
-        attempt_since = (ready.since if ready else None) or entry.observed_at
-    return source_since, attempt_since
-
-
-def _violations(obj: FluxObject, tenant: str, tenant_of: Callable[[str], str]) -> Iterable[Violation]:
-    """The tenancy policy rules this object breaks (platform objects are trusted)."""
-    if obj.kind not in APPLIERS or tenant == "platform":
-        return ()
-    out: list[Violation] = []
-
-    def add(rule: str, detail: str) -> None:
-        out.append(Violation(rule, obj.kind, obj.namespace, obj.name, detail))
-
-    if obj.service_account is None:
-        add("missing_service_account", "no spec.serviceAccountName: applies with the controller's own account")
-    if obj.target_namespace and tenant_of(obj.target_namespace) != tenant:
-        add("target_namespace_outside_tenant",
-            f"targetNamespace {obj.target_namespace} belongs to tenant {tenant_of(obj.target_namespace)}")
-    for ref in (obj.source, obj.chart if obj.chart and obj.chart.kind != "HelmChart" else None):
-        if ref is not None and ref.namespace != obj.namespace:
-            add("cross_namespace_source", f"source {ref} is in another namespace")
-            break
-    foreign = [d for d in obj.depends_on if d.namespace != obj.namespace]
-    if foreign:
-        add("cross_namespace_dependency", "dependsOn " + ", ".join(f"{d.namespace}/{d.name}" for d in foreign))
-    inv = obj.inventory
-    other = sorted(ns for ns in inv.namespaces if tenant_of(ns) != tenant)
-    if inv.cluster_scoped or other:
-        parts = []
-        if inv.cluster_scoped:
-            parts.append(f"{len(inv.cluster_scoped)} cluster-scoped object(s), e.g. {inv.cluster_scoped[0]}")
-        if other:
-            parts.append("objects in other tenants' namespaces: " + ", ".join(other[:5]))
-        add("cluster_scoped_in_inventory", "; ".join(parts))
-    return out
-
-
-def _tenant(name: str, namespaces: tuple[str, ...], resources: tuple[ResourceView, ...]) -> TenantView:
-    counts = {"total": len(resources), "ready": 0, "progressing": 0, "failing": 0, "suspended": 0, "unknown": 0,
-              "stuck": 0}
-    violations: list[Violation] = []
-    drift = False
-    for res in resources:
-        counts[res.state] += 1
-        counts["stuck"] += res.stuck
-        drift = drift or res.source_drift_since is not None or res.attempt_drift_since is not None
-        violations.extend(res.violations)
-    failures = sorted(
-        (r for r in resources if r.state == "failing" or r.stuck),
-        key=lambda r: (not r.is_root, r.kind, r.namespace, r.name),
-    )
-    if counts["failing"] or counts["stuck"]:
-        status = "failing"
-    elif counts["progressing"] or counts["unknown"]:
-        status = "progressing"
-    elif violations or drift:
-        status = "degraded"
-    elif resources and counts["suspended"] == counts["total"]:
-        status = "suspended"
-    else:
-        status = "healthy"
-    return TenantView(name, namespaces, status, counts, resources, tuple(failures), tuple(violations))

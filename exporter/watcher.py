@@ -24,7 +24,6 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import aiohttp
@@ -35,7 +34,9 @@ from exporter.health import KindHealth, SelfMetrics
 from exporter.kinds import NAMESPACE, FluxKind
 from exporter.kubeapi import OVERSIZED, ApiError, KubeClient
 from exporter.model import NamespaceInfo, project, project_namespace
+from exporter.settings import WatchSettings
 from exporter.store import Store
+from exporter.vocabulary import OBJECT_EVENTS
 from exporter.wire import MalformedObject
 
 if TYPE_CHECKING:
@@ -48,26 +49,7 @@ _W = TypeVar("_W", wire.FluxObject, wire.Namespace)
 HTTP_GONE = 410
 HTTP_FORBIDDEN = 403
 HTTP_NOT_FOUND = 404
-HTTP_UNAUTHORIZED = 401
 HTTP_TOO_MANY = 429
-
-
-@dataclass(frozen=True)
-class WatchSettings:
-    """Tuning of the list/watch loop."""
-
-    page_size: int = 500
-    #: server-side watch timeout, drawn uniformly from this range (client-go: 5-10 minutes)
-    server_timeout: tuple[int, int] = (300, 600)
-    #: no bytes for this long (bookmarks included) means a dead stream: reconnect from the same resourceVersion
-    inactivity_timeout: float = 120.0
-    backoff_initial: float = 0.8
-    backoff_max: float = 30.0
-    #: a run this long without errors resets the backoff
-    backoff_reset_after: float = 120.0
-    #: how often an absent CRD is looked for again
-    rediscover_interval: float = 60.0
-    label_selector: str | None = None
 
 
 class Gone(Exception):  # noqa: N818 - named after the HTTP status
@@ -389,7 +371,6 @@ class Reflector:
             if malformed:
                 self.metrics.malformed.labels(self.kind.kind).inc(malformed)
             self.metrics.last_sync.labels(self.kind.kind).set(time.time())
-            self.health.resource_versions[self.scope] = rv
             self.log.info("list_done", objects=listed, resource_version=rv)
             return rv
 
@@ -454,7 +435,7 @@ class Reflector:
             raise ApiError(status.code or 500, status.reason, status.message)
         if event_type == "BOOKMARK":
             return wire.resource_version(event.object) or rv
-        if event_type not in {"ADDED", "MODIFIED", "DELETED"}:
+        if event_type not in OBJECT_EVENTS:
             self.log.warning("event_type_unknown", type=event_type)
             return rv
         try:

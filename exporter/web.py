@@ -20,7 +20,7 @@ from prometheus_client import generate_latest
 from exporter.documents import FilterError, Filters, tenant_doc, tenants_doc, timestamp
 from exporter.exposition import Exposition
 from exporter.health import KindHealth, SelfMetrics
-from exporter.view import View
+from exporter.published import View
 
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 _TENANT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")

@@ -99,7 +99,7 @@ class Inventory(msgspec.Struct, frozen=True):
     entries: list[InventoryEntry] | None = None
 
 
-class Snapshot(msgspec.Struct, frozen=True):
+class HistoryEntry(msgspec.Struct, frozen=True):
     """One HelmRelease status.history entry (a Kustomization's history entries decode to all-None)."""
 
     status: str | None = None
@@ -117,7 +117,7 @@ class Status(msgspec.Struct, frozen=True):
     lastAttemptedRevision: str | None = None  # noqa: N815
     artifact: Artifact | None = None
     inventory: Inventory | None = None
-    history: list[Snapshot] | None = None
+    history: list[HistoryEntry] | None = None
     helmChart: str | None = None  # noqa: N815
 
 

@@ -11,8 +11,10 @@ import time
 
 import pytest
 
-from exporter.classify import CATEGORIES, RULES, Thresholds, categorize, classify
+from exporter.classify import RULES, categorize, classify
 from exporter.model import parse_object
+from exporter.settings import StuckThresholds
+from exporter.vocabulary import CATEGORIES
 from testbed import fleet
 
 CASES: list[tuple[str, str, str, str, str]] = [
@@ -296,7 +298,7 @@ def test_every_failure_category_is_covered_by_a_case() -> None:
 
 
 NOW = time.time()
-T = Thresholds()
+T = StuckThresholds()
 
 
 def _obj(status: dict[str, object] | None, **spec: object) -> object:

@@ -19,11 +19,10 @@ from exporter.exposition import Renderer
 from exporter.kubeapi import ApiError, KubeClient
 from exporter.model import parse_object
 from exporter.report import build_report, format_table, load_items, run_report
-from exporter.settings import Settings, from_args
+from exporter.settings import Settings, WatchSettings, from_args
 from exporter.store import Store
 from exporter.tenants import TenantResolver
 from exporter.view import build_view
-from exporter.watcher import WatchSettings
 from testbed import fleet
 from testbed.controlplane import ControlPlane
 from testbed.demo import load_demo_fleet

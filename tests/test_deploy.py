@@ -16,8 +16,7 @@ import yaml
 
 from exporter.app import Exporter
 from exporter.kubeapi import ApiError, KubeClient
-from exporter.settings import build_parser, from_args
-from exporter.watcher import WatchSettings
+from exporter.settings import WatchSettings, build_parser, from_args
 from testbed import fleet
 from testbed.controlplane import ControlPlane
 

@@ -16,8 +16,7 @@ from conftest import restricted_identity
 from exporter.app import Exporter
 from exporter.documents import tenants_doc
 from exporter.kubeapi import KubeClient
-from exporter.settings import Settings
-from exporter.watcher import WatchSettings
+from exporter.settings import Settings, WatchSettings
 from testbed import fleet
 from testbed.controlplane import ControlPlane
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.model import parse_duration, parse_namespace, parse_object, parse_time, redact
+from exporter.durations import parse_duration
+from exporter.model import parse_namespace, parse_object, parse_time, redact
 from exporter.wire import MalformedObject
 from testbed import fleet
 

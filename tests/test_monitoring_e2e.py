@@ -27,16 +27,15 @@ from aiohttp import web
 
 from exporter.app import Exporter
 from exporter.kubeapi import KubeClient
-from exporter.mixin.alerts import Thresholds, rule_groups
-from exporter.settings import Settings
-from exporter.watcher import WatchSettings
+from exporter.mixin.alerts import AlertDurations, rule_groups
+from exporter.settings import Settings, WatchSettings
 from testbed import fleet
 from testbed.controlplane import ControlPlane, free_port
 from testbed.demo import load_demo_fleet
 
 ROOT = Path(__file__).parent.parent
 DEMO_NAMESPACES = ("flux-system", "team-a", "team-a-web", "team-b", "team-c", "team-d")
-FAST = replace(Thresholds(), stuck_for="1s", stalled_for="1s", tenant_failing_for="1s", policy_for="1s",
+FAST = replace(AlertDurations(), stuck_for="1s", stalled_for="1s", tenant_failing_for="1s", policy_for="1s",
                source_failing_for="1s", helm_failing_for="1s", suspended_for="1s", drift_seconds=60, drift_for="1s",
                exporter_down_for="2m", kind_not_synced_for="1s")
 

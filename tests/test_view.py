@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from exporter.model import NamespaceInfo, parse_object
+from exporter.rootcause import RootResolver
 from exporter.store import Store
 from exporter.tenants import TenantMapping, TenantResolver
-from exporter.view import ViewCache, _RootResolver, build_view
+from exporter.view import ViewCache, build_view
 from testbed import fleet
 
 
@@ -96,7 +97,7 @@ def test_dependency_cycle_terminates_and_names_a_root() -> None:
     assert [r.name for r in view.resources if r.is_root] == ["a"]  # the cycle's smallest key
     assert {r.name: r.root_cause.name for r in view.resources if r.root_cause} == {"b": "a", "x": "a"}
     for start in (["a", "b", "x"], ["b", "a", "x"], ["x", "b", "a"]):  # whatever the walk starts from
-        resolver = _RootResolver(store.objects)
+        resolver = RootResolver(store.objects)
         assert {name: resolver.root(("Kustomization", "t", name))[2] for name in start} == dict.fromkeys(start, "a")
 
 

@@ -17,9 +17,10 @@ from prometheus_client import CollectorRegistry
 from exporter.health import KindHealth, SelfMetrics
 from exporter.kinds import GITREPOSITORY
 from exporter.kubeapi import KubeClient
+from exporter.settings import WatchSettings
 from exporter.store import Store
 from exporter.tenants import TenantResolver
-from exporter.watcher import FluxSink, Reflector, WatchSettings
+from exporter.watcher import FluxSink, Reflector
 from testbed import fleet
 
 PATH = "/apis/source.toolkit.fluxcd.io/v1/gitrepositories"

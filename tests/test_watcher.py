@@ -19,9 +19,10 @@ from prometheus_client import CollectorRegistry
 from exporter.health import KindHealth, SelfMetrics
 from exporter.kinds import BUCKET, GITREPOSITORY
 from exporter.kubeapi import KubeClient, OversizedLine
+from exporter.settings import WatchSettings
 from exporter.store import Store
 from exporter.tenants import TenantResolver
-from exporter.watcher import FluxSink, Reflector, WatchSettings, watch_kind
+from exporter.watcher import FluxSink, Reflector, watch_kind
 from testbed import fleet
 from testbed.controlplane import ControlPlane, find_assets
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from exporter.mixin.alerts import Thresholds, rule_groups
+from exporter.mixin.alerts import AlertDurations, rule_groups
 from exporter.mixin.dashboards import DASHBOARDS
 
 RULES_FILE = "alerts/flux-tenant-exporter.rules.yaml"
@@ -25,9 +25,9 @@ def _yaml(data: object) -> str:
     return HEADER + yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True)
 
 
-def render(root: Path, thresholds: Thresholds | None = None) -> dict[str, str]:
+def render(root: Path, thresholds: AlertDurations | None = None) -> dict[str, str]:
     """Every generated file, path relative to ``root`` -> content."""
-    t = thresholds or Thresholds.load(root / THRESHOLDS_FILE)
+    t = thresholds or AlertDurations.load(root / THRESHOLDS_FILE)
     groups = rule_groups(t)
     prometheus_rule = {
         "apiVersion": "monitoring.coreos.com/v1",

@@ -18,7 +18,7 @@ OBJ = "tenant, kind, namespace, name"
 
 
 @dataclass(frozen=True)
-class Thresholds:
+class AlertDurations:
     """Alert thresholds; every field can be overridden in alerts/thresholds.yaml."""
 
     #: how long a stuck root must stay stuck before paging (the exporter's own thresholds come first)
@@ -43,7 +43,7 @@ class Thresholds:
     grafana_url: str = "https://grafana.example.com"
 
     @classmethod
-    def load(cls, path: Path | None) -> Thresholds:
+    def load(cls, path: Path | None) -> AlertDurations:
         """Defaults, overridden by the keys of a YAML file (unknown keys are an error)."""
         if path is None or not path.exists():
             return cls()
@@ -83,7 +83,7 @@ def _hint_template() -> str:
 
 
 def _alert(name: str, expr: str, for_: str, severity: str, summary: str, description: str, *,  # noqa: PLR0917
-           t: Thresholds, owner: str | None = None, dashboard: str = "flux-tenant-overview") -> dict[str, Any]:
+           t: AlertDurations, owner: str | None = None, dashboard: str = "flux-tenant-overview") -> dict[str, Any]:
     labels = {"severity": severity}
     if owner:
         labels["owner"] = owner
@@ -101,7 +101,7 @@ def _alert(name: str, expr: str, for_: str, severity: str, summary: str, descrip
     }
 
 
-def rule_groups(t: Thresholds) -> dict[str, Any]:
+def rule_groups(t: AlertDurations) -> dict[str, Any]:
     """The rule file document."""
     hint = _hint_template()
     tenant_dash = "flux-tenant-detail?var-tenant={{ $labels.tenant }}"

@@ -1,0 +1,41 @@
+"""Drift: an applier whose applied revision is not its source's artifact, or not what it last attempted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from exporter.classify import APPLIERS
+from exporter.model import FluxObject
+from exporter.store import Entry, Key
+from exporter.vocabulary import State
+
+
+def drift(entry: Entry, objects: Mapping[Key, Entry]) -> tuple[float | None, float | None]:
+    """(source drift since, attempt drift since): applied != the source's artifact; attempted != applied."""
+    obj = entry.obj
+    if obj.kind not in APPLIERS or obj.suspended:
+        return None, None
+    source_since = None
+    source_ref = obj.chart if obj.kind == "HelmRelease" else obj.source
+    if source_ref is not None and (obj.kind == "Kustomization" or source_ref.kind == "HelmChart"):
+        source = objects.get((source_ref.kind, source_ref.namespace, source_ref.name))
+        if (
+            source is not None
+            and source.obj.artifact_revision
+            and obj.applied_revision
+            and source.obj.artifact_revision != obj.applied_revision
+        ):
+            source_since = source.obj.artifact_updated or source.observed_at
+    attempt_since = None
+    if obj.attempted_revision and obj.applied_revision and obj.attempted_revision != obj.applied_revision:
+        ready = obj.condition("Ready")
+        attempt_since = (ready.since if ready else None) or entry.observed_at
+    return source_since, attempt_since
+
+
+def last_success(obj: FluxObject, state: State, since: float | None) -> float | None:
+    """When the object last did its job: deployed, produced an artifact, or became ready."""
+    candidates = [t for t in (obj.last_deployed, obj.artifact_updated) if t is not None]
+    if state == "ready" and since is not None:
+        candidates.append(since)
+    return max(candidates) if candidates else None

@@ -1,0 +1,113 @@
+"""Every closed set of the product, spelled once: the ``Literal`` types the code uses and their values in order.
+
+The JSON contract (``openapi.yaml``), the README's taxonomy table, the metrics' label values and the filters
+of ``/tenants`` all follow from these; tests compare them both ways. Nothing here imports the product.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+#: What an object's own status says (fluxcd/pkg condition semantics, plus spec.suspend).
+State = Literal["ready", "progressing", "failing", "suspended", "unknown"]
+STATES: Final[tuple[State, ...]] = get_args(State)
+
+#: Who has to act on a failure.
+Owner = Literal["tenant", "platform", "unknown"]
+OWNERS: Final[tuple[Owner, ...]] = get_args(Owner)
+
+#: The fixed failure taxonomy.
+Category = Literal[
+    "cluster_scoped_in_tenant",
+    "cross_namespace_ref_denied",
+    "rbac_forbidden",
+    "source_not_found",
+    "source_not_ready",
+    "dependency_not_ready",
+    "crd_missing",
+    "webhook_failed",
+    "validation_failed",
+    "health_check_failed",
+    "build_failed",
+    "decryption_failed",
+    "source_auth_failed",
+    "source_ref_not_found",
+    "source_unreachable",
+    "chart_failed",
+    "helm_release_failed",
+    "timeout",
+    "suspended",
+    "progressing",
+    "unknown",
+]
+CATEGORIES: Final[tuple[Category, ...]] = get_args(Category)
+
+#: The owner of each category; None: the owner of the root cause (a blocked object), or nobody.
+CATEGORY_OWNER: Final[dict[Category, Owner | None]] = {
+    "cluster_scoped_in_tenant": "tenant",
+    "cross_namespace_ref_denied": "tenant",
+    "rbac_forbidden": "tenant",
+    "source_not_found": "tenant",
+    "source_not_ready": None,
+    "dependency_not_ready": None,
+    "crd_missing": "platform",
+    "webhook_failed": "platform",
+    "validation_failed": "tenant",
+    "health_check_failed": "tenant",
+    "build_failed": "tenant",
+    "decryption_failed": "tenant",
+    "source_auth_failed": "tenant",
+    "source_ref_not_found": "tenant",
+    "source_unreachable": "platform",
+    "chart_failed": "tenant",
+    "helm_release_failed": "tenant",
+    "timeout": "unknown",
+    "suspended": None,
+    "progressing": None,
+    "unknown": "unknown",
+}
+#: Categories whose root cause is another object.
+BLOCKED_CATEGORIES: Final[frozenset[Category]] = frozenset({"source_not_ready", "dependency_not_ready"})
+
+#: Why an object is stuck (its own timer ran out), or why a root is paged for.
+StuckReason = Literal[
+    "stalled",
+    "not_ready",
+    "progressing_timeout",
+    "generation_not_observed",
+    "reconcile_request_unhandled",
+    "dependent_stuck",
+]
+STUCK_REASONS: Final[tuple[StuckReason, ...]] = get_args(StuckReason)
+
+#: Tenancy policy rules an applier can break.
+PolicyRule = Literal[
+    "missing_service_account",
+    "target_namespace_outside_tenant",
+    "cross_namespace_source",
+    "cross_namespace_dependency",
+    "cluster_scoped_in_inventory",
+]
+POLICY_RULES: Final[tuple[PolicyRule, ...]] = get_args(PolicyRule)
+
+#: A tenant's roll-up, worst first.
+TenantStatus = Literal["failing", "progressing", "degraded", "suspended", "healthy"]
+TENANT_STATUSES: Final[tuple[TenantStatus, ...]] = get_args(TenantStatus)
+
+#: A condition's status.
+ConditionStatus = Literal["True", "False", "Unknown"]
+CONDITION_STATUSES: Final[tuple[ConditionStatus, ...]] = get_args(ConditionStatus)
+
+#: Watch event types of the Kubernetes API.
+EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
+EVENT_TYPES: Final[tuple[EventType, ...]] = get_args(EventType)
+#: The event types that carry an object.
+OBJECT_EVENTS: Final[frozenset[EventType]] = frozenset({"ADDED", "MODIFIED", "DELETED"})
+
+#: How a watched kind stands with the API server.
+KindStatus = Literal["pending", "synced", "absent", "forbidden", "error"]
+KIND_STATUSES: Final[tuple[KindStatus, ...]] = get_args(KindStatus)
+
+#: Counts a tenant roll-up carries, besides one per state.
+TenantCount = Literal["total", "ready", "progressing", "failing", "suspended", "unknown", "stuck"]
+TENANT_COUNTS: Final[tuple[TenantCount, ...]] = get_args(TenantCount)
