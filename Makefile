@@ -40,6 +40,7 @@ demo: $(BIN)/.installed controlplane
 lint: $(BIN)/.installed
 	$(BIN)/ruff check exporter testbed tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Build the Dockerfile with buildah on a debootstrap base and run the image (no container engine needed).
 image:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import os
 import time
 from collections.abc import Callable
 
@@ -19,6 +20,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from exporter.errors import UserError
 from exporter.exposition import Renderer
 from exporter.health import KindHealth, SelfMetrics
 from exporter.kinds import NAMESPACE, by_id
@@ -184,11 +186,18 @@ class Exporter:
         """Start the HTTP server and the background tasks; returns once they run."""
         self.runner = web.AppRunner(create_app(self), handle_signals=False, access_log=None, shutdown_timeout=2)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.settings.listen_address, self.settings.port)
-        await site.start()
-        server = site._server  # noqa: SLF001 - the only way to learn the port bound for port 0
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self.settings.port
+        address, port = self.settings.listen_address, self.settings.port
+        site = web.TCPSite(self.runner, address, port)
+        try:
+            await site.start()
+        except OSError as err:  # in use, not permitted, or not an address of this host
+            await self.runner.cleanup()
+            self.runner = None
+            # asyncio wraps the errno's text in a long sentence; getaddrinfo errors have negative numbers
+            reason = os.strerror(err.errno) if err.errno and err.errno > 0 else err.strerror or str(err)
+            msg = f"cannot listen on {address}:{port}: {reason}"
+            raise UserError(msg) from err
+        self.port = int(self.runner.addresses[0][1])
         for kind_id, sink in self._sinks().items():
             kind = by_id(kind_id)
             self._tasks.append(asyncio.create_task(
@@ -200,7 +209,7 @@ class Exporter:
             ))
         self._tasks.append(asyncio.create_task(self._publisher(), name="publisher"))
         self._pause_gc()
-        log.info("exporter_started", port=self.port, kinds=list(self.kinds))
+        log.info("exporter_started", port=self.port, kinds=list(self.kinds), settings=self.settings.summary())
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or a task dies); then shut down cleanly."""

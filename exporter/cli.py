@@ -1,7 +1,10 @@
-"""Command line: ``serve`` (default), ``report``, ``demo``.
+"""Command line: ``serve`` (default), ``report``, ``demo``; and the one error boundary.
 
-With no command and no cluster configured (no --kubeconfig, $KUBECONFIG, ~/.kube/config, nor an in-cluster
-service account), the exporter runs the local demo cluster instead of failing.
+A mistake of the user's (any ``UserError``: a flag, a kubeconfig, a context, a mapping file, a port, a report
+input) is one line on stderr and exit code 2; ``--log-level debug`` adds the traceback. With no cluster
+configured, ``serve`` says how to configure one and exits: a production binary never starts a demo by itself.
+The ``demo`` command lives in the development harness, found through the ``flux_tenant_exporter.commands``
+entry point; without the harness it says how to get it.
 """
 
 from __future__ import annotations
@@ -10,54 +13,65 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+import traceback
+from collections.abc import Callable, Coroutine, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import structlog
 
+from exporter.errors import UserError
 from exporter.kubeapi import SERVICE_ACCOUNT_DIR, KubeClient
 from exporter.logs import configure_logging
 from exporter.settings import Settings, from_args
 
 log = structlog.get_logger("exporter.cli")
 
+PROG = "flux-tenant-exporter"
 SERVICE_ACCOUNT_TOKEN = SERVICE_ACCOUNT_DIR / "token"
 #: Entry-point group of commands that other distributions (the development harness) add.
 PLUGIN_GROUP = "flux_tenant_exporter.commands"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+NO_CLUSTER = (
+    "no cluster configured: pass --kubeconfig (or FTE_KUBECONFIG, KUBECONFIG), create ~/.kube/config, or run in a "
+    "pod with a service account token; for a local demo cluster, run `make demo` in a repository checkout"
+)
 
 
-class UserError(Exception):
-    """A mistake of the user's: one line on stderr, exit code 2."""
-
-
-def _in_cluster() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN.exists()
-
-
-def cluster_configured(settings: Settings) -> bool:
-    """Whether any cluster configuration is available."""
-    return bool(settings.kubeconfig) or _in_cluster() or (Path.home() / ".kube" / "config").exists()
+def _in_pod() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
 async def make_client(settings: Settings) -> KubeClient:
-    """An API client from --kubeconfig, else in-cluster, else ~/.kube/config."""
+    """An API client from --kubeconfig/$KUBECONFIG, else in-cluster, else ~/.kube/config; else a UserError."""
     if settings.kubeconfig:
         client = await KubeClient.from_kubeconfig(settings.kubeconfig, settings.context)
-    elif _in_cluster():
+    elif _in_pod() and SERVICE_ACCOUNT_TOKEN.exists():
         client = KubeClient.in_cluster()
-    else:
+    elif (Path.home() / ".kube" / "config").exists():
         client = await KubeClient.from_kubeconfig(None, settings.context)
+    elif _in_pod():
+        msg = (f"running in a pod without a service account token ({SERVICE_ACCOUNT_TOKEN} is missing: is "
+               "automountServiceAccountToken false?); mount one or pass --kubeconfig")
+        raise UserError(msg)
+    else:
+        raise UserError(NO_CLUSTER)
     client.compression = settings.api_compression
     return client
 
 
 async def serve(settings: Settings) -> int:
     """Run the exporter until SIGTERM/SIGINT."""
-    from exporter.app import Exporter  # noqa: PLC0415 - keeps `report` start-up light
+    from exporter.app import Exporter  # noqa: PLC0415 - `report` and `--help` need none of the server's imports
 
     client = await make_client(settings)
-    exporter = Exporter(settings, client)
+    try:
+        exporter = Exporter(settings, client)
+    except BaseException:
+        await client.close()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,34 +81,40 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
-def _plugin_command(name: str) -> Callable[[Settings], Awaitable[int]]:
+def plugin_command(name: str) -> Callable[[Settings], Coroutine[Any, Any, int]]:
     """A command that lives outside the product (the demo is in the development harness, ``testbed``)."""
     found = [ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name == name]
     if not found:
-        msg = f"the {name} command is part of the development harness: in a repository checkout, run `make {name}`"
+        msg = (f"the {name} command is part of the development harness, which is not installed: in a checkout of "
+               f"the repository, run `make {name}`")
         raise UserError(msg)
-    command: Callable[[Settings], Awaitable[int]] = found[0].load()
+    command: Callable[[Settings], Coroutine[Any, Any, int]] = found[0].load()
     return command
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``flux-tenant-exporter`` command."""
-    settings = from_args(argv)
-    configure_logging(log_format=settings.log_format, level=settings.log_level)
-    explicit = argv if argv is not None else sys.argv[1:]
+def run(settings: Settings) -> int:
+    """Run the parsed command."""
     if settings.command == "report":
-        from exporter.report import run_report  # noqa: PLC0415
+        from exporter.report import run_report  # noqa: PLC0415 - keeps `report` start-up light
 
         return run_report(settings)
-    if settings.command == "serve" and "serve" not in explicit and not cluster_configured(settings):
-        log.warning("no_cluster_configured", hint="running the local demo cluster; pass --kubeconfig for a real one")
-        settings = Settings(**{**settings.__dict__, "command": "demo"})
-    log.info("starting", **settings.summary())
-    try:
-        if settings.command == "demo":
-            from testbed.demo import run_demo  # noqa: PLC0415
+    if settings.command == "demo":
+        return asyncio.run(plugin_command("demo")(settings))
+    return asyncio.run(serve(settings))
 
-            return asyncio.run(run_demo(settings))
-        return asyncio.run(serve(settings))
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``flux-tenant-exporter`` command: the one place user errors become exit code 2."""
+    debug = False
+    try:
+        settings = from_args(argv)
+        debug = settings.log_level == "debug"
+        configure_logging(log_format=settings.log_format, level=settings.log_level)
+        return run(settings)
+    except UserError as err:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"{PROG}: error: {' '.join(str(err).split())}\n")  # one line, whatever the message
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED

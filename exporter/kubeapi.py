@@ -1,9 +1,10 @@
-"""A thin asyncio client for the Kubernetes REST API.
+"""A thin asyncio client for the Kubernetes REST API, on aiohttp.
 
-kubernetes-asyncio loads the configuration (kubeconfig, in-cluster service account with its token
-re-read every minute, client certificates, exec plugins); this module only makes requests with it:
-JSON requests, and newline-delimited streams read in chunks (so one multi-megabyte watch event is fine)
-with a read inactivity timeout. Callers see ``ApiError`` for non-2xx answers; connection problems are
+Configuration: ``exporter.kubeconfig`` reads the common kubeconfig shapes (certificates, tokens, token
+files); the in-cluster service account is read here, its token file re-read whenever it changes; only exec
+plugins and auth providers are handed to kubernetes-asyncio's loader (a heavy import, so only then).
+Requests: JSON requests, and newline-delimited streams read in chunks (so one multi-megabyte watch event is
+fine) with a read inactivity timeout. Callers see ``ApiError`` for non-2xx answers; connection problems are
 aiohttp/OS errors, which the watcher tells apart.
 """
 
@@ -19,6 +20,8 @@ from typing import Any
 
 import aiohttp
 import orjson
+
+from exporter import kubeconfig
 
 #: The largest watch event line kept; etcd caps objects at 1.5 MiB, so this is generous.
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -119,13 +122,15 @@ class KubeClient:
         Certificates, tokens and token files are read by ``exporter.kubeconfig``; exec plugins and auth providers
         by kubernetes-asyncio (a heavy import, so only then).
         """
-        from exporter import kubeconfig  # noqa: PLC0415
-
         conn = kubeconfig.load(path, context)
         if conn is not None:
             source: TokenFile | StaticToken | None = None
             if conn.token_file is not None:
-                source = TokenFile(conn.token_file)
+                try:
+                    source = TokenFile(conn.token_file)
+                except (OSError, RuntimeError, ValueError) as err:
+                    msg = f"kubeconfig {path or '$KUBECONFIG'}: token file {conn.token_file}: {err}"
+                    raise kubeconfig.KubeconfigError(msg) from err
             elif conn.token:
                 source = StaticToken(conn.token)
             return cls(host=conn.host, ssl_context=conn.ssl_context, token_source=source)
@@ -133,10 +138,14 @@ class KubeClient:
         from kubernetes_asyncio.client import Configuration  # noqa: PLC0415
 
         configuration = Configuration()
-        await kconfig.load_kube_config(
-            config_file=str(path) if path else None, context=context, client_configuration=configuration
-        )
-        return cls._from_configuration(configuration)
+        try:
+            await kconfig.load_kube_config(
+                config_file=str(path) if path else None, context=context, client_configuration=configuration
+            )
+            return cls._from_configuration(configuration)
+        except Exception as err:  # ConfigException, and whatever an exec plugin or auth provider raises
+            msg = f"kubeconfig {path or '$KUBECONFIG'}: {' '.join(str(err).split()) or type(err).__name__}"
+            raise kubeconfig.KubeconfigError(msg) from err
 
     @classmethod
     def in_cluster(

@@ -18,6 +18,7 @@ import yaml
 
 from exporter import wire
 from exporter.documents import Filters, tenants_doc, timestamp
+from exporter.errors import UserError
 from exporter.kinds import by_kind
 from exporter.model import project, project_namespace
 from exporter.settings import Settings
@@ -27,7 +28,7 @@ from exporter.view import build_view
 from exporter.wire import MalformedObject
 
 
-class ReportError(ValueError):
+class ReportError(UserError):
     """The input cannot be read at all."""
 
 
@@ -56,7 +57,9 @@ def load_items(text: str) -> list[Any]:
     try:
         return [item for doc in yaml.safe_load_all(text) for item in _items(doc)]
     except yaml.YAMLError as err:
-        msg = f"the input is neither JSON nor YAML: {err}"
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        msg = f"the input is neither JSON nor YAML: {getattr(err, 'problem', None) or err}{where}"
         raise ReportError(msg) from err
 
 
@@ -142,10 +145,11 @@ def run_report(settings: Settings, *, stdin: IO[str] | None = None, stdout: IO[s
         else:
             with open(source, encoding="utf-8") as handle:  # noqa: PTH123
                 text = handle.read()
-        doc = build_report(load_items(text), settings, errors=stderr)
-    except (OSError, ReportError) as err:
-        print(f"flux-tenant-exporter report: {err}", file=stderr)
-        return 2
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        msg = f"cannot read the input {source}: {reason or err}"
+        raise ReportError(msg) from err
+    doc = build_report(load_items(text), settings, errors=stderr)
     if settings.output_format == "table":
         stdout.write(format_table(doc))
     else:

@@ -22,10 +22,12 @@ from typing import Any
 
 import yaml
 
+from exporter.errors import UserError
+
 PLATFORM = "platform"
 
 
-class MappingError(ValueError):
+class MappingError(UserError):
     """The tenant mapping file is not valid; the message says where."""
 
 

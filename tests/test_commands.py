@@ -18,7 +18,7 @@ from exporter.cli import main
 from exporter.exposition import Renderer
 from exporter.kubeapi import ApiError, KubeClient
 from exporter.model import parse_object
-from exporter.report import build_report, format_table, load_items, run_report
+from exporter.report import ReportError, build_report, format_table, load_items, run_report
 from exporter.settings import Settings, WatchSettings, from_args
 from exporter.store import Store
 from exporter.tenants import TenantResolver
@@ -97,9 +97,8 @@ def test_report_command_reads_stdin_and_reports_bad_items(tmp_path: Path) -> Non
     assert "item 1 (Kustomization): skipped: metadata.name or metadata.namespace is missing" in err.getvalue()
     junk = tmp_path / "junk.txt"
     junk.write_text("{{{ not: [valid")
-    err = io.StringIO()
-    assert run_report(Settings(command="report", input=str(junk)), stdout=io.StringIO(), stderr=err) == 2
-    assert "neither JSON nor YAML" in err.getvalue()
+    with pytest.raises(ReportError, match="neither JSON nor YAML"):  # the CLI turns it into one line, exit 2
+        run_report(Settings(command="report", input=str(junk)), stdout=io.StringIO(), stderr=io.StringIO())
 
 
 def test_report_entry_point_with_table_format(

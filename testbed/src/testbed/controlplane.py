@@ -40,11 +40,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from exporter.errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "tools" / "controlplane" / "build.sh"
 
 
-class ControlPlaneError(RuntimeError):
+class ControlPlaneError(UserError, RuntimeError):
     """The control plane could not be built or started; the message says why."""
 
 
