@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -192,28 +194,54 @@ async def test_demo_fleet_shows_every_failure_category(control_plane: ControlPla
 
 # -- exposition -------------------------------------------------------------------------------------
 
-GOLDEN = (Path(__file__).parent / "data" / "golden_exposition.txt").read_text()
+GOLDEN_DIR = Path(__file__).parent / "data" / "golden"
+_WHEN = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 
 
-def test_golden_exposition_of_a_blocked_kustomization() -> None:
-    """The exposition of a failing source and the Kustomization it blocks is exactly the golden text (first
-    families), and an unchanged object is not rendered again on the next publish."""
-    store = Store(resolver=TenantResolver())
+def _golden_blocked_kustomization() -> list[dict[str, Any]]:
+    """A source that cannot authenticate (credentials in its URL) and the Kustomization it blocks."""
     repo = fleet.gitrepository("team-a", "repo", url="https://bot:token@git.example.com/app")
-    repo["metadata"]["generation"] = 1
-    when = fleet.ago(days=1).replace(year=2026, month=1, day=1, hour=0, minute=0, second=0)
-    repo["status"] = fleet.failed_status("GitOperationFailed", "authentication required", since=when)
+    repo["status"] = fleet.failed_status("GitOperationFailed", "authentication required", since=_WHEN)
     app = fleet.kustomization("team-a", "app")
-    app["metadata"]["generation"] = 1
-    app["status"] = fleet.failed_status("ArtifactFailed", "Source artifact not found, retrying in 30s", since=when)
-    for raw in (repo, app):
+    app["status"] = fleet.failed_status("ArtifactFailed", "Source artifact not found, retrying in 30s", since=_WHEN)
+    return [repo, app]
+
+
+def _golden_drift_and_policy() -> list[dict[str, Any]]:
+    """A healthy Kustomization that has not applied its source's new artifact, applies with the controller's
+    account into another tenant's namespace, and a suspended HelmRelease."""
+    repo = fleet.gitrepository("team-b", "repo")
+    repo["status"] = fleet.ready_status("GitRepository", rev="main@sha1:2", since=_WHEN)
+    app = fleet.kustomization("team-b", "app", service_account=None, target_namespace="team-c")
+    app["status"] = fleet.ready_status("Kustomization", rev="main@sha1:1", since=_WHEN,
+                                       inventory_entries=[("", "reader", "rbac.authorization.k8s.io", "ClusterRole")])
+    release = fleet.helmrelease("team-b", "cache", suspend=True)
+    release["status"] = fleet.ready_status("HelmRelease", since=_WHEN)
+    return [repo, app, release]
+
+
+GOLDEN_CASES = {"blocked_kustomization": _golden_blocked_kustomization, "drift_and_policy": _golden_drift_and_policy}
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_golden_exposition(case: str) -> None:
+    """The whole exposition of each case is exactly its golden text, compared as sorted lines (as
+    kube-state-metrics' compareOutput does); an unchanged object is not rendered again on the next publish.
+    `FTE_UPDATE_GOLDEN=1` rewrites the golden files from the code (review the diff)."""
+    store = Store(resolver=TenantResolver())
+    objects = GOLDEN_CASES[case]()
+    for raw in objects:
+        raw["metadata"]["generation"] = 1
         store.upsert(parse_object(raw))
     renderer = Renderer()
     body = renderer.render(build_view(store, now=time.time()), store).body.decode()
-    assert body.startswith(GOLDEN)
-    assert renderer.rendered_objects == 2
+    golden = GOLDEN_DIR / f"{case}.prom"
+    if os.environ.get("FTE_UPDATE_GOLDEN"):
+        golden.write_text(body)
+    assert sorted(body.splitlines()) == sorted(golden.read_text().splitlines())
+    assert renderer.rendered_objects == len(objects)
     renderer.render(build_view(store, now=time.time()), store)
-    assert renderer.rendered_objects == 2
+    assert renderer.rendered_objects == len(objects)
 
 
 def test_gotk_resource_info_uses_the_flux_kube_state_metrics_label_set() -> None:

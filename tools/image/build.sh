@@ -41,4 +41,15 @@ echo "entrypoint: $(buildah inspect --format '{{.OCIv1.Config.Entrypoint}}' loca
 buildah run --user 65532:65532 "$ctr" -- flux-tenant-exporter --version
 out=$(buildah run --user 65532:65532 "$ctr" -- flux-tenant-exporter report --input /dev/null 2>&1 || true)
 grep -q "input is empty" <<<"$out" || { echo "unexpected report output: $out" >&2; exit 1; }
+# The image holds the product only: no demo harness, and no silent demo when no cluster is configured.
+expect_one_line() {  # expect_one_line TEXT ARGS...: exit code 2 and exactly one line on stderr, holding TEXT
+    local want=$1 rc=0 err
+    shift
+    err=$(buildah run --user 65532:65532 "$ctr" -- flux-tenant-exporter "$@" 2>&1 >/dev/null) || rc=$?
+    [ "$rc" = 2 ] && [ "$(wc -l <<<"$err")" = 1 ] && grep -qF "$want" <<<"$err" \
+        || { echo "flux-tenant-exporter $*: expected one line with '$want' and exit 2, got exit $rc: $err" >&2; exit 1; }
+    echo "flux-tenant-exporter $*: $err"
+}
+expect_one_line "part of the development harness, which is not installed" demo
+expect_one_line "no cluster configured" serve
 echo "image OK"
