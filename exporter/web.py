@@ -21,7 +21,6 @@ from exporter.documents import FilterError, Filters, tenant_doc, tenants_doc, ti
 from exporter.exposition import Exposition
 from exporter.health import KindHealth, SelfMetrics
 from exporter.published import View
-from testbed import fleet  # noqa: F401 - scratch: proves the import contract fails
 
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 _TENANT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
