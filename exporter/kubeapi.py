@@ -91,7 +91,7 @@ OVERSIZED = OversizedLine()
 
 
 class KubeClient:
-    """Requests to one API server with one identity; create with ``from_config`` or the constructors."""
+    """Requests to one API server with one identity; create with ``from_kubeconfig`` or ``in_cluster``."""
 
     def __init__(
         self,
@@ -102,7 +102,11 @@ class KubeClient:
         connect_timeout: float = 10,
         request_timeout: float = 60,
     ) -> None:
-        """``token_source`` is a kubernetes-asyncio Configuration (its bearer token is re-read per request)."""
+        """A client of ``host``; no connection is made before the first request.
+
+        ``token_source`` answers ``get_api_key_with_prefix`` per request: a TokenFile, a StaticToken, or a
+        kubernetes-asyncio Configuration (exec plugins refresh their token there).
+        """
         self.host = host.rstrip("/")
         self._ssl = ssl_context
         self._token_source = token_source

@@ -43,9 +43,13 @@ out=$(buildah run --user 65532:65532 "$ctr" -- flux-tenant-exporter report --inp
 grep -q "input is empty" <<<"$out" || { echo "unexpected report output: $out" >&2; exit 1; }
 # The image holds the product only: no demo harness, and no silent demo when no cluster is configured.
 expect_one_line() {  # expect_one_line TEXT ARGS...: exit code 2 and exactly one line on stderr, holding TEXT
-    local want=$1 rc=0 err
+    local want=$1 out err rc
     shift
-    err=$(buildah run --user 65532:65532 "$ctr" -- flux-tenant-exporter "$@" 2>&1 >/dev/null) || rc=$?
+    # stderr of the command alone (buildah adds its own lines on a non-zero exit), then its exit code
+    out=$(buildah run --user 65532:65532 "$ctr" -- sh -c 'flux-tenant-exporter "$@" 2>&1 >/dev/null; echo "rc=$?"' \
+        sh "$@")
+    rc=$(tail -n 1 <<<"$out") rc=${rc#rc=}
+    err=$(sed '$d' <<<"$out")
     [ "$rc" = 2 ] && [ "$(wc -l <<<"$err")" = 1 ] && grep -qF "$want" <<<"$err" \
         || { echo "flux-tenant-exporter $*: expected one line with '$want' and exit 2, got exit $rc: $err" >&2; exit 1; }
     echo "flux-tenant-exporter $*: $err"
