@@ -18,7 +18,7 @@ from typing import Final
 
 from exporter.model import Condition, FluxObject, parse_time, truncate
 from exporter.settings import StuckThresholds
-from exporter.vocabulary import CATEGORIES, Category, State, StuckReason
+from exporter.vocabulary import CATEGORIES, Category, ConditionStatus, SinceSource, State, StuckReason
 
 SOURCE_KINDS: Final = frozenset({"GitRepository", "OCIRepository", "HelmRepository", "HelmChart", "Bucket"})
 APPLIERS: Final = frozenset({"Kustomization", "HelmRelease"})
@@ -103,7 +103,11 @@ class Verdict:
     category: Category | None
     reason: str
     message: str
+    #: when the object entered its current state, and where that time comes from
     since: float | None
+    since_source: SinceSource
+    #: the Ready status of the state (held through the Unknown blip of a retry)
+    ready: ConditionStatus
     #: when the object is (or becomes) stuck, and why; None: time alone will not make it stuck
     stuck_at: float | None
     stuck_reason: StuckReason | None
@@ -114,6 +118,7 @@ def _is_true(cond: Condition | None) -> bool:
 
 
 Deadline = tuple[float | None, StuckReason | None]
+Since = tuple[float | None, SinceSource]
 
 
 def _earliest(*candidates: Deadline) -> Deadline:
@@ -124,64 +129,130 @@ def _earliest(*candidates: Deadline) -> Deadline:
     return best
 
 
-def classify(obj: FluxObject, *, thresholds: StuckThresholds, observed_at: float, lag_since: float | None) -> Verdict:
-    """Classify one object.
+def _earliest_since(*candidates: Since) -> Since:
+    """The earliest known time among ``candidates``; "observed" when none is known."""
+    best: Since = (None, "observed")
+    for at, source in candidates:
+        if at is not None and (best[0] is None or at < best[0]):
+            best = (at, source)
+    return best
+
+
+def classify(
+    obj: FluxObject,
+    *,
+    thresholds: StuckThresholds,
+    observed_at: float,
+    lag_since: float | None,
+    previous: Verdict | None = None,
+) -> Verdict:
+    """Classify one object, continuing ``previous`` (the verdict of its last version, if any).
 
     ``observed_at`` is when this version of the object was seen; ``lag_since`` is when the exporter first
     saw ``generation != observedGeneration`` for it (carried across updates by the store).
+
+    Flux flips Ready to Unknown ("Reconciliation in progress") at the start of every attempt, and moves
+    Ready's lastTransitionTime on every retry. So: the Unknown blip of a retry of a failing object, or of a
+    routine reconcile of a healthy one, keeps the previous verdict; and a state that continues keeps the time
+    it began (a failure that keeps failing keeps its first failure).
     """
+    if previous is not None and _is_attempt_of(obj, previous):
+        return previous
+    verdict = _assess(obj, thresholds, observed_at, lag_since, began=None)
+    if (
+        previous is not None
+        and previous.state == verdict.state
+        and previous.since is not None
+        and (verdict.since is None or previous.since < verdict.since)
+    ):
+        verdict = _assess(obj, thresholds, observed_at, lag_since, began=(previous.since, previous.since_source))
+    return verdict
+
+
+def _is_attempt_of(obj: FluxObject, previous: Verdict) -> bool:
+    """Whether ``obj`` shows only that its controller started another attempt after ``previous``."""
+    ready, reconciling = obj.condition("Ready"), obj.condition("Reconciling")
+    if obj.suspended or ready is None or ready.status != "Unknown" or not _is_true(reconciling):
+        return False
+    if previous.state == "failing":
+        return True  # a retry: failing until it succeeds
+    # the periodic reconcile of a healthy object (a new generation is real progress)
+    return previous.state == "ready" and obj.observed_generation == obj.generation
+
+
+def _assess(
+    obj: FluxObject,
+    thresholds: StuckThresholds,
+    observed_at: float,
+    lag_since: float | None,
+    *,
+    began: Since | None,
+) -> Verdict:
+    """The verdict of this status alone; ``began``: the state is known to have begun then (a continuing state)."""
     ready = obj.condition("Ready")
     reconciling = obj.condition("Reconciling")
     stalled = obj.condition("Stalled")
     reason = ready.reason if ready else ""
     message = truncate(ready.message) if ready else ""
-    since = ready.since if ready else obj.created
+    status: ConditionStatus = ready.status if ready else "Unknown"
+
+    def first(*candidates: Since) -> Since:
+        return _earliest_since(*candidates, began or (None, "observed"))
+
+    since, source = first((ready.since if ready else obj.created, "condition"))
     lag_at: Deadline = (
         (lag_since + thresholds.generation_lag, "generation_not_observed") if lag_since is not None else (None, None)
     )
     request_at = _request_deadline(obj, thresholds, observed_at)
 
     if obj.suspended:
-        return Verdict("suspended", "suspended", reason, message, since, None, None)
+        return Verdict("suspended", "suspended", reason, message, since, source, status, None, None)
 
     if _is_true(stalled) and not _is_true(reconciling):
         assert stalled is not None
         messages = (stalled.message, *(c.message for c in obj.conditions if c.status == "False" and c.message))
         category = categorize(obj.kind, stalled.reason, messages)
-        return Verdict("failing", category, stalled.reason, truncate(stalled.message) or message,
-                       stalled.since or since, stalled.since or observed_at, "stalled")
+        since, source = first((stalled.since or (ready.since if ready else None), "condition"),
+                              (obj.failing_since, "history"))
+        return Verdict("failing", category, stalled.reason, truncate(stalled.message) or message, since, source,
+                       status, stalled.since or observed_at, "stalled")
 
     if ready is None:
         stuck_at, why = _earliest(lag_at, request_at)
-        return Verdict("unknown", "unknown", "", "", obj.created, stuck_at, why)
+        return Verdict("unknown", "unknown", "", "", since, source, status, stuck_at, why)
 
     generation_current = obj.observed_generation is None or not obj.generation or (
         obj.observed_generation == obj.generation
     )
     if ready.status == "True" and not _is_true(reconciling) and generation_current:
         stuck_at, why = _earliest(request_at)
-        return Verdict("ready", None, reason, message, since, stuck_at, why)
+        return Verdict("ready", None, reason, message, since, source, status, stuck_at, why)
 
     if ready.status == "False":
         messages = tuple(
             c.message for c in obj.conditions if c.message and (c.type == "Ready" or _is_failure(c))
         )
         category = categorize(obj.kind, reason, messages)
+        # While the controller retries, Ready's lastTransitionTime is the last retry, not the first failure.
+        retrying = _is_true(reconciling)
+        since, source = first((ready.since, "observed" if retrying else "condition"), (obj.failing_since, "history"))
         limit = thresholds.source_not_ready if obj.kind in SOURCE_KINDS else thresholds.not_ready
-        stuck_at, why = _earliest(
-            ((since or observed_at) + limit, "not_ready"), lag_at, request_at
-        )
-        return Verdict("failing", category, reason, message, since, stuck_at, why)
+        # Not the generation lag: Flux leaves observedGeneration behind (-1 at first) until a success.
+        stuck_at, why = _earliest(((since or observed_at) + limit, "not_ready"), request_at)
+        return Verdict("failing", category, reason, message, since, source, status, stuck_at, why)
 
     # Ready=Unknown, or Ready=True while reconciling a new generation: in progress within a time budget.
     if ready.status == "True" and not _is_true(reconciling):
         # Ready for an older generation: in progress since the lag was first seen; stuck by the lag rule.
+        since, source = first((lag_since or observed_at, "observed"))
         stuck_at, why = _earliest(lag_at, request_at)
-        return Verdict("progressing", "progressing", reason, message, lag_since or observed_at, stuck_at, why)
-    started = (reconciling.since if reconciling is not None and _is_true(reconciling) else None) or since or observed_at
+        return Verdict("progressing", "progressing", reason, message, since, source, status, stuck_at, why)
+    begun = (reconciling.since if reconciling is not None and _is_true(reconciling) else None) or since
+    started_at, source = first((begun, "condition") if begun is not None else (observed_at, "observed"))
+    started = started_at or observed_at
     budget = (obj.timeout or thresholds.default_timeout) + thresholds.progressing_margin
     stuck_at, why = _earliest((started + budget, "progressing_timeout"), lag_at, request_at)
-    return Verdict("progressing", "progressing", reason, message, started, stuck_at, why)
+    return Verdict("progressing", "progressing", reason, message, started, source, status, stuck_at, why)
 
 
 def _is_failure(cond: Condition) -> bool:

@@ -85,6 +85,7 @@ def resource_doc(res: ResourceView) -> dict[str, Any]:
         "reason": res.reason,
         "message": res.message,
         "since": timestamp(res.since),
+        "since_source": res.since_source,
         "stuck": res.stuck,
         "stuck_reason": res.stuck_reason,
         "stuck_root": res.stuck_root,

@@ -21,6 +21,8 @@ from exporter.vocabulary import ConditionStatus
 from exporter.wire import MalformedObject
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+#: A Kustomization history entry's lastReconciledStatus after a successful reconcile.
+KUSTOMIZATION_SUCCEEDED = "ReconciliationSucceeded"
 #: Condition types kept: the kstatus trio plus the per-controller ones whose messages name a cause.
 KEPT_CONDITIONS = frozenset(
     {
@@ -101,6 +103,9 @@ class FluxObject:
     artifact_revision: str | None
     artifact_updated: float | None
     last_deployed: float | None
+    #: when the status itself says the current failure began: the Kustomization history entry of the manifests
+    #: last reconciled (if that reconcile failed), or a HelmRelease's Released=False transition
+    failing_since: float | None
     inventory: Inventory
 
     @property
@@ -239,6 +244,28 @@ def parse_namespace(raw: Any, label_key: str) -> NamespaceInfo:
     return project_namespace(wire.NAMESPACES.one(raw), label_key)
 
 
+def _history(
+    kind: FluxKind, status: wire.Status, conditions: tuple[Condition, ...]
+) -> tuple[str | None, float | None, float | None]:
+    """(applied revision, last deployed, failing since) from status.history and the Released condition."""
+    applied = status.lastAppliedRevision or None
+    last_deployed = failing_since = None
+    if kind.kind == "HelmRelease":
+        if status.history:
+            latest = status.history[0]
+            last_deployed = parse_time(latest.lastDeployed)
+            if latest.status == "deployed":
+                applied = latest.chartVersion or None
+        released = next((c for c in conditions if c.type == "Released"), None)
+        if released is not None and released.status == "False":
+            failing_since = released.since  # Ready flips on every retry; Released keeps the first failure
+    elif kind.kind == "Kustomization" and status.history:
+        latest = status.history[0]  # newest first
+        if latest.lastReconciledStatus and latest.lastReconciledStatus != KUSTOMIZATION_SUCCEEDED:
+            failing_since = parse_time(latest.firstReconciled)
+    return applied, last_deployed, failing_since
+
+
 def project_namespace(raw: wire.Namespace, label_key: str) -> NamespaceInfo:
     """A decoded Namespace as NamespaceInfo."""
     name = raw.metadata.name
@@ -300,13 +327,8 @@ def project(raw: wire.FluxObject, kind: FluxKind | None = None) -> FluxObject:
     depends_on = tuple(
         r for r in (_ref(d, namespace, default_kind=kind.kind) for d in spec.dependsOn or ()) if r is not None
     )
-    last_deployed = None
-    applied = status.lastAppliedRevision or None
-    if kind.kind == "HelmRelease" and status.history:
-        latest = status.history[0]
-        last_deployed = parse_time(latest.lastDeployed)
-        if latest.status == "deployed":
-            applied = latest.chartVersion or None
+    conditions = _conditions(status.conditions)
+    applied, last_deployed, failing_since = _history(kind, status, conditions)
     url = spec.url or spec.endpoint
     annotations = metadata.annotations
     return FluxObject(
@@ -318,7 +340,7 @@ def project(raw: wire.FluxObject, kind: FluxKind | None = None) -> FluxObject:
         generation=metadata.generation,
         observed_generation=status.observedGeneration,
         suspended=spec.suspend,
-        conditions=_conditions(status.conditions),
+        conditions=conditions,
         requested_at=_share_opt(annotations.get(REQUESTED_AT)) if annotations else None,
         last_handled_at=_share_opt(status.lastHandledReconcileAt),
         timeout=parse_duration(spec.timeout),
@@ -336,6 +358,7 @@ def project(raw: wire.FluxObject, kind: FluxKind | None = None) -> FluxObject:
         artifact_revision=_share_opt(artifact.revision),
         artifact_updated=parse_time(artifact.lastUpdateTime),
         last_deployed=last_deployed,
+        failing_since=failing_since,
         inventory=_inventory(status.inventory) if kind.kind == "Kustomization" else EMPTY_INVENTORY,
     )
 

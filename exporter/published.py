@@ -12,6 +12,7 @@ from exporter.vocabulary import (
     ConditionStatus,
     Owner,
     PolicyRule,
+    SinceSource,
     State,
     StuckReason,
     TenantCount,
@@ -46,6 +47,7 @@ class ResourceView:
     reason: str
     message: str
     since: float | None
+    since_source: SinceSource
     stuck: bool
     stuck_reason: StuckReason | None
     #: the object to page for: stuck itself and not blocked by another, or the root of a stuck dependent

@@ -105,7 +105,8 @@ class Store:
         if not lagging and obj.observed_generation is None and obj.generation and not obj.conditions:
             lagging = True  # never observed by its controller
         lag_since = (old.lag_since if old and old.lag_since is not None else now) if lagging else None
-        verdict = classify(obj, thresholds=self.thresholds, observed_at=now, lag_since=lag_since)
+        verdict = classify(obj, thresholds=self.thresholds, observed_at=now, lag_since=lag_since,
+                           previous=old.verdict if old else None)
         self._count_transition(obj, old.verdict if old else None, verdict)
         self.objects[key] = Entry(obj, verdict, now, lag_since)
         self._record(key)

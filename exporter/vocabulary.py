@@ -111,3 +111,9 @@ KIND_STATUSES: Final[tuple[KindStatus, ...]] = get_args(KindStatus)
 #: Counts a tenant roll-up carries, besides one per state.
 TenantCount = Literal["total", "ready", "progressing", "failing", "suspended", "unknown", "stuck"]
 TENANT_COUNTS: Final[tuple[TenantCount, ...]] = get_args(TenantCount)
+
+#: Where an object's ``since`` comes from: a condition's stable lastTransitionTime; the status's own record of
+#: the failure (Kustomization history, HelmRelease Released); or only what the exporter observed (the failure
+#: retries, so its conditions move on every retry, and no record says when it began).
+SinceSource = Literal["condition", "history", "observed"]
+SINCE_SOURCES: Final[tuple[SinceSource, ...]] = get_args(SinceSource)

@@ -100,11 +100,15 @@ class Inventory(msgspec.Struct, frozen=True):
 
 
 class HistoryEntry(msgspec.Struct, frozen=True):
-    """One HelmRelease status.history entry (a Kustomization's history entries decode to all-None)."""
+    """One status.history entry: a HelmRelease's releases, or a Kustomization's reconciliations per manifest digest."""
 
+    # HelmRelease
     status: str | None = None
     chartVersion: str | None = None  # noqa: N815
     lastDeployed: str | None = None  # noqa: N815
+    # Kustomization
+    firstReconciled: str | None = None  # noqa: N815
+    lastReconciledStatus: str | None = None  # noqa: N815
 
 
 class Status(msgspec.Struct, frozen=True):

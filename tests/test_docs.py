@@ -54,6 +54,7 @@ ENUM_SCHEMAS = {
     "PolicyRule": vocabulary.POLICY_RULES,
     "TenantStatus": vocabulary.TENANT_STATUSES,
     "QueryBoolean": ("true", "false"),
+    "SinceSource": vocabulary.SINCE_SOURCES,
 }
 
 
