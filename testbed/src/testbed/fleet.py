@@ -15,8 +15,10 @@ from typing import Any
 
 from exporter.kinds import NAMESPACE, FluxKind, by_kind
 from exporter.kubeapi import ApiError, KubeClient
+from exporter.settings import DEFAULTS
 
-TENANT_LABEL = "toolkit.fluxcd.io/tenant"
+#: The namespace label `flux create tenant` sets, which the exporter reads by default.
+TENANT_LABEL = DEFAULTS.tenant_label
 
 Obj = dict[str, Any]
 
