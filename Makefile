@@ -17,11 +17,13 @@ $(BIN)/.installed: pyproject.toml testbed/pyproject.toml
 controlplane:
 	bash tools/controlplane/build.sh >/dev/null
 
-# kustomize and the prometheus-operator CRDs (deploy tests), kube-state-metrics (benchmark), from the Go module proxy.
+# kustomize and the prometheus-operator CRDs (deploy tests), kube-state-metrics (benchmark), the dashboard validator
+# (grafana-foundation-sdk), from the Go module proxy.
 gotools:
 	bash tools/gotool.sh kustomize >/dev/null
 	bash tools/gotool.sh prometheus-operator-crds >/dev/null
 	bash tools/gotool.sh kube-state-metrics >/dev/null
+	bash tools/gotool.sh dashboard-validator >/dev/null
 
 # promtool, Prometheus and Alertmanager for the monitoring tests, from Debian's packages.
 debian-tools:
