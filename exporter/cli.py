@@ -94,6 +94,10 @@ def plugin_command(name: str) -> Callable[[Settings], Coroutine[Any, Any, int]]:
 
 def run(settings: Settings) -> int:
     """Run the parsed command."""
+    if settings.command == "get":
+        from exporter.get import run_get  # noqa: PLC0415 - the terminal view
+
+        return run_get(settings)
     if settings.command == "report":
         from exporter.report import run_report  # noqa: PLC0415 - keeps `report` start-up light
 

@@ -20,7 +20,7 @@ from exporter.kinds import FLUX_KINDS
 
 KIND_IDS = tuple(k.id for k in FLUX_KINDS)
 ENV_PREFIX = "FTE_"
-Command = Literal["serve", "report", "demo"]
+Command = Literal["serve", "report", "demo", "get"]
 LogFormat = Literal["auto", "json", "console"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 ReportFormat = Literal["json", "table"]
@@ -62,6 +62,30 @@ class WatchSettings:
     label_selector: str | None = None
 
 
+GetWhat = Literal["tenants", "tenant", "resources"]
+GetOutput = Literal["table", "json", "yaml"]
+
+
+@dataclass(frozen=True, slots=True)
+class GetSettings:
+    """What ``get`` prints, and from where."""
+
+    what: GetWhat = "tenants"
+    #: the tenant of ``get tenant NAME``
+    name: str | None = None
+    #: ``get resources -t TENANT``
+    tenant: str | None = None
+    state: str | None = None
+    category: str | None = None
+    owner: str | None = None
+    output: GetOutput = "table"
+    watch: bool = False
+    #: a running exporter to read; None: run the watcher in-process
+    url: str | None = None
+    #: how often ``--watch`` reads ``--url`` again
+    interval: float = 2.0
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, resolved once at start-up."""
@@ -93,6 +117,7 @@ class Settings:
     output_format: ReportFormat = "json"
     # demo
     demo_exit_after_ready: bool = False
+    get: GetSettings = field(default_factory=GetSettings)
 
     def summary(self) -> dict[str, Any]:
         """The effective settings for the start-up log line (nothing secret is in here)."""
@@ -184,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=fmt)
     demo = sub.add_parser("demo", help="start a local cluster with a demo fleet and serve it (development "
                           "harness only)", formatter_class=fmt)
-    for p in (parser, serve, report, demo):
+    get = _get_parser(sub, fmt)
+    for p in (parser, serve, report, demo, get):
         _common(p)
     for p in (parser, serve, demo):
         _serving(p)
@@ -195,6 +221,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--exit-after-ready", dest="demo_exit_after_ready", action="store_true",
                       help="print the /tenants summary and the time to ready, then stop (for scripts)")
     return parser
+
+
+def _get_parser(sub: Any, fmt: type[argparse.HelpFormatter]) -> argparse.ArgumentParser:
+    """``get tenants|tenant NAME|resources``: the parser of the terminal view (exporter/get.py runs it)."""
+    from exporter.vocabulary import CATEGORIES, OWNERS, STATES  # noqa: PLC0415 - only this parser needs them
+
+    get = sub.add_parser("get", help="print tenants or resources (-o table|json|yaml), live with --watch",
+                         formatter_class=fmt)
+    get.add_argument("what", choices=("tenants", "tenant", "resources"), help="what to print")
+    get.add_argument("name", nargs="?", help="the tenant, for `get tenant NAME`")
+    get.add_argument("-t", "--tenant", help="only this tenant's resources")
+    get.add_argument("--state", choices=STATES, help="only resources in this state")
+    get.add_argument("--category", choices=CATEGORIES, help="only resources failing in this category")
+    get.add_argument("--owner", choices=OWNERS, help="only resources whose failure this owner fixes")
+    get.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table", help="output format")
+    get.add_argument("-w", "--watch", action="store_true", help="print again on every change")
+    get.add_argument("--url", default=_env("url"),
+                     help="read a running exporter (http://host:9897) instead of watching the cluster [FTE_URL]")
+    get.add_argument("--interval", type=_duration, default="2s", help="how often --watch reads --url again")
+    get.add_argument("--kubeconfig", default=_env("kubeconfig") or os.environ.get("KUBECONFIG"),
+                     help="kubeconfig of the cluster to watch in-process (default ~/.kube/config) "
+                          "[FTE_KUBECONFIG, KUBECONFIG]")
+    get.add_argument("--context", default=_env("context"), help="kubeconfig context [FTE_CONTEXT]")
+    return get  # type: ignore[no-any-return]
+
+
+def _get_settings(ns: argparse.Namespace) -> GetSettings:
+    return GetSettings(what=ns.what, name=ns.name, tenant=ns.tenant, state=ns.state, category=ns.category,
+                       owner=ns.owner, output=ns.output, watch=ns.watch, url=ns.url, interval=ns.interval)
 
 
 def _duration_flag(p: argparse.ArgumentParser, flag: str, default: float, text: str) -> None:
@@ -289,4 +344,5 @@ def from_args(argv: Sequence[str] | None = None) -> Settings:
         log_level=ns.log_level,
         **serving,
         **other,
+        get=_get_settings(ns) if command == "get" else DEFAULTS.get,
     )

@@ -1,5 +1,7 @@
 """The HTTP API (aiohttp, one port): /metrics, /healthz, /readyz, /tenants, /tenants/{name}, /openapi.yaml.
 
+The status page for people is at / and /tenant/{name} (HTML, exporter/statuspage.py).
+
 Handlers only read the last published snapshot; nothing here talks to the API server.
 """
 
@@ -17,10 +19,12 @@ import orjson
 from aiohttp import web
 from prometheus_client import generate_latest
 
+from exporter import statuspage
 from exporter.documents import FilterError, Filters, tenant_doc, tenants_doc, timestamp
 from exporter.exposition import Exposition
 from exporter.health import KindHealth, SelfMetrics
 from exporter.published import View
+from exporter.vocabulary import TENANT_STATUSES
 
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 _TENANT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -155,6 +159,42 @@ async def tenant(request: web.Request) -> web.Response:
     return _json(doc)
 
 
+def _html(text: str, status: int = 200) -> web.Response:
+    resp = web.Response(text=text, status=status, content_type="text/html", charset="utf-8",
+                        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                                 "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+    resp.enable_compression()
+    return resp
+
+
+async def status_overview(request: web.Request) -> web.Response:
+    """The status page: every tenant, worst first (HTML; filters as on /tenants, plus ?status=)."""
+    query = dict(request.query)
+    status = query.pop("status", None)
+    try:
+        filters = Filters.parse(query)
+    except FilterError as err:
+        return _html(statuspage.error_page(400, str(err), home="."), 400)
+    if status is not None and status not in TENANT_STATUSES:
+        message = f"status={status!r} is not one of: {', '.join(TENANT_STATUSES)}"
+        return _html(statuspage.error_page(400, message, home="."), 400)
+    return _html(statuspage.overview(request.app[STATE].view, filters, dict(request.query), status))
+
+
+async def status_tenant(request: web.Request) -> web.Response:
+    """The status page of one tenant: root causes first, then its objects and policy violations (HTML)."""
+    name = request.match_info["name"]
+    try:
+        filters = _filters(request)
+    except FilterError as err:
+        return _html(statuspage.error_page(400, str(err), home=".."), 400)
+    view = request.app[STATE].view
+    found = view.tenants.get(name)
+    if found is None:
+        return _html(statuspage.error_page(404, f"no tenant {name!r}", home=".."), 404)
+    return _html(statuspage.tenant_page(view, found, filters, dict(request.query)))
+
+
 async def openapi(_: web.Request) -> web.Response:
     """The OpenAPI description of this API."""
     text = resources.files("exporter").joinpath("openapi.yaml").read_text()
@@ -184,4 +224,6 @@ def create_app(state: Published) -> web.Application:
     app.router.add_get("/tenants", tenants)
     app.router.add_get("/tenants/{name}", tenant)
     app.router.add_get("/openapi.yaml", openapi)
+    app.router.add_get("/", status_overview)
+    app.router.add_get("/tenant/{name}", status_tenant)
     return app
