@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint controlplane gotools debian-tools monitoring image clean
+.PHONY: demo test lint controlplane gotools debian-tools ui-tools screenshots monitoring image clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.installed: pyproject.toml testbed/pyproject.toml
@@ -32,6 +32,17 @@ debian-tools:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 	    prometheus prometheus-alertmanager >/dev/null; }
 
+# Headless Chromium (status page tests) and tmux (`get` terminal tests), from Debian's packages.
+ui-tools:
+	@command -v chromium >/dev/null && command -v tmux >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    chromium fonts-dejavu-core tmux >/dev/null; }
+
+# Retake the README's status page screenshots (docs/status-*.png) in headless Chromium on the demo fleet.
+screenshots: $(BIN)/.installed controlplane ui-tools
+	FTE_SCREENSHOT_DIR=docs $(BIN)/pytest -q tests/test_statuspage.py -k chromium
+
 # Regenerate alerts/*.rules.yaml, deploy/prometheusrule.yaml and dashboards/*.json from exporter/mixin/.
 monitoring: $(BIN)/.installed
 	$(BIN)/python -m exporter.mixin .
@@ -48,7 +59,7 @@ lint: $(BIN)/.installed
 image:
 	bash tools/image/build.sh
 
-test: $(BIN)/.installed controlplane gotools debian-tools lint image
+test: $(BIN)/.installed controlplane gotools debian-tools ui-tools lint image
 	$(BIN)/pytest
 
 clean:

@@ -120,8 +120,13 @@ class WatcherSource:
         """Connect, list every kind and wait until the first full snapshot is published."""
         from exporter.app import Exporter  # noqa: PLC0415 - the --url source needs none of the watcher
         from exporter.kubeapi import KubeClient  # noqa: PLC0415
+        from exporter.kubeconfig import KubeconfigError  # noqa: PLC0415
 
-        client = await KubeClient.from_kubeconfig(self.settings.kubeconfig, self.settings.context)
+        try:
+            client = await KubeClient.from_kubeconfig(self.settings.kubeconfig, self.settings.context)
+        except (KubeconfigError, OSError) as err:
+            msg = f"kubeconfig: {err}"
+            raise UserError(msg) from err
         self.exporter = Exporter(self.settings, client)
         self.task = asyncio.create_task(self.exporter.run(self.stop), name="get-watcher")
         try:

@@ -50,6 +50,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .stuck { color: var(--failing); font-weight: 600; }
 .msg { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; white-space: pre-wrap;
   word-break: break-word; max-width: 60rem; }
+td.msg { min-width: 22rem; }
 .muted { color: var(--muted); }
 .cause { margin: .25rem 0 .75rem; padding: .6rem .8rem; border-left: 4px solid var(--failing);
   background: var(--head); }
@@ -88,6 +89,15 @@ def _ref(kind: str, namespace: str, name: str) -> str:
 
 def _anchor(kind: str, namespace: str, name: str) -> str:
     return quote(f"{kind}-{namespace}-{name}", safe="")
+
+
+def _revision(value: str | None) -> str:
+    """A revision with its digest cut to 12 characters (the whole one in the tooltip)."""
+    if not value:
+        return "-"
+    head, sep, digest = value.rpartition(":")
+    short = f"{head}{sep}{digest[:12]}" if sep and len(digest) > 12 else value  # noqa: PLR2004
+    return f'<span title="{_e(value)}">{_e(short)}</span>'
 
 
 def _first_line(message: str) -> str:
@@ -181,7 +191,7 @@ def tenant_page(view: View, tenant: TenantView, filters: Filters, query: Mapping
             f'<tr id="{_anchor(r.kind, r.namespace, r.name)}"><td>{_e(r.kind)}</td><td>{_e(r.namespace)}</td>'
             f"<td>{_e(r.name)}</td><td>{_status(r.state)}</td><td>{_e(r.category or '-')}</td>"
             f"<td>{_e(r.owner or '-')}</td><td>{stuck}</td><td>{blocked}</td><td>{_since(r.since, now)}</td>"
-            f"<td>{_e(r.revision or '-')}</td><td>{violations}</td>"
+            f"<td>{_revision(r.revision)}</td><td>{violations}</td>"
             f'<td class="msg">{_e(r.message if r.state != "ready" else "")}</td></tr>')
     categories = sorted({r.category for r in tenant.resources if r.category and r.state == "failing"})
     links = _filter_links(query, [("All objects", {}), ("Failing", {"state": "failing"}), ("Stuck", {"stuck": "true"}),
