@@ -68,7 +68,7 @@ class HttpSource:
                 body = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as err:
-            msg = f"cannot read {url}: {err or type(err).__name__}"
+            msg = f"cannot read {url}: {str(err) or type(err).__name__}"
             raise UserError(msg) from err
         try:
             data = orjson.loads(body)

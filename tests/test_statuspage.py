@@ -111,7 +111,7 @@ async def text(page: Page, selector: str = "body") -> Any:
     return await page.evaluate(f"document.querySelector({selector!r}).innerText")
 
 
-async def test_status_page_in_chromium(exporter: Exporter, browser: Browser, tmp_path: Path) -> None:
+async def test_status_page_in_chromium(exporter: Exporter, browser: Browser, tmp_path: Path) -> None:  # noqa: PLR0915
     """The overview lists every tenant worst first with its worst root cause and owner; the tenant link opens the
     tenant page with its root causes first; filter links narrow the objects; every link resolves; markup in a
     message is shown as text and never runs; no console errors; dark mode follows the browser."""
@@ -179,7 +179,7 @@ async def test_status_page_in_chromium(exporter: Exporter, browser: Browser, tmp
         assert height > 300
 
 
-async def test_status_page_behind_a_path_prefix(exporter: Exporter, browser: Browser, prefix_proxy: str) -> None:
+async def test_status_page_behind_a_path_prefix(browser: Browser, prefix_proxy: str) -> None:
     """Served under /flux/ by a proxy, every link of the overview and of a tenant page stays under the prefix and
     loads; the page needs no configuration for it (all links are relative)."""
     page = await browser.new_page()
