@@ -318,6 +318,7 @@ def run_get(settings: Settings, *, out: IO[str] | None = None) -> int:
     try:
         return asyncio.run(_until_interrupted(settings, out, terminal=out.isatty()))
     except UserError as exc:
-        raise UserError(f"get: {exc}") from exc
+        msg = f"get: {exc}"
+        raise UserError(msg) from exc
     except BrokenPipeError:  # `get ... | head`
         return 0

@@ -279,7 +279,7 @@ async def test_json_yaml_and_watch_through_a_pipe(exporter: Exporter, admin: Kub
     assert {(r["state"], r["owner"]) for r in failing["resources"]} == {("failing", "platform")}
     code, _, err = await get("tenant", "no-such-tenant")
     assert code == 2
-    assert err == (f"flux-tenant-exporter get: {url}/tenants/no-such-tenant: no tenant 'no-such-tenant'; "
+    assert err == (f"flux-tenant-exporter: error: get: {url}/tenants/no-such-tenant: no tenant 'no-such-tenant'; "
                    "GET /tenants lists them\n")
 
     obj = await fleet.create(admin, fleet.kustomization(namespace, "app"), status=fleet.ready_status("Kustomization"))
