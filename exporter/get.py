@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -28,6 +28,9 @@ from exporter.errors import UserError
 from exporter.logs import configure_logging
 from exporter.settings import GetSettings, Settings
 from exporter.tables import Row, Table, resources_table, tenant_table, tenants_table
+
+if TYPE_CHECKING:
+    from exporter.app import Exporter
 
 #: how long the in-process watcher may take to list every kind before ``get`` gives up
 SYNC_TIMEOUT = 120.0
@@ -113,7 +116,7 @@ class WatcherSource:
         self.settings = replace(settings, listen_address="127.0.0.1", port=0)
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.exporter: Any = None
+        self.exporter: Exporter | None = None
         self.seen: object = None
 
     async def start(self) -> None:
@@ -137,6 +140,7 @@ class WatcherSource:
 
     async def document(self, query: GetSettings) -> dict[str, Any]:
         """The documents of the latest publish."""
+        assert self.exporter is not None, "start() first"
         view = self.exporter.view
         self.seen = view
         try:
@@ -155,13 +159,20 @@ class WatcherSource:
 
     async def changed(self) -> None:
         """Wait for the next publish (a watch event, or the periodic re-evaluation of time-based state)."""
+        assert self.exporter is not None, "start() first"
+        assert self.task is not None
         seen = self.seen
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await self.exporter.wait_for(lambda e: e.view is not seen, timeout=3600)
-                return
-            if self.task is not None and self.task.done():
-                return
+        waiter = asyncio.create_task(self.exporter.wait_for(lambda e: e.view is not seen, timeout=86400))
+        try:
+            await asyncio.wait({waiter, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if waiter.done() and not waiter.cancelled():
+            waiter.exception()  # a day without a publish: a TimeoutError, retrieved; the caller just reprints
+        if self.task.done():  # the exporter stops only on a bug; it logged why
+            error = self.task.exception() if not self.task.cancelled() else None
+            msg = f"the in-process watcher stopped: {error!r}"
+            raise UserError(msg)
 
     async def close(self) -> None:
         """Stop the watcher."""

@@ -167,22 +167,21 @@ class Tmux:
                               check=True).stdout
 
     def start(self) -> None:
-        env = {"PATH": f"{BIN}:{os.environ['PATH']}", "NO_COLOR": "", "HOME": os.environ.get("HOME", "/root")}
         self.run("-f", "/dev/null", "new-session", "-d", "-s", "get", "-x", "250", "-y", "60",
-                 *(a for k, v in env.items() for a in ("-e", f"{k}={v}")), "bash --norc --noprofile")
+                 "env -u NO_COLOR bash --norc --noprofile")
         self.run("set-option", "-g", "history-limit", "5000")
 
     def type(self, command: str) -> str:
         """Open a new window, type ``command`` and Enter; return the window's target."""
         self.windows += 1
         target = f"get:{self.windows}"
-        self.run("new-window", "-t", target, "bash --norc --noprofile")
+        self.run("new-window", "-t", target, "env -u NO_COLOR bash --norc --noprofile")
         self.run("send-keys", "-t", target, "-l", command)
         self.run("send-keys", "-t", target, "Enter")
         return target
 
-    def screen(self, target: str) -> str:
-        return self.run("capture-pane", "-p", "-J", "-t", target)
+    def screen(self, target: str, *, escapes: bool = False) -> str:
+        return self.run("capture-pane", "-p", "-J", *(("-e",) if escapes else ()), "-t", target)
 
     async def wait_for(self, target: str, check: Callable[[str], bool], what: str, limit: float = 45) -> str:
         deadline = time.monotonic() + limit
@@ -230,6 +229,7 @@ async def test_get_in_a_terminal_on_the_demo_fleet(
     assert team_b.split()[:2] == ["team-b", "failing"]
     assert {"GitRepository/team-b/repo", "source_auth_failed", "tenant"} <= set(team_b.split())
     assert row(screen, "team-d", "healthy") is not None
+    assert "\x1b[31mfailing" in tmux.screen(target, escapes=True)  # coloured on a terminal
 
     kubeconfig = control_plane.kubeconfig
     target = tmux.type(f"{EXE} get tenant team-a --kubeconfig {kubeconfig}")
@@ -269,6 +269,9 @@ async def test_json_yaml_and_watch_through_a_pipe(exporter: Exporter, admin: Kub
     code, out, err = await get("tenants", "-o", "json")
     assert code == 0, err
     tenants = orjson.loads(out)
+    code, out, _ = await get("tenants")
+    assert "failing" in out
+    assert "\x1b[" not in out  # no colour through a pipe
     expected = tenants_doc(exporter.view)
     assert tenants["tenants"] == expected["tenants"]
     one = yaml.safe_load((await get("tenant", "team-b", "-o", "yaml"))[1])

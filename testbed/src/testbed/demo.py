@@ -166,7 +166,7 @@ async def run_demo(settings: Settings) -> int:
         ready_after = time.monotonic() - exporter_started
         base = f"http://127.0.0.1:{exporter.port}"
         print(f"Exporter ready {ready_after:.2f} s after start ({time.monotonic() - started:.1f} s in all).")
-        print(f"  {base}/tenants\n  {base}/tenants/team-b\n  {base}/metrics\n  {base}/readyz")
+        print(f"  {base}/  (status page)\n  {base}/tenants\n  {base}/tenants/team-b\n  {base}/metrics\n  {base}/readyz")
         print(f"  KUBECONFIG={cp.kubeconfig} (admin; kubectl works against it)")
         print(_summary(tenants_doc(exporter.view)), flush=True)
         if settings.demo_exit_after_ready:
