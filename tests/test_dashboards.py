@@ -155,7 +155,7 @@ RULES: dict[str, Callable[[Board], list[str]]] = {
 
 def test_grafana_sdk_parses_every_dashboard_strictly(tmp_path: Path) -> None:
     """The Foundation SDK's strict parse and validation accept every committed dashboard, and reject one with an
-    unknown panel field and a mistyped option, naming both."""
+    unknown panel field and a mistyped option, naming both, and one with a panel type it cannot decode strictly."""
     binary = validator()
     result = subprocess.run([binary, *map(str, BOARDS)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -171,6 +171,13 @@ def test_grafana_sdk_parses_every_dashboard_strictly(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "unexpected field 'colour'" in result.stdout
     assert "options.frameIndex" in result.stdout
+
+    board = load(BOARDS[0])
+    board["panels"][1]["type"] = "gauge"  # a plugin the validator does not decode strictly: refused, not skipped
+    bad.write_text(json.dumps(board))
+    result = subprocess.run([binary, str(bad)], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert 'panels[1]: panel type "gauge" is not registered in the validator' in result.stdout
 
 
 @pytest.mark.parametrize("path", BOARDS, ids=[p.stem for p in BOARDS])
