@@ -70,8 +70,7 @@ async def prefix_proxy(exporter: Exporter) -> AsyncIterator[str]:
 
     async def forward(request: web.Request) -> web.Response:
         path = "/" + request.match_info["tail"]
-        async with session.get(upstream + path, params=request.query,
-                               headers={"X-Forwarded-Prefix": "/flux"}) as resp:
+        async with session.get(upstream + path, params=request.query) as resp:  # no prefix header: none is needed
             body = await resp.read()
             headers = {k: v for k, v in resp.headers.items()
                        if k.lower() in {"content-type", "content-encoding", "content-security-policy"}}
