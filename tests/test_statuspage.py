@@ -175,7 +175,7 @@ async def test_status_page_in_chromium(exporter: Exporter, browser: Browser, tmp
     for shot in ("status-overview.png", "status-tenant.png", "status-tenant-dark.png"):
         width, height = png_size(shots / shot)
         assert width >= 1400
-        assert height > 300
+        assert height > 250
 
 
 async def test_status_page_behind_a_path_prefix(browser: Browser, prefix_proxy: str) -> None:

@@ -106,8 +106,10 @@ class Page:
 
     async def screenshot(self, path: Path, width: int = 1400) -> None:
         """A PNG of the whole page at ``width`` CSS pixels."""
-        height = int(await self.evaluate("Math.ceil(document.documentElement.scrollHeight)"))
-        await self.send("Emulation.setDeviceMetricsOverride", width=width, height=max(height, 200),
+        await self.send("Emulation.setDeviceMetricsOverride", width=width, height=200, deviceScaleFactor=1,
+                        mobile=False)  # a short viewport first: the height measured next is the content's
+        height = int(await self.evaluate("Math.ceil(document.documentElement.getBoundingClientRect().height)"))
+        await self.send("Emulation.setDeviceMetricsOverride", width=width, height=max(height + 24, 200),
                         deviceScaleFactor=1, mobile=False)
         shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
