@@ -233,7 +233,8 @@ def _get_parser(sub: Any, fmt: type[argparse.HelpFormatter]) -> argparse.Argumen
     get.add_argument("name", nargs="?", help="the tenant, for `get tenant NAME`")
     get.add_argument("-t", "--tenant", help="only this tenant's resources")
     get.add_argument("--state", choices=STATES, help="only resources in this state")
-    get.add_argument("--category", choices=CATEGORIES, help="only resources failing in this category")
+    get.add_argument("--category", choices=CATEGORIES, metavar="CATEGORY",
+                     help=f"only resources failing in this category, one of: {', '.join(CATEGORIES)}")
     get.add_argument("--owner", choices=OWNERS, help="only resources whose failure this owner fixes")
     get.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table", help="output format")
     get.add_argument("-w", "--watch", action="store_true", help="print again on every change")
@@ -244,6 +245,10 @@ def _get_parser(sub: Any, fmt: type[argparse.HelpFormatter]) -> argparse.Argumen
                      help="kubeconfig of the cluster to watch in-process (default ~/.kube/config) "
                           "[FTE_KUBECONFIG, KUBECONFIG]")
     get.add_argument("--context", default=_env("context"), help="kubeconfig context [FTE_CONTEXT]")
+    get.add_argument("--namespaces", default=_env_or("namespaces", ",".join(DEFAULTS.namespaces)),
+                     help="in-process: watch only these namespaces (an identity with only Roles) [FTE_NAMESPACES]")
+    get.add_argument("--kinds", type=_kinds, default=_env_or("kinds", ",".join(DEFAULTS.kinds)),
+                     help=f"in-process: the kinds to watch, of: {', '.join(KIND_IDS)} [FTE_KINDS]")
     return get  # type: ignore[no-any-return]
 
 

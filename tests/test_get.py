@@ -244,7 +244,8 @@ async def test_get_in_a_terminal_on_the_demo_fleet(
     assert "Policy violations:" in screen
 
     obj = await fleet.create(admin, fleet.kustomization(namespace, "app"), status=fleet.ready_status("Kustomization"))
-    target = tmux.type(f"{EXE} get resources -t {namespace} --watch --kubeconfig {kubeconfig}")
+    target = tmux.type(f"{EXE} get resources -t {namespace} --watch --kubeconfig {kubeconfig} "
+                       f"--namespaces {namespace} --kinds kustomization")
     await tmux.wait_for(target, lambda s: row(s, "app", "ready") is not None, "the watched object, ready")
     await fleet.write_status(admin, obj, fleet.failed_status("HealthCheckFailed", "health check failed after 5m0s"))
     screen = await tmux.wait_for(target, lambda s: row(s, "app", "failing") is not None, "the status change")
