@@ -117,8 +117,11 @@ def test_watch_off_a_terminal_prints_only_the_changed_rows() -> None:
     (["get", "tenants", "--url", "http://127.0.0.1:9"], "cannot read http://127.0.0.1:9/tenants"),
     (["get", "tenants", "--kubeconfig", "/nonexistent/kubeconfig"], "kubeconfig"),
 ])
-def test_user_errors_are_one_line_and_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_user_errors_are_one_line_and_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A bad command, filter, URL or kubeconfig is one line on stderr and exit code 2, never a traceback."""
+    for module in ("exporter.cli", "exporter.get"):  # keep the tests' logging off the captured (later closed) stderr
+        monkeypatch.setattr(f"{module}.configure_logging", lambda **_: None)
     try:
         code = main(argv)
     except SystemExit as exit_:
