@@ -1,0 +1,138 @@
+"""A static Helm chart repository on loopback for the real source-controller: ``index.yaml`` + chart archives.
+
+``HelmRepo`` is a context manager serving a folder over plain HTTP at ``http://127.0.0.1:<port>/``.
+``add_chart()`` packages a chart the way ``helm package`` lays it out (a gzipped tar with
+``<name>/Chart.yaml``, ``<name>/values.yaml`` and ``<name>/templates/...``), no helm binary needed, and
+rewrites ``index.yaml`` with every chart version, its URL and its sha256 digest.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import http.server
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+
+
+class HelmRepo:
+    """A static Helm HTTP repository on a free loopback port; use as a context manager."""
+
+    def __init__(self) -> None:
+        """Prepare (not start) an empty repository."""
+        self.root = Path(tempfile.mkdtemp(prefix="fte-helmrepo-"))
+        self._entries: dict[str, list[dict[str, Any]]] = {}
+        self._httpd: http.server.ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The repository URL (a HelmRepository's spec.url)."""
+        assert self._httpd is not None, "not started"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/"
+
+    def __enter__(self) -> HelmRepo:  # noqa: PYI034 - not meant to be subclassed
+        """Start serving (an empty index)."""
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop and remove the folder."""
+        self.stop()
+
+    def start(self) -> None:
+        """Write an empty index and serve the folder in a daemon thread."""
+        handler = functools.partial(_QuietHandler, directory=str(self.root))
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._write_index()
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="helmrepo", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and remove the folder. Idempotent."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def add_chart(
+        self,
+        name: str,
+        version: str,
+        templates: Mapping[str, str],
+        *,
+        values: Mapping[str, Any] | None = None,
+        values_schema: Mapping[str, Any] | None = None,
+        app_version: str = "1.0.0",
+    ) -> str:
+        """Package chart ``name`` ``version`` with ``templates`` (file name -> text) and publish it; returns its URL.
+
+        ``values_schema`` becomes ``values.schema.json`` (Helm validates values against it at install).
+        """
+        chart = {"apiVersion": "v2", "name": name, "version": version, "appVersion": app_version, "type": "application"}
+        files: dict[str, bytes] = {
+            "Chart.yaml": yaml.safe_dump(chart, sort_keys=False).encode(),
+            "values.yaml": yaml.safe_dump(dict(values or {})).encode(),
+        }
+        if values_schema is not None:
+            files["values.schema.json"] = json.dumps(values_schema).encode()
+        files.update({f"templates/{t}": text.encode() for t, text in templates.items()})
+        archive = _targz({f"{name}/{path}": data for path, data in files.items()})
+        filename = f"{name}-{version}.tgz"
+        (self.root / filename).write_bytes(archive)
+        entry = {
+            **chart,
+            "urls": [self.url + filename],
+            "digest": hashlib.sha256(archive).hexdigest(),
+            "created": _now(),
+        }
+        versions = [e for e in self._entries.get(name, []) if e["version"] != version]
+        self._entries[name] = [entry, *versions]
+        self._write_index()
+        return self.url + filename
+
+    def _write_index(self) -> None:
+        index = {"apiVersion": "v1", "entries": self._entries, "generated": _now()}
+        tmp = self.root / "index.yaml.tmp"
+        tmp.write_text(yaml.safe_dump(index, sort_keys=False))
+        tmp.replace(self.root / "index.yaml")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _targz(files: Mapping[str, bytes]) -> bytes:
+    """A gzipped tar of ``files`` with fixed owners and modes (what ``helm package`` writes)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = int(datetime.datetime.now(datetime.UTC).timestamp())
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        """No access log."""
