@@ -6,7 +6,6 @@ import itertools
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,9 @@ import pytest
 
 from exporter.kubeapi import KubeClient
 from testbed import fleet
-from testbed.controllers import ControllersError, FluxControllers, find_controllers
+from testbed.controllers import ControllersError
 from testbed.controlplane import ControlPlane, ControlPlaneError
-from testbed.gitserver import GitServer
-from testbed.helmrepo import HelmRepo
+from testbed.realflux import RealFlux, real_flux
 
 
 def _sigterm_to_interrupt(_signum: int, _frame: Any) -> None:
@@ -40,40 +38,20 @@ def control_plane() -> Iterator[ControlPlane]:
         yield cp
 
 
-@dataclass(frozen=True)
-class RealFlux:
-    """The real Flux controllers on their own control plane, and the servers they fetch from."""
-
-    control_plane: ControlPlane
-    controllers: FluxControllers
-    #: anonymous Git smart-HTTP server
-    git: GitServer
-    #: Git server that requires basic auth with ``GIT_CREDENTIALS``
-    git_private: GitServer
-    helm: HelmRepo
-
-
-GIT_CREDENTIALS = ("tenant-ci", "s3cret")
-
-
 @pytest.fixture(scope="session")
 def flux() -> Iterator[RealFlux]:
     """source-, kustomize- and helm-controller on a control plane of their own (so they never reconcile the
     hand-written statuses of the other tests), with a Git server, a private one and a Helm repository."""
     try:
-        assets = find_controllers()
-        cp = ControlPlane()
+        env = real_flux()
+        started = env.__enter__()
     except (ControllersError, ControlPlaneError) as err:
         # Never skip: in CI the real-Flux tests must run or the run fails loudly.
         pytest.fail(f"the real Flux controllers are not available: {err}", pytrace=False)
-    with (
-        cp,
-        GitServer() as git,
-        GitServer(credentials=GIT_CREDENTIALS) as git_private,
-        HelmRepo() as helm,
-        FluxControllers(cp, assets) as controllers,
-    ):
-        yield RealFlux(cp, controllers, git, git_private, helm)
+    try:
+        yield started
+    finally:
+        env.__exit__(None, None, None)
 
 
 @pytest.fixture

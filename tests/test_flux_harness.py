@@ -11,12 +11,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import GIT_CREDENTIALS, RealFlux
 
 from exporter.kubeapi import KubeClient
 from testbed import scenario
 from testbed.controllers import NAMES, create_tenant, remove_stale_workdirs, tenant_objects
 from testbed.gitserver import GitServerError
+from testbed.realflux import GIT_CREDENTIALS, RealFlux
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,118 @@
+"""Real tenant failures, produced by the real Flux controllers, as the exporter's /tenants reports them.
+
+All cases of testbed.cases are set up at once (the controllers work on them in parallel); each test waits for
+its case's settled condition, written by the controller, then for the exporter to report it, and asserts the
+category, owner, root cause and a stable part of the message on /tenants/{tenant}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from exporter.app import Exporter
+from exporter.documents import tenants_doc
+from exporter.kubeapi import KubeClient
+from exporter.settings import Settings
+from exporter.watcher import WatchSettings
+from testbed import scenario
+from testbed.cases import CASES, Case, set_up, settled, subject
+from testbed.realflux import RealFlux
+
+StartExporter = Callable[[], Awaitable[Exporter]]
+
+
+@pytest.fixture(scope="module")
+def cases_set_up(flux: RealFlux) -> tuple[Case, ...]:
+    """Every case's tenant and objects, created once for the module."""
+
+    async def run() -> None:
+        client = await KubeClient.from_kubeconfig(flux.control_plane.kubeconfig)
+        try:
+            for case in CASES:
+                await set_up(client, flux, case)
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+    return CASES
+
+
+@pytest.fixture
+async def start_exporter(flux: RealFlux) -> AsyncIterator[StartExporter]:
+    """Start exporters against the real controllers' control plane; stopped after the test."""
+    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    async def start() -> Exporter:
+        client = await KubeClient.from_kubeconfig(flux.control_plane.kubeconfig)
+        settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01,
+                            watch=WatchSettings(backoff_initial=0.05, backoff_max=0.5, rediscover_interval=0.2))
+        exporter = Exporter(settings, client)
+        stop = asyncio.Event()
+        running.append((stop, asyncio.create_task(exporter.run(stop))))
+        await exporter.wait_for(lambda e: e.ready())
+        return exporter
+
+    yield start
+    for stop, task in running:
+        stop.set()
+        await task
+
+
+def _resource(doc: dict[str, Any], case: Case) -> dict[str, Any] | None:
+    for tenant in doc["tenants"]:
+        if tenant["name"] != case.namespace:
+            continue
+        for res in tenant.get("resources") or []:
+            if (res["kind"], res["name"]) == (case.expect.kind, case.expect.name):
+                found: dict[str, Any] = res
+                return found
+    return None
+
+
+def _verdict(res: dict[str, Any] | None) -> dict[str, Any] | None:
+    if res is None:
+        return None
+    return {k: res[k] for k in ("state", "category", "owner", "root_cause", "root_category")}
+
+
+def _expected(case: Case) -> dict[str, Any]:
+    exp = case.expect
+    root = {"kind": exp.root[0], "namespace": case.namespace, "name": exp.root[1]} if exp.root else None
+    if exp.status == "True":
+        return {"state": "ready", "category": None, "owner": None, "root_cause": None, "root_category": None}
+    return {"state": "failing", "category": exp.category, "owner": exp.owner, "root_cause": root,
+            "root_category": exp.root_category}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+async def test_real_case_on_tenants(
+    case: Case, cases_set_up: tuple[Case, ...], flux_admin: KubeClient,
+    start_exporter: StartExporter,
+) -> None:
+    """The controller settles on the case's condition, and /tenants/{tenant} reports the case's category, owner,
+    root cause and a stable part of the real message."""
+    assert case in cases_set_up
+    await scenario.wait_for(flux_admin, subject(case), settled(case), timeout=180)
+    exporter = await start_exporter()
+    want = _expected(case)
+
+    def matches(e: Exporter) -> bool:
+        return _verdict(_resource(tenants_doc(e.view, with_resources=True), case)) == want
+
+    with contextlib.suppress(TimeoutError):  # the assertions below show what the exporter says instead
+        await exporter.wait_for(matches, timeout=45)
+    async with aiohttp.ClientSession() as session, session.get(
+        f"http://127.0.0.1:{exporter.port}/tenants/{case.namespace}"
+    ) as resp:
+        assert resp.status == 200
+        doc = await resp.json()
+    res = next((r for r in doc["resources"] if (r["kind"], r["name"]) == (case.expect.kind, case.expect.name)), None)
+    assert res is not None, f"{case.expect.kind}/{case.expect.name} not in /tenants/{case.namespace}"
+    assert (_verdict(res), case.expect.message in res["message"]) == (want, True), res["message"]
