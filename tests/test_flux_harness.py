@@ -87,14 +87,14 @@ async def test_git_repository_becomes_ready_and_a_tenant_kustomization_applies_a
     ns = await create_tenant(flux_admin, "harness-apply")
     sha = flux.git.push("harness-apply/app", {"deploy/settings.yaml": CONFIGMAP})
     repo = await scenario.apply(flux_admin, scenario.git_repository(ns, "app", flux.git.url("harness-apply/app")))
-    ready = await scenario.wait_for(flux_admin, repo, scenario.has_condition("Ready", "True"), timeout=60)
+    ready = await scenario.wait_for(flux_admin, repo, scenario.is_ready, timeout=60)
     assert ready["status"]["artifact"]["revision"] == f"main@sha1:{sha}"
     assert ready["status"]["artifact"]["url"].startswith(f"http://{flux.controllers.storage_addr}/")
 
     ks = await scenario.apply(flux_admin, scenario.kustomization(
         ns, "app", source=("GitRepository", "app"), path="./deploy", service_account="harness-apply",
         target_namespace=ns))
-    applied = await scenario.wait_for(flux_admin, ks, scenario.has_condition("Ready", "True"), timeout=60)
+    applied = await scenario.wait_for(flux_admin, ks, scenario.is_ready, timeout=60)
     assert applied["status"]["lastAppliedRevision"] == f"main@sha1:{sha}"
     cm = await flux_admin.request("GET", f"/api/v1/namespaces/{ns}/configmaps/settings")
     assert cm["data"] == {"colour": "blue"}
@@ -108,7 +108,7 @@ async def test_private_repository_needs_the_secret(flux: RealFlux, flux_admin: K
     await scenario.apply(flux_admin, scenario.basic_auth_secret(ns, "git-auth", *GIT_CREDENTIALS))
     repo = await scenario.apply(flux_admin, scenario.git_repository(
         ns, "app", flux.git_private.url("harness-private/app"), secret="git-auth"))
-    ready = await scenario.wait_for(flux_admin, repo, scenario.has_condition("Ready", "True"), timeout=60)
+    ready = await scenario.wait_for(flux_admin, repo, scenario.is_ready, timeout=60)
     assert ready["status"]["artifact"]["revision"] == f"main@sha1:{sha}"
 
 
@@ -125,7 +125,7 @@ async def test_helm_release_installs_a_chart_from_the_local_repository(
     hr = await scenario.apply(flux_admin, scenario.helm_release(
         ns, "web", chart="harness-good", version="1.0.0", repository="charts", service_account="harness-helm",
         target_namespace=ns))
-    await scenario.wait_for(flux_admin, hr, scenario.has_condition("Ready", "True"), timeout=90)
+    await scenario.wait_for(flux_admin, hr, scenario.is_ready, timeout=90)
     cm = await flux_admin.request("GET", f"/api/v1/namespaces/{ns}/configmaps/web-cm")
     assert cm["data"] == {"colour": "green"}
 

@@ -22,6 +22,9 @@ from testbed.realflux import GIT_CREDENTIALS, RealFlux
 
 Obj = dict[str, Any]
 
+#: Cases needing a second tenant name it ``<namespace>-<suffix>``.
+AUX_NAMESPACE_SUFFIXES = ("other", "src")
+
 
 @dataclass(frozen=True)
 class Expect:
@@ -386,6 +389,8 @@ def settled(case: Case) -> Callable[[Obj], bool]:
 
     def check(obj: Obj) -> bool:
         cond = scenario.condition(obj, "Ready")
+        if exp.status == "True" and not scenario.is_ready(obj):
+            return False
         return (cond is not None and cond.get("status") == exp.status
                 and (not exp.reason or cond.get("reason") == exp.reason) and exp.message in (cond.get("message") or ""))
 

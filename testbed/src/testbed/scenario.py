@@ -151,6 +151,18 @@ def has_condition(type_: str, status: str, reason: str | None = None) -> Callabl
     return check
 
 
+def is_ready(obj: Obj) -> bool:
+    """Ready=True for the object's current generation.
+
+    The controllers patch the conditions before the rest of the status, so Ready=True can be seen while
+    ``status.observedGeneration`` is still -1 and ``status.artifact`` is not written yet: wait for both.
+    """
+    status = obj.get("status") or {}
+    ready = condition(obj, "Ready")
+    return (ready is not None and ready.get("status") == "True"
+            and status.get("observedGeneration") == obj["metadata"].get("generation"))
+
+
 def ready_false_with(reason: str, substring: str = "") -> Callable[[Obj], bool]:
     """A predicate: Ready=False with ``reason`` and a message containing ``substring``."""
 
