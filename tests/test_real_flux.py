@@ -18,8 +18,7 @@ import pytest
 from exporter.app import Exporter
 from exporter.documents import tenants_doc
 from exporter.kubeapi import KubeClient
-from exporter.settings import Settings
-from exporter.watcher import WatchSettings
+from exporter.settings import Settings, WatchSettings
 from testbed import scenario
 from testbed.cases import CASES, Case, set_up, settled, subject
 from testbed.realflux import RealFlux
