@@ -177,7 +177,7 @@ kind: Secret
 metadata:
   name: db
 type: Opaque
-stringData:
+data:
   password: ENC[AES256_GCM,data:3f4=,iv:aGVsbG8=,tag:dGFn,type:str]
 sops:
   age:
