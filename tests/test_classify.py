@@ -79,6 +79,8 @@ CASES: list[tuple[str, str, str, str, str]] = [
     ("HelmChart", "SourceUnavailable",
      'failed to get source: HelmRepository.source.toolkit.fluxcd.io "podinfo" not found',
      "source_not_found", "SC internal/controller/helmchart_controller.go (v1.x)"),
+    ("Kustomization", "ArtifactFailed", 'GitRepository.source.toolkit.fluxcd.io "nowhere" not found',
+     "source_not_found", "real KC v1.9.5 (tests/data/flux-corpus.json, case missing-source)"),
     # source_not_ready
     ("Kustomization", "ArtifactFailed", "Source artifact not found, retrying in 30s",
      "source_not_ready", "KC internal/controller/kustomization_controller.go (v1.x)"),
@@ -177,6 +179,9 @@ CASES: list[tuple[str, str, str, str, str]] = [
      "build_failed", "KC v1.x build error"),
     ("Kustomization", "BuildFailed", "var substitution failed for 'podinfo': missing closing brace",
      "build_failed", "KC v0.14 format"),
+    ("Kustomization", "ArtifactFailed",
+     "kustomization path not found: stat /tmp/kustomization-2361775758/no-such-dir: no such file or directory",
+     "build_failed", "real KC v1.9.5 (tests/data/flux-corpus.json, case missing-path): the source is fine"),
     # decryption_failed
     ("Kustomization", "BuildFailed",
      "decryption failed for 'metrics-collector-config': LoadEncryptedFile: sops metadata not found",
