@@ -126,7 +126,8 @@ async def test_helm_release_installs_a_chart_from_the_local_repository(
         ns, "web", chart="harness-good", version="1.0.0", repository="charts", service_account="harness-helm",
         target_namespace=ns))
     await scenario.wait_for(flux_admin, hr, scenario.is_ready, timeout=90)
-    cm = await flux_admin.request("GET", f"/api/v1/namespaces/{ns}/configmaps/web-cm")
+    # With targetNamespace set, the Helm release is named <targetNamespace>-<name>.
+    cm = await flux_admin.request("GET", f"/api/v1/namespaces/{ns}/configmaps/{ns}-web-cm")
     assert cm["data"] == {"colour": "green"}
 
 
