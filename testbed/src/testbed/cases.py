@@ -364,7 +364,8 @@ CASES: tuple[Case, ...] = (
     Case("helm-good", _helm_good, Expect(
         "HelmRelease", "web", "InstallSucceeded", "Helm install succeeded", "", None, status="True")),
     Case("helm-cluster-role", _helm_cluster_role, Expect(
-        "HelmRelease", "web", "InstallFailed", 'could not get information about the resource ClusterRole "rf-helm-cluster-role-web-r"',
+        "HelmRelease", "web", "InstallFailed",
+        'could not get information about the resource ClusterRole "rf-helm-cluster-role-web-r"',
         "cluster_scoped_in_tenant", "tenant")),
     Case("helm-missing-version", _helm_missing_version, Expect(
         "HelmChart", "rf-helm-missing-version-web", "", "9.9.9", "chart_failed", "tenant")),
