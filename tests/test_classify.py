@@ -82,6 +82,8 @@ CASES: list[tuple[str, str, str, str, str]] = [
     ("Kustomization", "ArtifactFailed", 'GitRepository.source.toolkit.fluxcd.io "nowhere" not found',
      "source_not_found", "real KC v1.9.5 (tests/data/flux-corpus.json, case missing-source)"),
     # source_not_ready
+    ("HelmChart", "NoSourceArtifact", "no artifact available for HelmRepository source 'charts'",
+     "source_not_ready", "real SC v1.9.5 (tests/data/flux-corpus.json): before the HelmRepository has its index"),
     ("Kustomization", "ArtifactFailed", "Source artifact not found, retrying in 30s",
      "source_not_ready", "KC internal/controller/kustomization_controller.go (v1.x)"),
     ("Kustomization", "ArtifactFailed", "Source is not ready, artifact not found",
