@@ -369,6 +369,9 @@ CASES: tuple[Case, ...] = (
         "cluster_scoped_in_tenant", "tenant")),
     Case("helm-missing-version", _helm_missing_version, Expect(
         "HelmChart", "rf-helm-missing-version-web", "", "9.9.9", "chart_failed", "tenant")),
+    Case("helm-missing-version-hr", _helm_missing_version, Expect(
+        "HelmRelease", "web", "SourceNotReady", "is not ready: invalid chart reference", "source_not_ready", "tenant",
+        ("HelmChart", "rf-helm-missing-version-hr-web"), "chart_failed")),
     Case("helm-render-error", _helm_render_error, Expect(
         "HelmRelease", "web", "InstallFailed", "colour is required", "helm_release_failed", "tenant")),
     Case("helm-values-error", _helm_values_error, Expect(
