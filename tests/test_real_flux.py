@@ -19,8 +19,9 @@ from exporter.app import Exporter
 from exporter.documents import tenants_doc
 from exporter.kubeapi import KubeClient
 from exporter.settings import Settings, WatchSettings
-from testbed import scenario
+from testbed import fleet, scenario
 from testbed.cases import CASES, Case, set_up, settled, subject
+from testbed.controllers import create_tenant
 from testbed.realflux import RealFlux
 
 StartExporter = Callable[[], Awaitable[Exporter]]
@@ -116,3 +117,56 @@ async def test_real_case_on_tenants(
     res = next((r for r in doc["resources"] if (r["kind"], r["name"]) == (case.expect.kind, case.expect.name)), None)
     assert res is not None, f"{case.expect.kind}/{case.expect.name} not in /tenants/{case.namespace}"
     assert (_verdict(res), case.expect.message in res["message"]) == (want, True), res["message"]
+
+
+async def _tenant_resource(exporter: Exporter, tenant: str, kind: str, name: str) -> dict[str, Any] | None:
+    async with aiohttp.ClientSession() as session, session.get(
+        f"http://127.0.0.1:{exporter.port}/tenants/{tenant}"
+    ) as resp:
+        doc = await resp.json()
+    return next((r for r in doc.get("resources") or [] if (r["kind"], r["name"]) == (kind, name)), None)
+
+
+def _state_is(tenant: str, kind: str, name: str, state: str) -> Callable[[Exporter], bool]:
+    def check(e: Exporter) -> bool:
+        for t in tenants_doc(e.view, with_resources=True)["tenants"]:
+            if t["name"] == tenant:
+                return any((r["kind"], r["name"], r["state"]) == (kind, name, state) for r in t["resources"])
+        return False
+
+    return check
+
+
+@pytest.mark.timeout(180)
+async def test_suspend_resume_and_an_acknowledged_reconcile_request(
+    flux: RealFlux, flux_admin: KubeClient, start_exporter: StartExporter
+) -> None:
+    """A healthy tenant Kustomization that is suspended reads "suspended"; resumed with a
+    reconcile.fluxcd.io/requestedAt annotation, kustomize-controller acknowledges the request in
+    status.lastHandledReconcileAt and the exporter shows it ready and not stuck."""
+    ns = await create_tenant(flux_admin, "rf-suspend")
+    flux.git.push(f"{ns}/app", {"deploy/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: s\n"})
+    await scenario.apply(flux_admin, scenario.git_repository(ns, "app", flux.git.url(f"{ns}/app")))
+    ks = await scenario.apply(flux_admin, scenario.kustomization(
+        ns, "app", source=("GitRepository", "app"), path="./deploy", service_account=ns, target_namespace=ns))
+    await scenario.wait_for(flux_admin, ks, scenario.is_ready, timeout=60)
+    exporter = await start_exporter()
+    await exporter.wait_for(_state_is(ns, "Kustomization", "app", "ready"), timeout=30)
+
+    await fleet.patch(flux_admin, ks, {"spec": {"suspend": True}})
+    await exporter.wait_for(_state_is(ns, "Kustomization", "app", "suspended"), timeout=30)
+    res = await _tenant_resource(exporter, ns, "Kustomization", "app")
+    assert res is not None
+    assert (res["state"], res["suspended"]) == ("suspended", True)
+
+    requested = fleet.rfc3339()
+    await fleet.patch(flux_admin, ks, {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": requested}},
+                                       "spec": {"suspend": False}})
+    handled = await scenario.wait_for(
+        flux_admin, ks, lambda o: (o.get("status") or {}).get("lastHandledReconcileAt") == requested and
+        scenario.is_ready(o), timeout=60)
+    assert handled["status"]["lastHandledReconcileAt"] == requested
+    await exporter.wait_for(_state_is(ns, "Kustomization", "app", "ready"), timeout=30)
+    res = await _tenant_resource(exporter, ns, "Kustomization", "app")
+    assert res is not None
+    assert (res["state"], res["suspended"], res["stuck"], res["stuck_reason"]) == ("ready", False, False, None)
