@@ -170,3 +170,31 @@ async def test_suspend_resume_and_an_acknowledged_reconcile_request(
     res = await _tenant_resource(exporter, ns, "Kustomization", "app")
     assert res is not None
     assert (res["state"], res["suspended"], res["stuck"], res["stuck_reason"]) == ("ready", False, False, None)
+
+
+@pytest.mark.timeout(180)
+async def test_an_immutable_field_change_is_validation_failed(
+    flux: RealFlux, flux_admin: KubeClient, start_exporter: StartExporter
+) -> None:
+    """A tenant changes the data of an immutable ConfigMap it applied before: the API server refuses the dry-run,
+    and /tenants says validation_failed, owned by the tenant, with the real message."""
+    ns = await create_tenant(flux_admin, "rf-immutable")
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\nimmutable: true\ndata:\n  k: {value}\n"
+    flux.git.push(f"{ns}/app", {"deploy/cm.yaml": cm.format(value="one")})
+    repo = await scenario.apply(flux_admin, scenario.git_repository(ns, "app", flux.git.url(f"{ns}/app")))
+    ks = await scenario.apply(flux_admin, scenario.kustomization(
+        ns, "app", source=("GitRepository", "app"), path="./deploy", service_account=ns, target_namespace=ns))
+    await scenario.wait_for(flux_admin, ks, scenario.is_ready, timeout=60)
+
+    sha = flux.git.push(f"{ns}/app", {"deploy/cm.yaml": cm.format(value="two")})
+    await fleet.patch(flux_admin, repo, {"metadata": {"annotations": {
+        "reconcile.fluxcd.io/requestedAt": fleet.rfc3339()}}})  # fetch the new commit now, not in 30s
+    failed = await scenario.wait_for(flux_admin, ks, scenario.ready_false_with(
+        "ReconciliationFailed", "field is immutable"), timeout=90)
+    assert failed["status"]["lastAttemptedRevision"] == f"main@sha1:{sha}"
+    exporter = await start_exporter()
+    await exporter.wait_for(_state_is(ns, "Kustomization", "app", "failing"), timeout=30)
+    res = await _tenant_resource(exporter, ns, "Kustomization", "app")
+    assert res is not None
+    assert (res["category"], res["owner"], res["root_cause"]) == ("validation_failed", "tenant", None), res["message"]
+    assert "ConfigMap/rf-immutable/frozen dry-run failed (Invalid)" in res["message"]
