@@ -59,9 +59,20 @@ async def start_exporter(flux: RealFlux) -> AsyncIterator[StartExporter]:
         return exporter
 
     yield start
+    stuck = []
     for stop, task in running:
         stop.set()
-        await task
+        try:
+            await asyncio.wait_for(task, timeout=30)
+        except TimeoutError:
+            stuck.append(task)
+    if stuck:  # show where the exporter's tasks wait, then let them go
+        where = "\n".join(f"{t.get_name()}: {t.get_coro()!r} at {t.get_stack(limit=3)}"
+                          for t in asyncio.all_tasks() if t is not asyncio.current_task())
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
+        pytest.fail(f"{len(stuck)} exporter(s) did not stop within 30 s of the stop event; tasks:\n{where}")
 
 
 def _resource(doc: dict[str, Any], case: Case) -> dict[str, Any] | None:
