@@ -62,12 +62,11 @@ async def start_exporter(flux: RealFlux) -> AsyncIterator[StartExporter]:
     stuck = []
     for stop, task in running:
         stop.set()
-        try:
-            await asyncio.wait_for(task, timeout=30)
-        except TimeoutError:
+        done, _ = await asyncio.wait({task}, timeout=30)  # (asyncio.wait does not cancel it)
+        if not done:
             stuck.append(task)
     if stuck:  # show where the exporter's tasks wait, then let them go
-        where = "\n".join(f"{t.get_name()}: {t.get_coro()!r} at {t.get_stack(limit=3)}"
+        where = "\n".join(f"{t.get_name()}: {t.get_coro()!r} at {t.get_stack(limit=4)}"
                           for t in asyncio.all_tasks() if t is not asyncio.current_task())
         for task in stuck:
             task.cancel()
