@@ -171,7 +171,9 @@ async def _bad_yaml(client: KubeClient, env: RealFlux, ns: str) -> None:
     await _git_app(client, env, ns, {"deploy/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n"})
 
 
-#: A Secret as `sops --encrypt` leaves it (made-up ciphertext: no key decrypts it).
+#: A Secret as `sops --encrypt` leaves it (made-up ciphertext: no key decrypts it). It uses `data`: KC v1.9.5
+#: normalises a Secret's `stringData` into `data` and drops the `sops` field before its encrypted-Secret check,
+#: so a stringData one is applied with the ciphertext as its value and the Kustomization reads Ready=True.
 SOPS_ENCRYPTED_MANIFEST = """apiVersion: v1
 kind: Secret
 metadata:
