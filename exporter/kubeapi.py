@@ -14,7 +14,6 @@ import contextlib
 import os
 import ssl
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,20 @@ from exporter import kubeconfig
 MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True)
 class ApiError(Exception):
-    """The API server answered with a non-2xx status."""
+    """The API server answered with a non-2xx status.
 
-    status: int
-    reason: str
-    message: str
-    retry_after: float | None = None
+    A plain exception, not a frozen dataclass: Python sets ``__traceback__`` (and ``__context__``) on an
+    exception as it travels, which a frozen dataclass refuses (a ``FrozenInstanceError`` that hid the error).
+    """
+
+    def __init__(self, status: int, reason: str, message: str, retry_after: float | None = None) -> None:
+        """The answer's status, reason, message and Retry-After (seconds)."""
+        super().__init__(status, reason, message, retry_after)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         """Status, reason and the server's message."""

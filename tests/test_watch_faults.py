@@ -5,7 +5,8 @@ continue token, a stalled stream, a malformed object in a list."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.health import KindHealth, SelfMetrics
 from exporter.kinds import GITREPOSITORY
-from exporter.kubeapi import KubeClient
+from exporter.kubeapi import ApiError, KubeClient
 from exporter.settings import WatchSettings
 from exporter.store import Store
 from exporter.tenants import TenantResolver
@@ -257,3 +258,16 @@ async def test_discovery_falls_back_to_the_beta_an_older_flux_serves() -> None:
     finally:
         await client.close()
         await runner.cleanup()
+
+
+def test_api_error_travels_through_context_managers() -> None:
+    """An ApiError raised inside a contextlib context manager reaches the caller as itself (a frozen dataclass
+    could not take the traceback Python sets on it, and a FrozenInstanceError hid the real error)."""
+
+    @contextlib.contextmanager
+    def scope() -> Iterator[None]:
+        yield
+
+    with pytest.raises(ApiError) as info, scope():
+        raise ApiError(403, "Forbidden", "no", retry_after=None)
+    assert (info.value.status, info.value.reason, str(info.value)) == (403, "Forbidden", "403 Forbidden: no")
