@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from exporter.errors import UserError
-from exporter.exposition import Renderer
+from exporter.exposition import Renderer, RenderOptions
 from exporter.health import KindHealth, SelfMetrics
 from exporter.kinds import NAMESPACE, by_id
 from exporter.kubeapi import KubeClient
@@ -68,9 +68,10 @@ class Exporter:
             resolver=TenantResolver(frozenset(settings.platform_namespaces), mapping), thresholds=settings.thresholds
         )
         self.metrics = SelfMetrics(registry or CollectorRegistry(auto_describe=True))
-        self.renderer = Renderer(gotk_compat=settings.gotk_compat)
+        self.renderer = Renderer(options=RenderOptions.from_settings(settings))
         self.view_cache = ViewCache()
         self._last_publish_seconds = 0.0
+        self._over_limit = 0
         self.kinds: dict[str, KindHealth] = {k: KindHealth(by_id(k).kind) for k in settings.kinds}
         self.kinds[NAMESPACE.id] = KindHealth(NAMESPACE.kind)
         for health in self.kinds.values():
@@ -126,6 +127,7 @@ class Exporter:
             for kind, health in self.kinds.items():
                 held = len(self.store.namespaces) if kind == NAMESPACE.id else view.objects_by_kind.get(health.kind, 0)
                 self.metrics.objects.labels(health.kind).set(held)
+            self._note_limit(len(view.resources))
         del view, exposition
         if settled and not self._ready:
             self._ready = True
@@ -134,6 +136,18 @@ class Exporter:
         self.metrics.publish_duration.observe(self._last_publish_seconds)
         release_free_memory()
         self.metrics.last_publish.set(time.time())
+
+    def _note_limit(self, objects: int) -> None:
+        """The over-limit gauge; a log line when the object limit starts (or stops) leaving objects out."""
+        over = self.renderer.over_limit
+        if bool(over) != bool(self._over_limit):
+            if over:
+                log.warning("object_limit_reached", object_limit=self.settings.object_limit, objects=objects,
+                            without_series=over)
+            else:
+                log.info("object_limit_cleared", object_limit=self.settings.object_limit, objects=objects)
+        self._over_limit = over
+        self.metrics.objects_over_limit.set(over)
 
     def _pause_gc(self) -> None:
         """No cyclic GC during the first list.
@@ -178,7 +192,8 @@ class Exporter:
     # -- running --------------------------------------------------------------------------------
 
     def _sinks(self) -> dict[str, Sink]:
-        sinks: dict[str, Sink] = {k: FluxSink(by_id(k), self.store) for k in self.settings.kinds}
+        keep = self.settings.resource_labels
+        sinks: dict[str, Sink] = {k: FluxSink(by_id(k), self.store, keep_labels=keep) for k in self.settings.kinds}
         sinks[NAMESPACE.id] = NamespaceSink(self.store, self.settings.tenant_label)
         return sinks
 

@@ -22,9 +22,11 @@ from itertools import accumulate
 from operator import itemgetter
 from typing import Final
 
+from exporter.errors import UserError
 from exporter.published import ResourceView, TenantView, View
+from exporter.settings import Settings, resource_label_name
 from exporter.store import Store
-from exporter.vocabulary import POLICY_RULES, TENANT_STATUSES
+from exporter.vocabulary import INFO_LABELS, POLICY_RULES, TENANT_STATUSES, Detail, InfoLabel
 
 PREFIX: Final = "fluxtenant_"
 
@@ -80,6 +82,7 @@ TENANT_VIOLATIONS = _f("tenant_policy_violations", "Tenancy policy violations of
 TENANT_STATUS = _f("tenant_status",
                    "Tenant status (1 for the current one): failing, progressing, degraded, suspended, healthy.")
 TENANT_HEALTH = _f("tenant_health_ratio", "Ready objects over non-suspended objects of a tenant (1 when it has none).")
+TENANT_INFO = _f("tenant_info", "A tenant's first namespace (sorted), the namespace label of its tenant-level alerts.")
 # Transitions.
 FAILURES_TOTAL = _f("resource_failures_total", "Transitions of objects into failing, by category.", "counter")
 RECOVERIES_TOTAL = _f("resource_recoveries_total", "Transitions of objects from failing to ready.", "counter")
@@ -95,7 +98,7 @@ OBJECT_FAMILIES: Final = (
 )
 TENANT_FAMILIES: Final = (
     TENANT_RESOURCES, TENANT_FAILURES, TENANT_ROOT_FAILURES, TENANT_STUCK, TENANT_VIOLATIONS, TENANT_STATUS,
-    TENANT_HEALTH, FAILURES_TOTAL, RECOVERIES_TOTAL,
+    TENANT_HEALTH, TENANT_INFO, FAILURES_TOTAL, RECOVERIES_TOTAL,
 )
 ALL_FAMILIES: Final = (*OBJECT_FAMILIES, *TENANT_FAMILIES, GOTK_INFO)
 
@@ -160,7 +163,29 @@ def render_object(res: ResourceView) -> tuple[bytes, ...]:
     )
 
 
-def render_gotk(res: ResourceView) -> bytes:
+def render_info(res: ResourceView, keep: tuple[InfoLabel, ...], labels: tuple[tuple[str, str], ...]) -> bytes:
+    """The info sample with only the ``keep`` labels and the object's resource labels (``labels``: key -> name)."""
+    ident = f'tenant="{escape(res.tenant)}",kind="{res.kind}",namespace="{res.namespace}",name="{escape(res.name)}"'
+    values = {"revision": res.revision, "source": res.source, "path": res.path, "chart": res.chart, "url": res.url}
+    pairs: list[tuple[str, str]] = [(label, values[label] or "") for label in keep]
+    if res.labels:
+        present = dict(res.labels)
+        pairs += [(name, present[key]) for key, name in labels if key in present]
+    more = _labels(pairs)
+    return f"{_INFO}{ident}{',' if more else ''}{more}}} 1\n".encode()
+
+
+def needs_attention(res: ResourceView) -> bool:
+    """Whether ``--detail=failing`` keeps the object's series.
+
+    Not Ready (failing, progressing, suspended, unknown), stuck, drifting, behind its generation or breaking a
+    policy rule: every object a shipped alert can fire on.
+    """
+    return (res.state != "ready" or res.stuck or res.stuck_root or res.source_drift_since is not None
+            or res.attempt_drift_since is not None or bool(res.violations) or res.generation_lag > 0)
+
+
+def render_gotk(res: ResourceView, drop: tuple[InfoLabel, ...] = ()) -> bytes:
     """The ``gotk_resource_info`` sample of Flux's kube-state-metrics config for one object."""
     group, _, version = res.api_version.rpartition("/")
     labels = [
@@ -168,13 +193,13 @@ def render_gotk(res: ResourceView) -> bytes:
         ("exported_namespace", res.namespace), ("name", res.name), ("ready", res.ready),
         ("suspended", "true" if res.suspended else "false"),
     ]
-    if res.revision:
+    if res.revision and "revision" not in drop:
         labels.append(("revision", res.revision))
-    if res.source and res.kind in {"Kustomization", "HelmRelease"}:
+    if res.source and res.kind in {"Kustomization", "HelmRelease"} and "source" not in drop:
         labels.append(("source_name", res.source.rsplit("/", 1)[-1]))
-    if res.chart:
+    if res.chart and "chart" not in drop:
         labels.append(("chart_name", res.chart))
-    if res.url:
+    if res.url and "url" not in drop:
         labels.append(("url", res.url))
     return f"{GOTK_INFO.name}{{{_labels(labels)}}} 1\n".encode()
 
@@ -210,6 +235,7 @@ def render_tenant(t: TenantView) -> tuple[bytes, ...]:
         [_sample(TENANT_VIOLATIONS, ident, (("rule", r),), n) for r, n in rules.items()],
         [_sample(TENANT_STATUS, ident, (("status", s),), 1 if s == t.status else 0) for s in TENANT_STATUSES],
         [_sample(TENANT_HEALTH, ident, (), t.counts["ready"] / active if active else 1)],
+        [_sample(TENANT_INFO, ident, (("namespace", min(t.namespaces)),), 1)] if t.namespaces else [],
     ]
     return tuple("".join(c).encode() for c in chunks)
 
@@ -230,6 +256,41 @@ def render_counters(store: Store) -> list[bytes]:
 Key = tuple[str, str, str]
 #: objects per block of the exposition; a block is re-joined when one of its objects changes
 BLOCK = 128
+#: every family this module renders, by name (what --metrics-allowlist/--metrics-denylist name)
+FAMILY_NAMES: Final = tuple(f.name for f in ALL_FAMILIES)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What the exposition carries: the cardinality controls of the Settings."""
+
+    gotk_compat: bool = False
+    detail: Detail = "all"
+    #: the families rendered (None: all)
+    families: frozenset[str] | None = None
+    drop_info_labels: tuple[InfoLabel, ...] = ()
+    resource_labels: tuple[str, ...] = ()
+    object_limit: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RenderOptions:
+        """The options of ``settings``; a UserError names an unknown family of the allow- or deny-list."""
+        unknown = [n for n in (*settings.metrics_allowlist, *settings.metrics_denylist) if n not in FAMILY_NAMES]
+        if unknown:
+            msg = (f"unknown metric famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} in "
+                   f"--metrics-allowlist/--metrics-denylist; known: {', '.join(FAMILY_NAMES)}")
+            raise UserError(msg)
+        families = None
+        if settings.metrics_allowlist or settings.metrics_denylist:
+            allowed = set(settings.metrics_allowlist or FAMILY_NAMES) - set(settings.metrics_denylist)
+            families = frozenset(allowed)
+        return cls(gotk_compat=settings.gotk_compat, detail=settings.detail, families=families,
+                   drop_info_labels=settings.drop_info_labels, resource_labels=settings.resource_labels,
+                   object_limit=settings.object_limit)
+
+    def enabled(self, family: Family) -> bool:
+        """Whether ``family`` is rendered."""
+        return self.families is None or family.name in self.families
 
 
 def _key(res: ResourceView) -> Key:
@@ -239,13 +300,15 @@ def _key(res: ResourceView) -> Key:
 class _Block:
     """A run of consecutive objects (in View order) and their rendered text, per object family."""
 
-    __slots__ = ("keys", "lengths", "parts", "views")
+    __slots__ = ("keys", "lengths", "parts", "shown", "views")
 
     def __init__(self, views: list[ResourceView], chunks: list[tuple[bytes, ...]], families: int) -> None:
         self.views = views
         self.keys = [_key(v) for v in views]
         self.parts = [b"".join(map(itemgetter(f), chunks)) for f in range(families)]
         self.lengths = [array("I", map(len, map(itemgetter(f), chunks))) for f in range(families)]
+        #: objects with at least one sample (the ones --object-limit counts)
+        self.shown = sum(1 for c in chunks if any(c))
 
     def chunks(self) -> list[tuple[bytes, ...]]:
         """Each object's chunks again, sliced out of the block's text."""
@@ -253,7 +316,17 @@ class _Block:
         for part, lengths in zip(self.parts, self.lengths, strict=True):
             ends = list(accumulate(lengths, initial=0))
             columns.append([part[ends[i] : ends[i + 1]] for i in range(len(lengths))])
-        return list(zip(*columns, strict=True)) if columns else []
+        return list(zip(*columns, strict=True)) if columns else [() for _ in self.keys]
+
+    def first_shown(self, count: int) -> list[bytes]:
+        """The block's text per family, cut after its first ``count`` shown objects."""
+        kept: list[tuple[bytes, ...]] = []
+        for chunk in self.chunks():
+            if count <= 0:
+                break
+            kept.append(chunk)
+            count -= any(chunk)
+        return [b"".join(map(itemgetter(f), kept)) for f in range(len(self.parts))]
 
 
 class Renderer:
@@ -263,17 +336,31 @@ class Renderer:
     family (and the length of every object's piece in it). A change re-renders the object and re-joins its
     block; nothing else is copied, and the exposition handed to HTTP is the list of block texts. So a publish
     after a few events costs a few blocks whatever the fleet size, and the rendered text is held once.
+
+    ``RenderOptions`` choose the families, the objects with per-object series (``detail``, ``object_limit``)
+    and the labels of the info series; tenant families always count every object.
     """
 
-    def __init__(self, *, gotk_compat: bool = False) -> None:
+    def __init__(self, *, gotk_compat: bool = False, options: RenderOptions | None = None) -> None:
         """``gotk_compat`` adds ``gotk_resource_info`` (Flux's kube-state-metrics label set)."""
-        self.gotk_compat = gotk_compat
-        self._families = (*OBJECT_FAMILIES, GOTK_INFO) if gotk_compat else OBJECT_FAMILIES
+        self.options = options = options or RenderOptions(gotk_compat=gotk_compat)
+        self.gotk_compat = options.gotk_compat
+        objects = options.detail != "tenants"
+        self._object_index = tuple(i for i, f in enumerate(OBJECT_FAMILIES) if objects and options.enabled(f))
+        self._gotk = objects and options.gotk_compat and options.enabled(GOTK_INFO)
+        self._families = tuple(OBJECT_FAMILIES[i] for i in self._object_index) + ((GOTK_INFO,) if self._gotk else ())
+        self._tenant_families = [(i, f) for i, f in enumerate(TENANT_FAMILIES) if options.enabled(f)]
         self._headers = [family.header() for family in self._families]
+        self._info_keep = tuple(label for label in INFO_LABELS if label not in options.drop_info_labels)
+        self._label_names = tuple((key, resource_label_name(key)) for key in options.resource_labels)
+        self._plain_info = not options.drop_info_labels and not options.resource_labels
+        self._empty = (b"",) * len(self._families)
         self._blocks: list[_Block] = []
         self._serial = -1
         self._tenants: dict[str, tuple[TenantView, tuple[bytes, ...]]] = {}
         self.rendered_objects = 0
+        #: objects left without per-object series by the object limit at the last render
+        self.over_limit = 0
 
     def render(self, view: View, store: Store) -> Exposition:
         """The exposition of every object and tenant family for ``view``."""
@@ -282,24 +369,49 @@ class Renderer:
         elif view.changed:
             self._apply(view)
         self._serial = view.serial
+        columns = self._limited()
         parts: list[bytes] = []
         for index, header in enumerate(self._headers):
             parts.append(header)
-            parts.extend(block.parts[index] for block in self._blocks)
+            parts.extend(column[index] for column in columns)
         tenant_chunks = self._tenant_chunks(view)
         counters = render_counters(store)
-        for index, family in enumerate(TENANT_FAMILIES):
+        per_tenant = len(TENANT_FAMILIES) - len(counters)
+        for index, family in self._tenant_families:
             parts.append(family.header())
-            if index < len(TENANT_FAMILIES) - len(counters):
+            if index < per_tenant:
                 parts.extend(map(itemgetter(index), tenant_chunks))
             else:
-                parts.append(counters[index - (len(TENANT_FAMILIES) - len(counters))])
+                parts.append(counters[index - per_tenant])
         return Exposition(tuple(p for p in parts if p))
 
+    def _limited(self) -> list[list[bytes]]:
+        """Each block's text per family, up to ``object_limit`` shown objects."""
+        limit = self.options.object_limit
+        if not limit:
+            self.over_limit = 0
+            return [block.parts for block in self._blocks]
+        columns: list[list[bytes]] = []
+        shown = 0
+        for block in self._blocks:
+            if shown + block.shown <= limit:
+                columns.append(block.parts)
+            elif shown < limit:
+                columns.append(block.first_shown(limit - shown))
+            shown += block.shown
+        self.over_limit = max(0, shown - limit)
+        return columns
+
     def _render(self, res: ResourceView) -> tuple[bytes, ...]:
+        if not self._families or (self.options.detail == "failing" and not needs_attention(res)):
+            return self._empty
         self.rendered_objects += 1
         chunks = render_object(res)
-        return (*chunks, render_gotk(res)) if self.gotk_compat else chunks
+        if not self._plain_info:
+            chunks = (render_info(res, self._info_keep, self._label_names), *chunks[1:])
+        if len(self._object_index) != len(OBJECT_FAMILIES):
+            chunks = tuple(chunks[i] for i in self._object_index)
+        return (*chunks, render_gotk(res, self.options.drop_info_labels)) if self._gotk else chunks
 
     def _rebuild(self, resources: Sequence[ResourceView]) -> None:
         """All blocks anew, reusing the text of objects whose view is equal to the one rendered before."""

@@ -55,6 +55,8 @@ class SelfMetrics:
         self.api_version = Gauge(p + "kind_api_version_info", "The API version the kind is read at (discovered).",
                                  ["kind", "version"], registry=registry)
         self.objects = Gauge(p + "objects", "Objects held in memory per kind.", ["kind"], registry=registry)
+        self.objects_over_limit = Gauge(p + "objects_over_limit", "Objects left without per-object series by "
+                                        "--object-limit (tenant series still count them).", registry=registry)
         self.publish_duration = Histogram(
             p + "publish_duration_seconds", "Time to derive and render one published snapshot.", registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),

@@ -107,6 +107,8 @@ class FluxObject:
     #: last reconciled (if that reconcile failed), or a HelmRelease's Released=False transition
     failing_since: float | None
     inventory: Inventory
+    #: the object's labels named by --resource-labels, in that order (absent ones left out)
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def ref(self) -> Ref:
@@ -275,13 +277,16 @@ def project_namespace(raw: wire.Namespace, label_key: str) -> NamespaceInfo:
     return NamespaceInfo(share(name), _share_opt(labels.get(label_key)) if labels else None)
 
 
-def parse_object(raw: Any, kind: FluxKind | None = None) -> FluxObject:
+def parse_object(raw: Any, kind: FluxKind | None = None, *, keep_labels: tuple[str, ...] = ()) -> FluxObject:
     """Project one Flux API object (a decoded JSON value) to a FluxObject; MalformedObject if unreadable."""
-    return project(wire.FLUX.one(raw), kind)
+    return project(wire.FLUX.one(raw), kind, keep_labels=keep_labels)
 
 
-def project(raw: wire.FluxObject, kind: FluxKind | None = None) -> FluxObject:
-    """Project one decoded Flux object to a FluxObject; MalformedObject if it lacks what identifies it."""
+def project(raw: wire.FluxObject, kind: FluxKind | None = None, *, keep_labels: tuple[str, ...] = ()) -> FluxObject:
+    """Project one decoded Flux object to a FluxObject; MalformedObject if it lacks what identifies it.
+
+    ``keep_labels``: the label keys kept (``--resource-labels``); every other label is dropped here.
+    """
     kind = kind or by_kind(raw.kind)
     if kind is None or kind not in FLUX_KINDS:
         msg = f"unsupported kind {raw.kind!r} (apiVersion {raw.apiVersion!r})"
@@ -360,7 +365,14 @@ def project(raw: wire.FluxObject, kind: FluxKind | None = None) -> FluxObject:
         last_deployed=last_deployed,
         failing_since=failing_since,
         inventory=_inventory(status.inventory) if kind.kind == "Kustomization" else EMPTY_INVENTORY,
+        labels=_kept_labels(metadata.labels, keep_labels),
     )
+
+
+def _kept_labels(labels: dict[str, str] | None, keep: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    if not keep or not labels:
+        return ()
+    return tuple((key, share(labels[key])) for key in keep if key in labels)
 
 
 _EMPTY_SPEC = wire.Spec()

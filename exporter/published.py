@@ -65,6 +65,8 @@ class ResourceView:
     path: str | None
     chart: str | None
     url: str | None
+    #: the object's --resource-labels (key, value) pairs
+    labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_root(self) -> bool:

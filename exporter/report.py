@@ -103,7 +103,7 @@ def build_report(items: list[Any], settings: Settings, *, errors: IO[str] | None
             if kind == "Namespace":
                 store.upsert_namespace(project_namespace(wire.NAMESPACES.one(item), settings.tenant_label))
             elif isinstance(kind, str) and by_kind(kind) is not None:
-                store.upsert(project(wire.FLUX.one(item)))
+                store.upsert(project(wire.FLUX.one(item), keep_labels=settings.resource_labels))
             else:
                 skipped += 1
         except MalformedObject as err:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from exporter import __version__
 from exporter.durations import format_duration, parse_duration
 from exporter.errors import UserError
 from exporter.kinds import FLUX_KINDS
+from exporter.vocabulary import DETAILS, INFO_LABELS, Detail, InfoLabel
 
 KIND_IDS = tuple(k.id for k in FLUX_KINDS)
 ENV_PREFIX = "FTE_"
@@ -112,6 +114,17 @@ class Settings:
     refresh_interval: float = 15.0
     log_format: LogFormat = "auto"
     log_level: LogLevel = "info"
+    #: Flux object labels copied onto fluxtenant_resource_info as label_<sanitised key> (an allow-list)
+    resource_labels: tuple[str, ...] = ()
+    #: only these metric families (empty: all), then minus the deny-list
+    metrics_allowlist: tuple[str, ...] = ()
+    metrics_denylist: tuple[str, ...] = ()
+    #: per-object series for every object, only for objects needing attention, or none (tenant totals only)
+    detail: Detail = "all"
+    #: labels left off fluxtenant_resource_info (and gotk_resource_info)
+    drop_info_labels: tuple[InfoLabel, ...] = ()
+    #: per-object series for at most this many objects (0: no limit); tenant totals still count every object
+    object_limit: int = 0
     # report
     input: str = "-"
     output_format: ReportFormat = "json"
@@ -163,6 +176,49 @@ def _env_bool(name: str, default: bool) -> bool:  # noqa: FBT001 - a flag's defa
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+
+def resource_label_name(key: str) -> str:
+    """A label key as a Prometheus label name: ``app.kubernetes.io/part-of`` -> ``label_app_kubernetes_io_part_of``."""
+    return "label_" + re.sub(r"[^A-Za-z0-9_]", "_", key)
+
+
+def _resource_labels(value: str) -> tuple[str, ...]:
+    keys = _csv(value)
+    bad = [k for k in keys if not _LABEL_KEY.match(k) or len(k) > 316]  # noqa: PLR2004 - 253 prefix + / + 63 name
+    if bad:
+        msg = f"not a Kubernetes label key: {', '.join(bad)}"
+        raise argparse.ArgumentTypeError(msg)
+    names: dict[str, str] = {}
+    for key in keys:
+        other = names.setdefault(resource_label_name(key), key)
+        if other != key:
+            msg = f"label keys {other} and {key} both become {resource_label_name(key)}"
+            raise argparse.ArgumentTypeError(msg)
+    return tuple(dict.fromkeys(keys))
+
+
+def _info_labels(value: str) -> tuple[InfoLabel, ...]:
+    labels = _csv(value)
+    unknown = [v for v in labels if v not in INFO_LABELS]
+    if unknown:
+        msg = f"unknown label(s) {', '.join(unknown)}; droppable: {', '.join(INFO_LABELS)}"
+        raise argparse.ArgumentTypeError(msg)
+    return tuple(v for v in INFO_LABELS if v in labels)
+
+
+def _count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        msg = f"{value!r} is not a count (0 or more)"
+        raise argparse.ArgumentTypeError(msg)
+    return count
 
 
 def _duration(value: str) -> float:
@@ -309,6 +365,22 @@ def _serving(p: argparse.ArgumentParser) -> None:
                    default=_env_bool("api_compression", DEFAULTS.api_compression),
                    help="ask the API server for gzip responses (for slow links to it; costs its CPU on every "
                         "list) [FTE_API_COMPRESSION]")
+    p.add_argument("--resource-labels", type=_resource_labels,
+                   default=_env_or("resource_labels", ",".join(DEFAULTS.resource_labels)),
+                   help="comma-separated Flux object label keys copied onto fluxtenant_resource_info as "
+                        "label_<key, sanitised>, e.g. team,app.kubernetes.io/part-of [FTE_RESOURCE_LABELS]")
+    p.add_argument("--metrics-allowlist", default=_env_or("metrics_allowlist", ",".join(DEFAULTS.metrics_allowlist)),
+                   help="comma-separated metric families to expose (default: all) [FTE_METRICS_ALLOWLIST]")
+    p.add_argument("--metrics-denylist", default=_env_or("metrics_denylist", ",".join(DEFAULTS.metrics_denylist)),
+                   help="comma-separated metric families not to expose [FTE_METRICS_DENYLIST]")
+    p.add_argument("--detail", choices=DETAILS, default=_env_or("detail", DEFAULTS.detail),
+                   help="per-object series for all objects, only those needing attention (failing), or none "
+                        "(tenants) [FTE_DETAIL]")
+    p.add_argument("--drop-info-labels", type=_info_labels,
+                   default=_env_or("drop_info_labels", ",".join(DEFAULTS.drop_info_labels)),
+                   help=f"labels to leave off the info series, of: {', '.join(INFO_LABELS)} [FTE_DROP_INFO_LABELS]")
+    p.add_argument("--object-limit", type=_count, default=_env_or("object_limit", str(DEFAULTS.object_limit)),
+                   help="per-object series for at most this many objects, 0 = no limit [FTE_OBJECT_LIMIT]")
     _duration_flag(p, "--inactivity-timeout", _WATCH.inactivity_timeout,
                    "reconnect a watch that sent nothing (not even a bookmark) for this long")
     _duration_flag(p, "--rediscover-interval", _WATCH.rediscover_interval,
@@ -316,7 +388,7 @@ def _serving(p: argparse.ArgumentParser) -> None:
 
 
 _SERVING_FIELDS = ("kubeconfig", "context", "listen_address", "port", "kinds", "label_selector", "gotk_compat",
-                   "api_compression")
+                   "api_compression", "resource_labels", "detail", "drop_info_labels", "object_limit")
 
 
 def from_args(argv: Sequence[str] | None = None) -> Settings:
@@ -335,6 +407,8 @@ def from_args(argv: Sequence[str] | None = None) -> Settings:
     serving: dict[str, Any] = {name: values[name] for name in _SERVING_FIELDS if name in values}
     if "namespaces" in values:
         serving["namespaces"] = _csv(ns.namespaces)
+        serving["metrics_allowlist"] = _csv(ns.metrics_allowlist)
+        serving["metrics_denylist"] = _csv(ns.metrics_denylist)
     serving["label_selector"] = serving.get("label_selector") or None
     other = {name: values[name] for name in ("input", "output_format", "demo_exit_after_ready") if name in values}
     return replace(

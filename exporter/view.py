@@ -322,4 +322,5 @@ def _resource(
         path=obj.path,
         chart=obj.chart_name,
         url=obj.url,
+        labels=obj.labels,
     )

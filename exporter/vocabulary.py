@@ -117,3 +117,11 @@ TENANT_COUNTS: Final[tuple[TenantCount, ...]] = get_args(TenantCount)
 #: retries, so its conditions move on every retry, and no record says when it began).
 SinceSource = Literal["condition", "history", "observed"]
 SINCE_SOURCES: Final[tuple[SinceSource, ...]] = get_args(SinceSource)
+
+#: how much per-object detail /metrics carries: every object, only objects needing attention, tenant totals only
+Detail = Literal["all", "failing", "tenants"]
+DETAILS: Final[tuple[Detail, ...]] = get_args(Detail)
+
+#: the labels of fluxtenant_resource_info that can be dropped (high churn: revision; long values: url, path...)
+InfoLabel = Literal["revision", "source", "path", "chart", "url"]
+INFO_LABELS: Final[tuple[InfoLabel, ...]] = get_args(InfoLabel)

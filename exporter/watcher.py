@@ -114,16 +114,17 @@ class Sink(Protocol):
 class FluxSink:
     """Parses Flux objects of one kind into the store."""
 
-    def __init__(self, kind: FluxKind, store: Store) -> None:
-        """For ``kind``."""
+    def __init__(self, kind: FluxKind, store: Store, *, keep_labels: tuple[str, ...] = ()) -> None:
+        """For ``kind``, keeping the object labels named in ``keep_labels``."""
         self.kind = kind
         self.store = store
+        self.keep_labels = keep_labels
         self._listed: dict[str | None, set[tuple[str, str, str]]] = {}
 
     def parse(self, body: bytes) -> tuple[list[Any], int, str, str]:
         """Flux objects of this kind; malformed ones are skipped and logged."""
-        kind = self.kind
-        return _parse_page(wire.FLUX, body, lambda item: project(item, kind), kind.kind)
+        kind, keep = self.kind, self.keep_labels
+        return _parse_page(wire.FLUX, body, lambda item: project(item, kind, keep_labels=keep), kind.kind)
 
     def replace(self, namespace: str | None, records: Sequence[Any]) -> None:
         """Replace the kind's objects (in ``namespace``, or all)."""
@@ -151,7 +152,7 @@ class FluxSink:
             self.store.delete(self.kind.kind, meta.namespace, meta.name)
             return meta.resourceVersion
         decoded = wire.FLUX.one(raw)
-        self.store.upsert(project(decoded, self.kind))
+        self.store.upsert(project(decoded, self.kind, keep_labels=self.keep_labels))
         return decoded.metadata.resourceVersion
 
 
