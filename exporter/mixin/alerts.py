@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from exporter.settings import resource_label_name
+
 OBJ = "tenant, kind, namespace, name"
 
 
@@ -41,6 +43,8 @@ class AlertDurations:
     job: str = "flux-tenant-exporter"
     runbook_url: str = "https://github.com/flux-tenant-exporter/flux-tenant-exporter/blob/main/alerts/RUNBOOK.md"
     grafana_url: str = "https://grafana.example.com"
+    #: the exporter's --resource-labels: the object alerts copy their label_* from fluxtenant_resource_info
+    resource_labels: tuple[str, ...] = ("team", "app.kubernetes.io/part-of")
 
     @classmethod
     def load(cls, path: Path | None) -> AlertDurations:
@@ -53,7 +57,27 @@ class AlertDurations:
         if unknown:
             msg = f"{path}: unknown threshold(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
             raise ValueError(msg)
+        if "resource_labels" in data:
+            data["resource_labels"] = tuple(data["resource_labels"] or ())
         return replace(cls(), **data)
+
+
+def with_object_labels(expr: str, t: AlertDurations) -> str:
+    """``expr`` (one series per object) with the object's ``label_*`` from ``fluxtenant_resource_info``.
+
+    The ``or`` keeps the alert when the info series is missing (denied, or over ``--object-limit``).
+    """
+    if not t.resource_labels:
+        return expr
+    names = ", ".join(resource_label_name(key) for key in t.resource_labels)
+    return (f"({expr}) * on ({OBJ}) group_left ({names}) max by ({OBJ}, {names}) (fluxtenant_resource_info) "
+            f"or on ({OBJ}) ({expr})")
+
+
+def with_tenant_namespace(expr: str) -> str:
+    """``expr`` (one series per tenant) with ``namespace``: the tenant's first namespace (fluxtenant_tenant_info)."""
+    return (f"({expr}) * on (tenant) group_left (namespace) max by (tenant, namespace) (fluxtenant_tenant_info) "
+            f"or on (tenant) ({expr})")
 
 
 HINTS = {
@@ -209,6 +233,11 @@ def rule_groups(t: AlertDurations) -> dict[str, Any]:
             t=t, owner="tenant", dashboard=tenant_dash,
         ),
     ]
+    for rule in resources:
+        # Tenant-owned alerts carry `namespace` for a tenant's AlertmanagerConfig: per-object ones have the
+        # object's; the tenant-level one gets the tenant's first namespace. Per-object ones also get label_*.
+        per_tenant = rule["alert"] == "FluxTenantFailing"
+        rule["expr"] = with_tenant_namespace(rule["expr"]) if per_tenant else with_object_labels(rule["expr"], t)
     job = f'job="{t.job}"'
     exporter = [
         _alert(
