@@ -1,6 +1,7 @@
 """End to end with real components: the control plane with the demo fleet, the exporter, a real Prometheus
 (Debian) scraping it with the alert rules loaded, and a real Alertmanager (Debian) routing with
-alerts/alertmanager.example.yml to a webhook receiver in the test.
+alerts/alertmanager.example.yml to a webhook receiver in the test, plus the route prometheus-operator would
+generate from alerts/alertmanagerconfig.example.yaml (a tenant's own AlertmanagerConfig).
 
 Only the alerts' ``for:`` durations are shortened (the exporter's own stuck thresholds are the defaults; the
 demo failures are hours old); the rule expressions are the committed ones.
@@ -34,6 +35,9 @@ from testbed.controlplane import ControlPlane, free_port
 from testbed.demo import load_demo_fleet
 
 ROOT = Path(__file__).parent.parent
+#: the webhook path of the receiver team-a/flux-tenant-alerts/team-a-oncall of the AlertmanagerConfig example
+TENANT_RECEIVER = "team-a_flux-tenant-alerts_team-a-oncall"
+RESOURCE_LABELS = ("team", "app.kubernetes.io/part-of")  # as in AlertDurations: the rules copy them
 DEMO_NAMESPACES = ("flux-system", "team-a", "team-a-web", "team-b", "team-c", "team-d")
 FAST = replace(AlertDurations(), stuck_for="1s", stalled_for="1s", tenant_failing_for="1s", policy_for="1s",
                source_failing_for="1s", helm_failing_for="1s", suspended_for="1s", drift_seconds=60, drift_for="1s",
@@ -63,6 +67,22 @@ async def receive(request: web.Request) -> web.Response:
     receiver.notifications.setdefault(request.match_info["name"], []).append(await request.json())
     receiver.arrived.set()
     return web.Response(text="ok")
+
+
+def operator_route(config: dict[str, Any], url: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The route and receivers prometheus-operator generates from an AlertmanagerConfig (OnNamespace strategy):
+    receivers named ``<namespace>/<name>/<receiver>``, the route matching ``namespace="<ns>"`` first, continuing."""
+    meta, spec = config["metadata"], config["spec"]
+    prefix = f"{meta['namespace']}/{meta['name']}/"
+    route = spec["route"]
+    matchers = [f'namespace="{meta["namespace"]}"'] + [
+        f'{m["name"]}{m.get("matchType", "=")}"{m["value"]}"' for m in route.get("matchers", [])]
+    receivers = [{"name": prefix + r["name"], "webhook_configs": [
+        {"url": url + "/" + (prefix + r["name"]).replace("/", "_"), "send_resolved": w.get("sendResolved", False)}
+        for w in r["webhookConfigs"]]} for r in spec["receivers"]]
+    # the intervals are shortened as for the rest of the test
+    return ({"receiver": prefix + route["receiver"], "matchers": matchers, "group_by": route["groupBy"],
+             "group_wait": "1s", "group_interval": "1s", "continue": True}, receivers)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: float = 60) -> None:
@@ -102,8 +122,12 @@ async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[S
             pytest.fail(f"{binary} is not installed: run `make debian-tools`")
     admin = await KubeClient.from_kubeconfig(control_plane.kubeconfig)
     await load_demo_fleet(admin)
+    namespaces = await admin.request("GET", "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/team-a/kustomizations/"
+                                            "namespaces")
+    await fleet.patch(admin, namespaces, {"metadata": {"labels": {"team": "alpha",
+                                                                  "app.kubernetes.io/part-of": "platform-base"}}})
     settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.05, namespaces=DEMO_NAMESPACES,
-                        watch=WatchSettings(backoff_initial=0.05))
+                        watch=WatchSettings(backoff_initial=0.05), resource_labels=RESOURCE_LABELS)
     exporter = Exporter(settings, await KubeClient.from_kubeconfig(control_plane.kubeconfig))
     stop = asyncio.Event()
     exporter_task = asyncio.create_task(exporter.run(stop))
@@ -123,6 +147,10 @@ async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[S
     am_config = am_config.replace("http://alert-receiver.example:8080", f"http://127.0.0.1:{hook_port}")
     am_data = yaml.safe_load(am_config)
     am_data["route"] |= {"group_wait": "1s", "group_interval": "1s"}
+    tenant_config = yaml.safe_load((ROOT / "alerts" / "alertmanagerconfig.example.yaml").read_text())
+    tenant_route, tenant_receivers = operator_route(tenant_config, f"http://127.0.0.1:{hook_port}")
+    am_data["route"]["routes"].insert(0, tenant_route)
+    am_data["receivers"] += tenant_receivers
     (stack_dir / "alertmanager.yml").write_text(yaml.safe_dump(am_data))
     (stack_dir / "rules.yaml").write_text(yaml.safe_dump(rule_groups(FAST)))
     (stack_dir / "prometheus.yml").write_text(yaml.safe_dump({
@@ -166,15 +194,40 @@ def substitute(expr: str) -> str:
     return (expr.replace("$cluster", ".*").replace("$tenant", ".+").replace("$__rate_interval", "1m"))
 
 
+async def tenant_config_gets_exactly_its_alerts(stack: Stack) -> None:
+    """team-a's AlertmanagerConfig receiver gets exactly the firing alerts of namespace team-a, the tenant-level
+    FluxTenantFailing (by the tenant's first namespace) included, and nothing of another namespace."""
+    receiver = stack.receiver
+
+    def alert_ids(alerts: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+        return {(a["labels"]["alertname"], a["labels"].get("kind", ""), a["labels"].get("name", "")) for a in alerts}
+
+    firing_here: set[tuple[str, str, str]] = set()
+
+    async def tenant_received_its_alerts() -> bool:
+        firing = await query(stack, 'ALERTS{alertstate="firing", namespace="team-a"}')
+        firing_here.clear()
+        firing_here.update(alert_ids([{"labels": a["metric"]} for a in firing]))
+        return bool(firing_here) and alert_ids(receiver.alerts(TENANT_RECEIVER)) == firing_here
+
+    await eventually(tenant_received_its_alerts, "team-a's AlertmanagerConfig receiver to get its namespace's alerts")
+    received = receiver.alerts(TENANT_RECEIVER)
+    assert {a["labels"]["namespace"] for a in received} == {"team-a"}
+    assert {a["labels"]["tenant"] for a in received} == {"team-a"}
+    assert ("FluxTenantFailing", "", "") in firing_here  # the tenant-level alert, by the tenant's first namespace
+    assert ("FluxReconciliationStuck", "Kustomization", "namespaces") in firing_here
+
+
 async def test_alerts_reach_alertmanager_routed_by_owner_and_tenant(stack: Stack) -> None:
     """Stuck roots page their owner (tenant routes per tenant, platform to the platform), once per root; the
-    healthy tenants raise nothing; fixing the object resolves its alert; every PromQL expression of the rules
-    and dashboards parses and returns data for the fleet."""
+    healthy tenants raise nothing; alerts carry the objects' --resource-labels; a tenant's AlertmanagerConfig
+    (namespace matcher) gets exactly its namespace's alerts; fixing the object resolves its alert; every PromQL
+    expression of the rules and dashboards parses and returns data for the fleet."""
     receiver = stack.receiver
 
     def stuck(name: str) -> list[dict[str, Any]]:
         return [a for a in receiver.alerts() if a["labels"]["alertname"] == "FluxReconciliationStuck"
-                and a["labels"]["name"] == name]
+                and a["labels"]["name"] == name and a["receiver"] != TENANT_RECEIVER]
 
     def stalled() -> set[str]:
         return {a["labels"]["name"] for a in receiver.alerts() if a["labels"]["alertname"] == "FluxResourceStalled"}
@@ -195,6 +248,12 @@ async def test_alerts_reach_alertmanager_routed_by_owner_and_tenant(stack: Stack
     assert stuck("web") == []  # blocked by team-a/namespaces: the root pages, not the dependent
     assert stuck("app") == []  # blocked by team-b/repo
     assert stalled() >= {"api", "team-b-web", "shared"}
+    # --resource-labels: the object's labels reach the alert through the rules' join on fluxtenant_resource_info
+    assert namespaces["labels"]["label_team"] == "alpha"
+    assert namespaces["labels"]["label_app_kubernetes_io_part_of"] == "platform-base"
+    assert "label_team" not in stuck("repo")[0]["labels"]
+
+    await tenant_config_gets_exactly_its_alerts(stack)
 
     tenants_alerted = {a["labels"].get("tenant") for a in receiver.alerts()}
     assert "team-d" not in tenants_alerted

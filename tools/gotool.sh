@@ -4,6 +4,7 @@
 #   tools/gotool.sh kube-state-metrics  -> k8s.io/kube-state-metrics/v2 (the benchmark's competitor)
 #   tools/gotool.sh helm                -> helm.sh/helm/v3 (chart lint/template/install tests)
 #   tools/gotool.sh prometheus-operator-crds -> folder with the ServiceMonitor/PrometheusRule CRDs of that release
+#                                               (and alertmanagerconfig/ with the AlertmanagerConfig CRD)
 #   tools/gotool.sh dashboard-validator -> tools/dashboard-validator (strict Grafana JSON with grafana-foundation-sdk)
 set -euo pipefail
 declare -A PINS=(
@@ -21,11 +22,14 @@ if [ "$name" = dashboard-validator ]; then  # our own source: a change to it bui
     cache=$cache-$(cat "$validator"/main.go "$validator"/go.mod "$validator"/go.sum | sha256sum | cut -c1-12)
 fi
 if [ "$name" = prometheus-operator-crds ]; then
-    if [ ! -f "$cache/.complete" ]; then
+    if [ ! -f "$cache/.complete" ] || [ ! -f "$cache/alertmanagerconfig/monitoring.coreos.com_alertmanagerconfigs.yaml" ]; then
         mkdir -p "$cache"
         dir=$(cd "$cache" && GOFLAGS=-mod=mod go mod download -json "$pin" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
         cp "$dir"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml "$cache/"
-        chmod u+w "$cache"/*.yaml
+        # apart: its schema has a YAML 1.1 '=' value (a matchType enum) that PyYAML's safe loader cannot read
+        mkdir -p "$cache/alertmanagerconfig"
+        cp "$dir"/example/prometheus-operator-crd/monitoring.coreos.com_alertmanagerconfigs.yaml "$cache/alertmanagerconfig/"
+        chmod -R u+w "$cache"
         touch "$cache/.complete"
     fi
     echo "$cache"

@@ -1,0 +1,59 @@
+{{- define "fte.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "fte.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "fte.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "fte.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "fte.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "fte.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "fte.labels" -}}
+{{ include "fte.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "fte.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "fte.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The exporter's flags from .Values.config: --kebab-case=value, lists comma-joined, booleans --x / --no-x. */}}
+{{- define "fte.args" -}}
+- serve
+- --port={{ .Values.port }}
+{{- range $key, $value := .Values.config }}
+{{- $flag := kebabcase $key }}
+{{- if kindIs "bool" $value }}
+- {{ ternary (printf "--%s" $flag) (printf "--no-%s" $flag) $value }}
+{{- else if kindIs "slice" $value }}
+{{- if $value }}
+- {{ printf "--%s=%s" $flag (join "," $value) | quote }}
+{{- end }}
+{{- else if or (kindIs "float64" $value) (kindIs "int64" $value) (kindIs "int" $value) }}
+- {{ printf "--%s=%d" $flag (int64 $value) | quote }}
+{{- else if not (kindIs "invalid" $value) }}
+- {{ printf "--%s=%v" $flag $value | quote }}
+{{- end }}
+{{- end }}
+{{- if .Values.tenantMapping }}
+- --tenant-mapping=/etc/flux-tenant-exporter/tenant-mapping.yaml
+{{- end }}
+{{- range .Values.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,341 @@
+"""The Helm chart with real Helm (built from the Go module proxy, pinned in tools/gotool.sh): it lints, renders
+with several value sets into manifests the real API server accepts (server-side dry-run, prometheus-operator
+CRDs), every exporter flag is a typed value whose rendered args parse with the real CLI, the schema rejects a
+wrong type, and a real ``helm install`` gives a ServiceAccount with which the exporter binary syncs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.kubeapi import KubeClient
+from exporter.settings import build_parser, from_args
+from exporter.vocabulary import DETAILS, INFO_LABELS
+from testbed import fleet
+from testbed.controlplane import ControlPlane, free_port
+
+ROOT = Path(__file__).parent.parent
+CHART = ROOT / "charts" / "flux-tenant-exporter"
+SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+#: serve flags that are not chart config values: set by the chart itself (port, in-cluster config, the mapping file)
+NOT_CONFIG = {"--kubeconfig", "--context", "--listen-address", "--port", "--tenant-mapping"}
+#: kind -> (API prefix, plural, namespaced)
+REST = {
+    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
+    "ConfigMap": ("/api/v1", "configmaps", True),
+    "Service": ("/api/v1", "services", True),
+    "Deployment": ("/apis/apps/v1", "deployments", True),
+    "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
+    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets", True),
+    "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
+    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles", True),
+    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
+    "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors", True),
+    "PrometheusRule": ("/apis/monitoring.coreos.com/v1", "prometheusrules", True),
+}
+EVERYTHING: dict[str, Any] = {
+    "config": {
+        "kinds": ["kustomization", "helmrelease"], "namespaces": ["team-a", "team-b"],
+        "labelSelector": "sharding.fluxcd.io/key=shard1", "tenantLabel": "example.com/tenant",
+        "platformNamespaces": ["flux-system", "infra"], "stuckAfter": "20m", "sourceStuckAfter": "40m",
+        "progressingMargin": "10m", "generationStuckAfter": "30m", "requestStuckAfter": "1h",
+        "gotkResourceInfo": True, "apiCompression": False, "inactivityTimeout": "3m", "rediscoverInterval": "2m",
+        "resourceLabels": ["team", "app.kubernetes.io/part-of"], "detail": "failing",
+        "metricsAllowlist": [], "metricsDenylist": ["fluxtenant_resource_generation_lag"],
+        "dropInfoLabels": ["revision", "url"], "objectLimit": 1000000, "logFormat": "console", "logLevel": "debug",
+    },
+    "tenantMapping": {"tenants": {"shop": {"namespaces": ["team-a"], "patterns": ["^shop-.*$"]}}},
+    "extraArgs": ["--refresh-interval-is-not-a-flag-so-left-out"],
+    "replicas": 2,
+    "rbac": {"namespaced": True},
+    "nodeSelector": {"kubernetes.io/os": "linux"},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "monitoring", "effect": "NoSchedule"}],
+    "priorityClassName": "system-cluster-critical",
+    "podLabels": {"team": "platform"}, "podAnnotations": {"example.com/owner": "platform"},
+    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                   "whenUnsatisfiable": "ScheduleAnyway",
+                                   "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "fte"}}}],
+    "serviceMonitor": {"interval": "1m", "labels": {"release": "kube-prometheus-stack"},
+                       "relabelings": [{"targetLabel": "cluster", "replacement": "prod"}],
+                       "metricRelabelings": [{"action": "labeldrop", "regex": "chart"}]},
+    "prometheusRule": {"labels": {"release": "kube-prometheus-stack"}, "additionalRuleLabels": {"cluster": "prod"},
+                       "alerts": {"FluxSuspendedTooLong": {"enabled": False},
+                                  "FluxTenantFailing": {"for": "1h", "severity": "page", "labels": {"team": "x"}}}},
+    "dashboards": {"labels": {"grafana_dashboard": "flux"}},
+}
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "namespaced": {"rbac": {"namespaced": True}, "config": {"namespaces": ["team-a", "team-b"]}},
+    "ha": {"replicas": 2},
+    "minimal": {"serviceMonitor": {"enabled": False}, "prometheusRule": {"enabled": False},
+                "dashboards": {"enabled": False}, "networkPolicy": {"enabled": False}},
+    "everything": EVERYTHING,
+}
+
+
+def helm_binary() -> str:
+    result = subprocess.run(["bash", str(ROOT / "tools" / "gotool.sh"), "helm"], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        pytest.fail(f"cannot build helm: {result.stderr}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Runs the pinned helm with its own cache/config directories (nothing of the user's)."""
+    binary = helm_binary()
+    home = tmp_path_factory.mktemp("helm-home")
+    env = {**os.environ, "HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
+           "HELM_DATA_HOME": str(home / "data")}
+
+    def run(*args: str, check: bool = True, values: dict[str, Any] | None = None) -> subprocess.CompletedProcess[str]:
+        argv = [binary, *args]
+        if values is not None:
+            path = home / f"values-{time.monotonic_ns()}.yaml"
+            path.write_text(yaml.safe_dump(values))
+            argv += ["--values", str(path)]
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if check and result.returncode != 0:
+            pytest.fail(f"helm {' '.join(args)}: {result.stderr}")
+        return result
+
+    return run
+
+
+def template(helm: Any, values: dict[str, Any]) -> list[dict[str, Any]]:
+    out = helm("template", "fte", str(CHART), "--namespace", "flux-system", values=values).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def args_of(objects: list[dict[str, Any]]) -> list[str]:
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
+
+
+def test_helm_lint_passes_for_every_value_set(helm: Any) -> None:
+    """`helm lint --strict` (templates and values.schema.json) passes with each value set."""
+    for name, values in VALUE_SETS.items():
+        result = helm("lint", "--strict", str(CHART), values=values, check=False)
+        assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
+
+
+def test_every_flag_is_a_typed_chart_value() -> None:
+    """Each `serve` flag (bar the chart's own: port, in-cluster config, the mapping file) is a config value in the
+    schema and in values.yaml; the closed sets are enums spelled as in the vocabulary."""
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]  # type: ignore[union-attr,index]
+    flags = {o for a in serve._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+    flags = {f for f in flags if not f.startswith("--no-") and f != "--gotk-resource-info"} - NOT_CONFIG
+    camel = {re.sub(r"-([a-z])", lambda m: m[1].upper(), f.removeprefix("--")) for f in flags}
+    camel.add("gotkResourceInfo")
+    config = SCHEMA["properties"]["config"]["properties"]
+    assert set(config) == camel
+    assert set(yaml.safe_load((CHART / "values.yaml").read_text())["config"]) == camel
+    assert [v for v in config["detail"]["enum"] if v] == list(DETAILS)
+    assert config["dropInfoLabels"]["items"]["enum"] == list(INFO_LABELS)
+    assert config["objectLimit"]["type"] == ["integer", "null"]
+
+
+def test_template_renders_each_value_set_into_what_it_asks(helm: Any) -> None:
+    """Defaults: ClusterRole, ServiceMonitor, PrometheusRule (exactly the mixin's rules), three dashboards, no
+    PDB; namespaced: Roles per namespace, no ClusterRole, --namespaces; ha: a PDB; minimal: no monitoring objects."""
+    rules = yaml.safe_load((CHART / "files" / "flux-tenant-exporter.rules.yaml").read_text())
+    default = template(helm, {})
+    kinds = [o["kind"] for o in default]
+    assert {"ClusterRole", "ClusterRoleBinding", "ServiceMonitor", "PrometheusRule"} <= set(kinds)
+    assert kinds.count("ConfigMap") == 3
+    assert "PodDisruptionBudget" not in kinds
+    rule = next(o for o in default if o["kind"] == "PrometheusRule")
+    assert rule["spec"] == rules  # no overrides: exactly the generated rules
+    assert from_args(args_of(default)).log_format == "json"
+
+    namespaced = template(helm, VALUE_SETS["namespaced"])
+    assert {(o["kind"], o["metadata"]["namespace"]) for o in namespaced if o["kind"] in {"Role", "RoleBinding"}} == {
+        ("Role", "team-a"), ("Role", "team-b"), ("RoleBinding", "team-a"), ("RoleBinding", "team-b")}
+    assert "ClusterRole" not in {o["kind"] for o in namespaced}
+    assert from_args(args_of(namespaced)).namespaces == ("team-a", "team-b")
+
+    assert "PodDisruptionBudget" in {o["kind"] for o in template(helm, VALUE_SETS["ha"])}
+    assert {o["kind"] for o in template(helm, VALUE_SETS["minimal"])} == {
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"}
+
+
+def test_template_with_every_value_set(helm: Any) -> None:
+    """Every flag value reaches the exporter (its args parse with the real CLI into them), the tenant mapping is
+    mounted, the pod gets its scheduling and labels, and the per-alert overrides (disabled, for, severity, labels)
+    and extra labels apply to the mixin's rules; the dashboards are the generated ones."""
+    rules = yaml.safe_load((CHART / "files" / "flux-tenant-exporter.rules.yaml").read_text())
+    alert_names = [r["alert"] for g in rules["groups"] for r in g["rules"]]
+    everything = template(helm, EVERYTHING)
+    args = [a for a in args_of(everything) if not a.startswith("--refresh-interval-is-not")]
+    settings = from_args(args)
+    assert settings.kinds == ("kustomization", "helmrelease")
+    assert settings.tenant_label == "example.com/tenant"
+    assert settings.thresholds.not_ready == 20 * 60
+    assert settings.gotk_compat is True
+    assert settings.api_compression is False
+    assert settings.resource_labels == ("team", "app.kubernetes.io/part-of")
+    assert settings.detail == "failing"
+    assert settings.metrics_denylist == ("fluxtenant_resource_generation_lag",)
+    assert settings.drop_info_labels == ("revision", "url")
+    assert settings.object_limit == 1000000
+    assert settings.tenant_mapping == Path("/etc/flux-tenant-exporter/tenant-mapping.yaml")
+    mapping = next(o for o in everything if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("mapping"))
+    assert yaml.safe_load(mapping["data"]["tenant-mapping.yaml"]) == EVERYTHING["tenantMapping"]
+    pod = next(o for o in everything if o["kind"] == "Deployment")["spec"]["template"]
+    assert pod["metadata"]["labels"]["team"] == "platform"
+    assert pod["spec"]["priorityClassName"] == "system-cluster-critical"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    rule = next(o for o in everything if o["kind"] == "PrometheusRule")
+    rendered = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(rendered) == set(alert_names) - {"FluxSuspendedTooLong"}
+    failing = rendered["FluxTenantFailing"]
+    assert failing["for"] == "1h"
+    assert failing["labels"] == {"severity": "page", "owner": "tenant", "team": "x", "cluster": "prod"}
+    assert rendered["FluxReconciliationStuck"]["labels"]["cluster"] == "prod"
+    monitor = next(o for o in everything if o["kind"] == "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["metricRelabelings"] == [{"action": "labeldrop", "regex": "chart"}]
+    dashboards = [o for o in everything if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("dashboard")]
+    assert {o["metadata"]["labels"]["grafana_dashboard"] for o in dashboards} == {"flux"}
+    for board in dashboards:
+        (name, text), = board["data"].items()
+        assert text.rstrip("\n") == (ROOT / "dashboards" / name).read_text().rstrip("\n")
+
+
+def test_schema_rejects_a_wrong_type(helm: Any) -> None:
+    """A string where an integer belongs, an unknown detail level, a misspelt key: helm refuses with the path."""
+    for values, path in (({"replicas": "two"}, "replicas"), ({"config": {"objectLimit": "many"}}, "objectLimit"),
+                         ({"config": {"detail": "some"}}, "detail"), ({"serviceMonitr": {}}, "serviceMonitr")):
+        result = helm("template", "fte", str(CHART), values=values, check=False)
+        assert result.returncode != 0, values
+        assert "values don't meet the specifications of the schema" in result.stderr
+        assert path in result.stderr
+
+
+def _path_of(obj: dict[str, Any]) -> str:
+    prefix, plural, namespaced = REST[obj["kind"]]
+    meta = obj["metadata"]
+    ns = f"/namespaces/{meta['namespace']}" if namespaced else ""
+    return f"{prefix}{ns}/{plural}/{meta['name']}"
+
+
+def crd_dir() -> Path:
+    return Path(subprocess.run(["bash", str(ROOT / "tools" / "gotool.sh"), "prometheus-operator-crds"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def monitoring_crds(control_plane: ControlPlane) -> None:
+    control_plane.install_crds(sorted(crd_dir().glob("*.yaml")))
+
+
+@pytest.fixture
+async def namespaces(admin: KubeClient) -> None:
+    for ns in ("flux-system", "team-a", "team-b"):
+        await fleet.create(admin, fleet.namespace(ns, None if ns == "flux-system" else ns), exist_ok=True)
+
+
+@pytest.mark.usefixtures("monitoring_crds", "namespaces")
+async def test_rendered_chart_passes_a_server_side_dry_run(helm: Any, admin: KubeClient) -> None:
+    """Every object of every value set is accepted by the real API server (strict field validation)."""
+    for name, values in VALUE_SETS.items():
+        for obj in template(helm, values):
+            assert obj["kind"] in REST, f"{name}: {obj['kind']}"
+            answer = await admin.request(
+                "PATCH", _path_of(obj), body=obj, content_type="application/apply-patch+yaml",
+                params={"fieldManager": "fte-tests", "force": "true", "fieldValidation": "Strict", "dryRun": "All"})
+            assert answer["metadata"]["name"] == obj["metadata"]["name"], name
+
+
+class _CrdLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading YAML 1.1's '=' value tag (the AlertmanagerConfig CRD's matchType) as text."""
+
+
+def _value_tag(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)
+    return str(loader.construct_scalar(node))
+
+
+_CrdLoader.add_constructor("tag:yaml.org,2002:value", _value_tag)
+
+
+@pytest.mark.usefixtures("namespaces")
+async def test_alertmanagerconfig_example_is_accepted(admin: KubeClient, control_plane: ControlPlane,
+                                                      tmp_path: Path) -> None:
+    """alerts/alertmanagerconfig.example.yaml passes a strict server-side dry-run against the release's CRD."""
+    source = crd_dir() / "alertmanagerconfig" / "monitoring.coreos.com_alertmanagerconfigs.yaml"
+    crd = yaml.load(source.read_text(), Loader=_CrdLoader)
+    (tmp_path / "crd.json").write_text(json.dumps(crd))
+    control_plane.install_crds([tmp_path / "crd.json"])
+    example = yaml.safe_load((ROOT / "alerts" / "alertmanagerconfig.example.yaml").read_text())
+    path = "/apis/monitoring.coreos.com/v1alpha1/namespaces/team-a/alertmanagerconfigs/flux-tenant-alerts"
+    answer = await admin.request("PATCH", path, body=example, content_type="application/apply-patch+yaml",
+                                 params={"fieldManager": "fte-tests", "fieldValidation": "Strict", "dryRun": "All"})
+    assert answer["spec"]["route"]["receiver"] == "team-a-oncall"
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except OSError:
+        return 0, ""
+
+
+@pytest.mark.usefixtures("monitoring_crds", "namespaces")
+async def test_helm_install_then_the_exporter_syncs_with_its_service_account(
+    helm: Any, admin: KubeClient, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """`helm install` creates the release on the real API server; the exporter binary, run with the args of the
+    rendered Deployment and the token of the rendered ServiceAccount, syncs every kind and serves the objects;
+    `helm uninstall` removes the ClusterRole again."""
+    await fleet.create(admin, fleet.kustomization("team-a", "chart-app"), status=fleet.ready_status("Kustomization"),
+                       exist_ok=True)
+    kubeconfig = str(control_plane.kubeconfig)
+    helm("install", "fte", str(CHART), "--namespace", "flux-system", "--kubeconfig", kubeconfig)
+    try:
+        deployment = await admin.request("GET", "/apis/apps/v1/namespaces/flux-system/deployments/"
+                                                "fte-flux-tenant-exporter")
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        answer = await admin.request("POST", f"/api/v1/namespaces/flux-system/serviceaccounts/{account}/token",
+                                     body={"spec": {"expirationSeconds": 3600}})
+        token_config = control_plane.token_kubeconfig(answer["status"]["token"], tmp_path / "sa.kubeconfig")
+        port = free_port()
+        argv = [sys.executable, "-m", "exporter", *container["args"], f"--kubeconfig={token_config}",
+                "--listen-address=127.0.0.1", f"--port={port}"]
+        log = (tmp_path / "exporter.log").open("wb")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # noqa: ASYNC220
+        try:
+            deadline = time.monotonic() + 60
+            while _get(f"http://127.0.0.1:{port}/readyz")[0] != 200:
+                assert proc.poll() is None, (tmp_path / "exporter.log").read_text()
+                assert time.monotonic() < deadline, (tmp_path / "exporter.log").read_text()
+                await asyncio.sleep(0.2)
+            _, body = _get(f"http://127.0.0.1:{port}/metrics")
+            synced = dict(re.findall(r'^fluxtenant_exporter_kind_synced\{kind="(\w+)"\} (\S+)$', body, re.MULTILINE))
+            assert set(synced.values()) == {"1.0"}, synced
+            assert 'name="chart-app"' in body
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            log.close()
+    finally:
+        helm("uninstall", "fte", "--namespace", "flux-system", "--kubeconfig", kubeconfig)
+    roles = await admin.request("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+                                params={"labelSelector": "app.kubernetes.io/instance=fte"})
+    assert roles["items"] == []
