@@ -28,8 +28,10 @@ from aiohttp import web
 
 from exporter.app import Exporter
 from exporter.kubeapi import KubeClient
+from exporter.mixin import needs_objects
 from exporter.mixin.alerts import AlertDurations, rule_groups
 from exporter.settings import Settings, WatchSettings
+from exporter.vocabulary import Detail
 from testbed import fleet
 from testbed.controlplane import ControlPlane, free_port
 from testbed.demo import load_demo_fleet
@@ -37,6 +39,9 @@ from testbed.demo import load_demo_fleet
 ROOT = Path(__file__).parent.parent
 #: the webhook path of the receiver team-a/flux-tenant-alerts/team-a-oncall of the AlertmanagerConfig example
 TENANT_RECEIVER = "team-a_flux-tenant-alerts_team-a-oncall"
+#: the exporter at --detail=all (the other jobs scrape the lower levels; some panel joins are not HA-safe)
+MAIN_JOB = "flux-tenant-exporter"
+LOWER_LEVELS: tuple[Detail, ...] = ("failing", "tenants")
 RESOURCE_LABELS = ("team", "app.kubernetes.io/part-of")  # as in AlertDurations: the rules copy them
 DEMO_NAMESPACES = ("flux-system", "team-a", "team-a-web", "team-b", "team-c", "team-d")
 FAST = replace(AlertDurations(), stuck_for="1s", stalled_for="1s", tenant_failing_for="1s", policy_for="1s",
@@ -131,7 +136,13 @@ async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[S
     exporter = Exporter(settings, await KubeClient.from_kubeconfig(control_plane.kubeconfig))
     stop = asyncio.Event()
     exporter_task = asyncio.create_task(exporter.run(stop))
+    # One exporter per lower --detail level beside it, scraped as their own jobs (the rules' max-by collapse them).
+    levels = {level: Exporter(replace(settings, detail=level), await KubeClient.from_kubeconfig(
+        control_plane.kubeconfig)) for level in LOWER_LEVELS}
+    level_tasks = [asyncio.create_task(e.run(stop)) for e in levels.values()]
     await exporter.wait_for(lambda e: e.ready())
+    for each in levels.values():
+        await each.wait_for(lambda e: e.ready())
 
     receiver = Receiver()
     app = web.Application()
@@ -158,7 +169,9 @@ async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[S
         "rule_files": [str(stack_dir / "rules.yaml")],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
         "scrape_configs": [{"job_name": "flux-tenant-exporter",
-                            "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}],
+                            "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}] + [
+            {"job_name": f"detail-{level}", "static_configs": [{"targets": [f"127.0.0.1:{each.port}"]}]}
+            for level, each in levels.items()],
     }))
     am = spawn(["prometheus-alertmanager", f"--config.file={stack_dir / 'alertmanager.yml'}",
                 f"--storage.path={stack_dir / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
@@ -177,6 +190,8 @@ async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[S
         await runner.cleanup()
         stop.set()
         await exporter_task
+        for task in level_tasks:
+            await task
         await admin.close()
 
 
@@ -188,6 +203,14 @@ async def query(stack: Stack, expr: str) -> list[dict[str, Any]]:
     assert body["status"] == "success", f"{expr}: {body}"
     result: list[dict[str, Any]] = body["data"]["result"]
     return result
+
+
+def on_job(expr: str, job: str) -> str:
+    """``expr`` with every fluxtenant_ selector restricted to one scrape job."""
+    def restrict(match: re.Match[str]) -> str:
+        inner = match[3]
+        return f'{match[1]}{{job="{job}"{"," + inner if inner else ""}}}'
+    return re.sub(r"\b(fluxtenant_[a-z_]+)(\{([^}]*)\})?", restrict, expr)
 
 
 def substitute(expr: str) -> str:
@@ -282,9 +305,9 @@ async def test_alerts_reach_alertmanager_routed_by_owner_and_tenant(stack: Stack
     rules = [r for g in yaml.safe_load((ROOT / "alerts" / "flux-tenant-exporter.rules.yaml").read_text())["groups"]
              for r in g["rules"]]
     for rule in rules:
-        await query(stack, rule["expr"])  # parses and evaluates
+        await query(stack, on_job(rule["expr"], MAIN_JOB))  # parses and evaluates
         for selector in re.findall(r"(?:fluxtenant|process)_[a-z_]+(?:\{[^}]*\})?", rule["expr"]):
-            assert await query(stack, selector), f"{rule['alert']}: {selector} returns nothing"
+            assert await query(stack, on_job(selector, MAIN_JOB)), f"{rule['alert']}: {selector} returns nothing"
     targets = [(path.name, panel["title"], target["expr"]) for path in sorted((ROOT / "dashboards").glob("*.json"))
                for panel in json.loads(path.read_text())["panels"] for target in panel["targets"]]
     empty: list[str] = []
@@ -292,10 +315,33 @@ async def test_alerts_reach_alertmanager_routed_by_owner_and_tenant(stack: Stack
     async def every_panel_has_data() -> bool:
         # rate() and increase() need two scrapes of a new counter: poll until they have them
         empty[:] = [f"{board}: {title}: {expr}" for board, title, expr in targets
-                    if not await query(stack, substitute(expr))]
+                    if not await query(stack, on_job(substitute(expr), MAIN_JOB))]
         return not empty
 
     try:
         await eventually(every_panel_has_data, "every dashboard query to return data", limit=30)
     finally:
         assert empty == []
+    await lower_levels_keep_what_they_document(stack, rules, targets)
+
+
+async def lower_levels_keep_what_they_document(
+    stack: Stack, rules: list[dict[str, Any]], targets: list[tuple[str, str, str]]
+) -> None:
+    """At --detail=failing every panel query and every rule selector that has data at `all` has data too; at
+    --detail=tenants only the queries reading per-object series (exporter.mixin.needs_objects, listed in the
+    README as needing `failing`) return nothing, and every other panel and rule keeps its data."""
+    for level in LOWER_LEVELS:
+        job = f"detail-{level}"
+        empty_panels = [(board, title, expr) for board, title, expr in targets
+                        if not await query(stack, on_job(substitute(expr), job))]
+        empty_selectors = [(rule["alert"], selector) for rule in rules
+                           for selector in re.findall(r"fluxtenant_[a-z_]+(?:\{[^}]*\})?", rule["expr"])
+                           if not await query(stack, on_job(selector, job))]
+        if level == "failing":
+            assert empty_panels == []
+            assert empty_selectors == []
+        else:
+            assert [p for p in empty_panels if not needs_objects(p[2])] == []
+            assert [s for s in empty_selectors if not needs_objects(s[1])] == []
+            assert empty_panels, "the tenants level still has per-object series"
