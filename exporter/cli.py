@@ -65,7 +65,9 @@ async def make_client(settings: Settings) -> KubeClient:
 async def serve(settings: Settings) -> int:
     """Run the exporter until SIGTERM/SIGINT."""
     from exporter.app import Exporter  # noqa: PLC0415 - `report` and `--help` need none of the server's imports
+    from exporter.exposition import RenderOptions  # noqa: PLC0415
 
+    RenderOptions.from_settings(settings)  # a misspelt metric family is named before any connection is made
     client = await make_client(settings)
     try:
         exporter = Exporter(settings, client)
