@@ -8,7 +8,7 @@ import time
 import pytest
 
 from exporter import exposition
-from exporter.exposition import Renderer
+from exporter.exposition import Renderer, RenderOptions
 from exporter.model import NamespaceInfo, parse_object
 from exporter.store import Store
 from exporter.tenants import TenantResolver
@@ -42,21 +42,32 @@ def _random_object(rng: random.Random, i: int) -> dict[str, object]:
     return raw
 
 
+OPTIONS = {
+    "default": RenderOptions(),
+    "gotk": RenderOptions(gotk_compat=True),
+    "failing-limited": RenderOptions(gotk_compat=True, detail="failing", object_limit=11),
+    "limited": RenderOptions(object_limit=23),
+    "trimmed": RenderOptions(drop_info_labels=("revision", "url"), resource_labels=("team",),
+                             families=frozenset(exposition.FAMILY_NAMES) - {"fluxtenant_resource_state"}),
+}
+
+
 @pytest.mark.parametrize("block", [3, exposition.BLOCK])
-@pytest.mark.parametrize("gotk", [False, True])
+@pytest.mark.parametrize("options", list(OPTIONS.values()), ids=list(OPTIONS))
 @pytest.mark.parametrize("seed", range(6))
 def test_incremental_body_equals_a_full_render_after_any_changes(
-    seed: int, block: int, monkeypatch: pytest.MonkeyPatch, *, gotk: bool
+    seed: int, block: int, options: RenderOptions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Updates, deletes, new objects (which shift the order) and tenant relabels, in random batches: after each
     publish the body is byte-for-byte what a fresh renderer produces (with blocks so small that they split and
-    empty), and only the objects whose view changed are rendered again."""
+    empty), and only the objects whose view changed are rendered again; with every cardinality option too (the
+    object limit cuts inside a block)."""
     monkeypatch.setattr(exposition, "BLOCK", block)
     rng = random.Random(seed)
     store = Store(resolver=TenantResolver())
     for i in range(60):
         store.upsert(parse_object(_random_object(rng, i)))
-    renderer, cache = Renderer(gotk_compat=gotk), ViewCache()
+    renderer, cache = Renderer(options=options), ViewCache()
     renderer.render(build_view(store, now=time.time(), cache=cache), store)
     for _ in range(25):
         for _ in range(rng.choice([0, 1, 1, 2, 5, 20])):
@@ -71,7 +82,7 @@ def test_incremental_body_equals_a_full_render_after_any_changes(
         before = renderer.rendered_objects
         view = build_view(store, now=time.time(), cache=cache)
         body = renderer.render(view, store).body
-        expected = Renderer(gotk_compat=gotk).render(view, store).body
+        expected = Renderer(options=options).render(view, store).body
         assert body == expected
         if view.parent >= 0:
             assert renderer.rendered_objects - before <= len(view.changed)
