@@ -85,6 +85,42 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _type(node: dict[str, Any]) -> str:
+    types = node.get("type", "")
+    text = " or ".join(types) if isinstance(types, list) else str(types)
+    if "enum" in node:
+        text += ": " + ", ".join(str(v) for v in node["enum"] if v is not None)
+    if "enum" in node.get("items", {}):
+        text += " of " + ", ".join(node["items"]["enum"])
+    return text
+
+
+def values_table() -> str:
+    """The README's chart values table, from values.schema.json (types, descriptions) and values.yaml (defaults).
+
+    ``python tests/test_chart.py`` prints it.
+    """
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    rows = ["| value | type | default | what |", "|---|---|---|---|"]
+
+    def walk(node: dict[str, Any], path: str, default: Any) -> None:
+        if node.get("additionalProperties") is False and "properties" in node:
+            for key, child in node["properties"].items():
+                if key != "global":
+                    walk(child, f"{path}.{key}".lstrip("."), (default or {}).get(key))
+            return
+        rows.append(f"| `{path}` | {_type(node)} | `{json.dumps(default)}` | {node.get('description', '')} |")
+
+    walk(SCHEMA, "", defaults)
+    return "\n".join(rows) + "\n"
+
+
+def test_readme_values_table_is_the_schema() -> None:
+    """The README's values table is generated from the schema and values.yaml (every value, its type, default)."""
+    readme = (ROOT / "README.md").read_text()
+    assert values_table() in readme, "README chart values table is stale: paste `python tests/test_chart.py`"
+
+
 def helm_binary() -> str:
     result = subprocess.run(["bash", str(ROOT / "tools" / "gotool.sh"), "helm"], capture_output=True, text=True,
                             check=False)
@@ -339,3 +375,7 @@ async def test_helm_install_then_the_exporter_syncs_with_its_service_account(
     roles = await admin.request("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles",
                                 params={"labelSelector": "app.kubernetes.io/instance=fte"})
     assert roles["items"] == []
+
+
+if __name__ == "__main__":
+    sys.stdout.write(values_table())
