@@ -177,7 +177,7 @@ def tenant_detail() -> dict[str, Any]:
             hide=("Time", "Value #A", "Value #B", "Value #D"), tenant_link=False, unit="s"),
         _table("Root causes", [
             f"max by (kind, namespace, name, category, owner) (fluxtenant_resource_failure{{{T}, {C}}} "
-            f"* on ({OBJ}) group_left () fluxtenant_resource_root_cause{{{T}, {C}}} == 1)",
+            f"* on ({OBJ}) group_left () max by ({OBJ}) (fluxtenant_resource_root_cause{{{T}, {C}}}) == 1)",
         ], (0, 10, 12, 8), description="Failing objects that nothing else blocks: fix these first.",
             tenant_link=False),
         _table("Stuck", [
