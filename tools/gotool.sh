@@ -3,6 +3,7 @@
 #   tools/gotool.sh kustomize           -> sigs.k8s.io/kustomize/kustomize/v5
 #   tools/gotool.sh kube-state-metrics  -> k8s.io/kube-state-metrics/v2 (the benchmark's competitor)
 #   tools/gotool.sh helm                -> helm.sh/helm/v3 (chart lint/template/install tests)
+#   tools/gotool.sh registry            -> distribution's registry (an OCI registry on loopback for the chart)
 #   tools/gotool.sh prometheus-operator-crds -> folder with the ServiceMonitor/PrometheusRule CRDs of that release
 #                                               (and alertmanagerconfig/ with the AlertmanagerConfig CRD)
 #   tools/gotool.sh dashboard-validator -> tools/dashboard-validator (strict Grafana JSON with grafana-foundation-sdk)
@@ -11,6 +12,7 @@ declare -A PINS=(
     [kustomize]=sigs.k8s.io/kustomize/kustomize/v5@v5.8.2
     [kube-state-metrics]=k8s.io/kube-state-metrics/v2@v2.15.0  # keep in step with bench/ksm/go.mod
     [helm]=helm.sh/helm/v3/cmd/helm@v3.19.5
+    [registry]=github.com/distribution/distribution/v3/cmd/registry@v3.1.2  # local OCI registry (Flux installs the chart)
     [prometheus-operator-crds]=github.com/prometheus-operator/prometheus-operator@v0.85.0
     [dashboard-validator]=github.com/grafana/grafana-foundation-sdk/go@v0.0.22  # keep in step with its go.mod
 )
