@@ -21,7 +21,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ include "fte.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- /* helm-controller appends +<digest> to the version of a chart from an OCIRepository: not a label value */}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end -}}
 
 {{- define "fte.serviceAccountName" -}}
