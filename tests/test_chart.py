@@ -57,7 +57,7 @@ EVERYTHING: dict[str, Any] = {
         "dropInfoLabels": ["revision", "url"], "objectLimit": 1000000, "logFormat": "console", "logLevel": "debug",
     },
     "tenantMapping": {"tenants": {"shop": {"namespaces": ["team-a"], "patterns": ["^shop-.*$"]}}},
-    "extraArgs": ["--refresh-interval-is-not-a-flag-so-left-out"],
+    "extraArgs": ["--rediscover-interval=5m"],  # after config's 2m: the last one wins
     "replicas": 2,
     "rbac": {"namespaced": True},
     "nodeSelector": {"kubernetes.io/os": "linux"},
@@ -216,8 +216,7 @@ def test_template_with_every_value_set(helm: Any) -> None:
     rules = yaml.safe_load((CHART / "files" / "flux-tenant-exporter.rules.yaml").read_text())
     alert_names = [r["alert"] for g in rules["groups"] for r in g["rules"]]
     everything = template(helm, EVERYTHING)
-    args = [a for a in args_of(everything) if not a.startswith("--refresh-interval-is-not")]
-    settings = from_args(args)
+    settings = from_args(args_of(everything))
     assert settings.kinds == ("kustomization", "helmrelease")
     assert settings.tenant_label == "example.com/tenant"
     assert settings.thresholds.not_ready == 20 * 60
@@ -228,6 +227,8 @@ def test_template_with_every_value_set(helm: Any) -> None:
     assert settings.metrics_denylist == ("fluxtenant_resource_generation_lag",)
     assert settings.drop_info_labels == ("revision", "url")
     assert settings.object_limit == 1000000
+    assert settings.watch.rediscover_interval == 5 * 60  # extraArgs come last
+    assert settings.watch.inactivity_timeout == 3 * 60
     assert settings.tenant_mapping == Path("/etc/flux-tenant-exporter/tenant-mapping.yaml")
     mapping = next(o for o in everything if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("mapping"))
     assert yaml.safe_load(mapping["data"]["tenant-mapping.yaml"]) == EVERYTHING["tenantMapping"]
