@@ -24,3 +24,13 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
         assert size[who]["lag_p99_ms@20"] >= 0
     assert size["ours"]["tenants_p99_ms"] > 0
     assert (tmp_path / "results.csv").read_text().startswith("size,metric,ours,ksm,ratio")
+
+
+def test_sizes_script_measures_every_level() -> None:
+    """`bench/sizes.py` prints a body size for each level, and each lower level's body is smaller."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "sizes.py"), "--objects", "400"],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    sizes = {line.split()[0]: float(line.split()[1]) for line in result.stdout.splitlines()
+             if line.split() and line.split()[0] in {"all", "failing", "tenants"}}
+    assert sizes["all"] > sizes["failing"] > sizes["tenants"] > 0
