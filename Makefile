@@ -22,11 +22,12 @@ controlplane:
 controllers:
 	bash tools/fluxcontrollers/build.sh >/dev/null
 
-# kustomize and the prometheus-operator CRDs (deploy tests), helm (chart tests), kube-state-metrics (benchmark), the
-# dashboard validator (grafana-foundation-sdk), from the Go module proxy.
+# kustomize and the prometheus-operator CRDs (deploy tests), helm and an OCI registry (chart tests), kube-state-metrics
+# (benchmark), the dashboard validator (grafana-foundation-sdk), from the Go module proxy.
 gotools:
 	bash tools/gotool.sh kustomize >/dev/null
 	bash tools/gotool.sh helm >/dev/null
+	bash tools/gotool.sh registry >/dev/null
 	bash tools/gotool.sh prometheus-operator-crds >/dev/null
 	bash tools/gotool.sh kube-state-metrics >/dev/null
 	bash tools/gotool.sh dashboard-validator >/dev/null
