@@ -115,6 +115,7 @@ class Exporter:
         gc.disable()
         try:
             view = build_view(self.store, now=time.time(), cache=self.view_cache)
+            self.store.forget_changes(self.view_cache.seen_changes)  # the only reader of the change log
             exposition = self.renderer.render(view, self.store)
         finally:
             if collecting:
@@ -172,8 +173,11 @@ class Exporter:
     async def _publisher(self) -> None:
         sync_deadline = time.monotonic() + INITIAL_SYNC_GRACE
         while True:
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives while the event is
+            # already set (most of the time under churn), and stop() would then wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.store.changed.wait(), timeout=self.settings.refresh_interval)
+                async with asyncio.timeout(self.settings.refresh_interval):
+                    await self.store.changed.wait()
             # Until every kind listed once (or the grace period is over), derive without exposing.
             self.publish(expose=self._ready or time.monotonic() >= sync_deadline)
             async with self._publish_cond:

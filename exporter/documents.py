@@ -69,7 +69,9 @@ def timestamp(value: float | None) -> str | None:
     """Epoch seconds as RFC 3339 UTC, or None."""
     if value is None:
         return None
-    return datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = datetime.datetime.fromtimestamp(value, datetime.UTC)
+    # Not strftime("%Y"): glibc writes year 1 (Go's zero time, which Flux may write) as "1", not "0001".
+    return f"{when.year:04d}-{when:%m-%dT%H:%M:%S}Z"
 
 
 def resource_doc(res: ResourceView) -> dict[str, Any]:

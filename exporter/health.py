@@ -23,6 +23,15 @@ class KindHealth:
     settled: bool = False
     #: scopes (namespaces, "*" for cluster-wide) whose first list has not finished yet
     pending: set[str] = field(default_factory=set)
+    #: scopes (and "discovery") whose last request to the API server failed (connection, timeout, 401, 429, 5xx)
+    disconnected: set[str] = field(default_factory=lambda: {"discovery"})
+    #: Unix time of the last answer from the API server for this kind (list page, watch start, event, bookmark)
+    last_contact: float | None = None
+
+    @property
+    def connected(self) -> bool:
+        """The API server answers every request for this kind; False means what is served may be stale."""
+        return not self.disconnected
 
 
 class SelfMetrics:
@@ -46,8 +55,14 @@ class SelfMetrics:
                                 ["kind"], registry=registry)
         self.last_sync = Gauge(p + "last_sync_timestamp_seconds", "Unix time the last full list of a kind finished.",
                                ["kind"], registry=registry)
-        self.synced = Gauge(p + "kind_synced", "1 if the kind's initial list finished and its watch runs.", ["kind"],
-                            registry=registry)
+        self.synced = Gauge(p + "kind_synced", "1 if the kind's objects were listed (see kind_connected for whether "
+                            "they are current).", ["kind"], registry=registry)
+        self.connected = Gauge(p + "kind_connected", "1 while the API server answers the kind's list/watch requests; 0 "
+                               "during an outage (connection, timeout, 401, 429, 5xx): metrics are stale.", ["kind"],
+                               registry=registry)
+        self.last_contact = Gauge(p + "last_contact_timestamp_seconds", "Unix time of the last answer from the API "
+                                  "server for the kind (list page, watch start, event, bookmark).", ["kind"],
+                                  registry=registry)
         self.absent = Gauge(p + "kind_absent", "1 if the kind's CRD is not installed (re-discovered periodically).",
                             ["kind"], registry=registry)
         self.forbidden = Gauge(p + "kind_forbidden", "1 if the exporter's identity may not list or watch the kind.",
@@ -89,3 +104,10 @@ class SelfMetrics:
         self.synced.labels(health.kind).set(1 if health.status == "synced" else 0)
         self.absent.labels(health.kind).set(1 if health.status == "absent" else 0)
         self.forbidden.labels(health.kind).set(1 if health.status == "forbidden" else 0)
+        self.kind_contact(health)
+
+    def kind_contact(self, health: KindHealth) -> None:
+        """Reflect whether the kind's requests reach the API server, and when one last did."""
+        self.connected.labels(health.kind).set(1 if health.connected else 0)
+        if health.last_contact is not None:
+            self.last_contact.labels(health.kind).set(health.last_contact)

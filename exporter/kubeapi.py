@@ -49,29 +49,38 @@ class ApiError(Exception):
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
+class EmptyTokenFileError(OSError):
+    """The token file exists but holds no token (yet): ``kubectl create token ... > file`` is still writing."""
+
+
 class TokenFile:
-    """A bearer token read from a file, and read again whenever the file changes (rotation)."""
+    """A bearer token read from a file, and read again whenever the file changes (rotation).
+
+    The kubelet rotates a projected token by swapping the ``..data`` symlink; a person may rewrite the file in
+    place, which leaves it empty for a moment. Until the file holds a token again, the last good one is used (and
+    the file is read again on the next request).
+    """
 
     def __init__(self, path: Path) -> None:
-        """Read ``path`` now; a missing or empty file is an error."""
+        """Read ``path`` now; a missing or empty file is an error (there is no previous token to keep)."""
         self.path = path
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._token = ""
         self._reload()
 
     def _reload(self) -> None:
-        stat = self.path.stat()
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        stat = self.path.stat()  # follows the ..data symlink
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         if stamp != self._stamp:
             token = self.path.read_text().strip()
             if not token:
                 msg = f"the token file {self.path} is empty"
-                raise RuntimeError(msg)
+                raise EmptyTokenFileError(msg)
             self._token, self._stamp = token, stamp
 
     async def get_api_key_with_prefix(self, _identifier: str) -> str:
         """``Bearer <token>``, re-reading the file if it changed (the same call kubernetes-asyncio makes)."""
-        with contextlib.suppress(OSError):  # mid-rotation: keep the last good token
+        with contextlib.suppress(OSError):  # mid-rotation (missing, unreadable or empty): keep the last good token
             self._reload()
         return f"Bearer {self._token}"
 

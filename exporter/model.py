@@ -18,6 +18,7 @@ from exporter import wire
 from exporter.durations import parse_duration
 from exporter.kinds import FLUX_KINDS, FluxKind, by_kind
 from exporter.vocabulary import ConditionStatus
+from exporter.redact import redact
 from exporter.wire import MalformedObject
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
@@ -32,8 +33,6 @@ KEPT_CONDITIONS = frozenset(
     }
 )
 MAX_MESSAGE = 4096
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-_TOKEN_LIKE = re.compile(r"(?i)(token|password|passwd|secret|authorization)([=:]\s*)(\S+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,19 +141,6 @@ def parse_time(value: Any) -> float | None:
         return datetime.datetime.fromisoformat(value).timestamp()
     except ValueError:
         return None
-
-
-_SECRET_WORDS = ("token", "passw", "secret", "authorization")
-
-
-def redact(text: str) -> str:
-    """Remove credentials from URLs (``https://user:pw@host`` -> ``https://***@host``) and token-like pairs."""
-    if "@" in text and "://" in text:
-        text = _CREDENTIALS.sub(r"\g<scheme>***@", text)
-    lowered = text.lower()
-    if any(word in lowered for word in _SECRET_WORDS):
-        text = _TOKEN_LIKE.sub(r"\1\2***", text)
-    return text
 
 
 def truncate(text: str, limit: int = 1024) -> str:

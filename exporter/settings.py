@@ -57,7 +57,7 @@ class WatchSettings:
     inactivity_timeout: float = 120.0
     backoff_initial: float = 0.8
     backoff_max: float = 30.0
-    #: a run this long without errors resets the backoff
+    #: a run this long without errors resets the backoff (so does a successful list or watch request)
     backoff_reset_after: float = 120.0
     #: how often an absent CRD is looked for again
     rediscover_interval: float = 60.0

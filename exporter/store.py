@@ -88,6 +88,16 @@ class Store:
         """How many object changes were recorded so far."""
         return self.changes_base + len(self.changes)
 
+    def forget_changes(self, count: int) -> None:
+        """Drop the first ``count`` changes: the reader (the publisher) has derived them.
+
+        The log then holds only what is still unread; CHANGES_KEPT bounds it if nobody reads.
+        """
+        drop = min(count - self.changes_base, len(self.changes))
+        if drop > 0:
+            del self.changes[:drop]
+            self.changes_base += drop
+
     def changes_since(self, count: int) -> list[Key] | None:
         """The keys changed after the first ``count`` changes; None if some of them were dropped."""
         if count < self.changes_base:

@@ -314,7 +314,7 @@ def _resource(
         violations=violations(obj, tenant, tenant_of),
         revision=obj.artifact_revision if obj.kind in SOURCE_KINDS else obj.applied_revision,
         suspended=obj.suspended,
-        generation_lag=max(0, obj.generation - obj.observed_generation) if obj.observed_generation is not None else 0,
+        generation_lag=_generation_lag(obj),
         last_success=last_success(obj, verdict.state, verdict.since),
         source_drift_since=source_drift,
         attempt_drift_since=attempt_drift,
@@ -324,3 +324,10 @@ def _resource(
         url=obj.url,
         labels=obj.labels,
     )
+
+
+def _generation_lag(obj: FluxObject) -> int:
+    """Generations the controller has not observed; observedGeneration -1 (never reconciled) counts as 0."""
+    if obj.observed_generation is None:
+        return 0
+    return max(0, obj.generation - max(0, obj.observed_generation))

@@ -10,7 +10,8 @@ Three levels, as in kopf's watching module:
   list's resourceVersion with bookmarks and a random server timeout of 5-10 minutes. A 410 (HTTP status
   or an ERROR event inside the stream) relists; connection errors, 429 (Retry-After honoured), 5xx and
   a stalled stream (client-side inactivity watchdog) retry the watch from the same resourceVersion
-  without relisting. Errors back off exponentially with jitter (0.8 s to 30 s).
+  without relisting. Errors back off exponentially with jitter (0.8 s to 30 s); the first successful list or
+  watch request resets the backoff, so a second outage starts again from 0.8 s.
 * ``Reflector._watch`` is one streaming request; each line is decoded by ``wire`` (typed, used fields only) and
   projected at once into a slim record (``model``); a malformed line or object is counted, logged and skipped.
 
@@ -35,6 +36,7 @@ from exporter.kinds import NAMESPACE, FluxKind
 from exporter.kubeapi import OVERSIZED, ApiError, KubeClient
 from exporter.model import NamespaceInfo, project, project_namespace
 from exporter.settings import WatchSettings
+from exporter.redact import redact
 from exporter.store import Store
 from exporter.vocabulary import OBJECT_EVENTS
 from exporter.wire import MalformedObject
@@ -80,6 +82,10 @@ class Backoff:
         self.attempt += 1
         jitter: float = random.uniform(0, base / 2)  # noqa: S311 - jitter, not crypto
         return base / 2 + jitter
+
+    def reset(self) -> None:
+        """A request succeeded: the next failure waits the initial delay again."""
+        self.attempt = 0
 
 
 class Sink(Protocol):
@@ -267,6 +273,10 @@ class Reflector:
             params["labelSelector"] = self.settings.label_selector
         return params
 
+    def _contact(self, *, ok: bool) -> None:
+        """Record whether the API server answered this scope's last request (staleness metrics, /readyz)."""
+        record_contact(self.health, self.metrics, self.scope, ok=ok)
+
     def _set_status(self, status: Any, message: str = "") -> None:
         self.health.pending.discard(self.scope)
         changed = self.health.status != status or (not self.health.settled and not self.health.pending)
@@ -297,6 +307,8 @@ class Reflector:
                 self.log.info("watch_relist", reason=str(err))
                 self.rv, relist_reason = None, "gone"
             except ApiError as err:
+                # 410, 403 and 404 are the server's authoritative answers; the rest mean it cannot serve us now.
+                self._contact(ok=err.status in {HTTP_GONE, HTTP_FORBIDDEN, HTTP_NOT_FOUND})
                 self.rv, relist_reason = await self._on_api_error(err, self.rv, relist_reason)
             except MalformedObject as err:
                 delay = self.backoff.next_delay()
@@ -306,6 +318,7 @@ class Reflector:
                 await self.sleep(delay)
             except (aiohttp.ClientError, OSError, TimeoutError) as err:
                 # Connection refused/reset, DNS, TLS, stalled stream: retry from the last resourceVersion seen.
+                self._contact(ok=False)
                 delay = self.backoff.next_delay()
                 self.log.warning("watch_connection_error", error=repr(err), retry_in=round(delay, 2))
                 await self.sleep(delay)
@@ -323,7 +336,7 @@ class Reflector:
             await self.sleep(delay)
             return rv, reason
         if err.status == HTTP_FORBIDDEN:
-            self._set_status("forbidden", err.message)
+            self._set_status("forbidden", redact(err.message))
             self.sink.replace(self.namespace, [])
             delay = self.settings.backoff_max
             self.log.error("kind_forbidden", error=err.message, retry_in=delay)
@@ -354,6 +367,7 @@ class Reflector:
                         self.metrics.list_requests.labels(self.kind.kind, result).inc()
                         raise
                     self.metrics.list_requests.labels(self.kind.kind, "success").inc()
+                    self._contact(ok=True)
                     parsed, bad, rv, cont = self.sink.parse(body)
                     del body  # only one raw page is alive at a time
                     self.sink.add(self.namespace, parsed)
@@ -371,6 +385,7 @@ class Reflector:
             self.sink.finish(self.namespace)
             if malformed:
                 self.metrics.malformed.labels(self.kind.kind).inc(malformed)
+            self.backoff.reset()
             self.metrics.last_sync.labels(self.kind.kind).set(time.time())
             self.log.info("list_done", objects=listed, resource_version=rv)
             return rv
@@ -392,8 +407,12 @@ class Reflector:
             async with self.client.stream(
                 self.path, params=params, inactivity_timeout=self.settings.inactivity_timeout
             ) as lines:
+                self.backoff.reset()  # the server accepted the watch: connected again
+                self._contact(ok=True)
                 async for line in lines:
                     self.rv = self._handle_line(line, self.rv)
+                    self.health.last_contact = now = time.time()
+                    self.metrics.last_contact.labels(kind).set(now)
         except Gone:
             result = "gone"
             raise
@@ -421,7 +440,7 @@ class Reflector:
             event = wire.EVENTS.decode(line)
         except wire.DecodeError as err:
             self.metrics.malformed.labels(kind).inc()
-            self.log.warning("event_malformed", error=str(err), line=line[:200].decode(errors="replace"))
+            self.log.warning("event_malformed", error=str(err), line=redact(line[:200].decode(errors="replace")))
             return rv
         event_type = event.type
         self.metrics.events.labels(kind, event_type).inc()
@@ -445,6 +464,22 @@ class Reflector:
             self.metrics.malformed.labels(kind).inc()
             self.log.warning("object_malformed", error=str(err), object=wire.describe(event.object))
             return wire.resource_version(event.object) or rv
+
+
+def record_contact(health: KindHealth, metrics: SelfMetrics, scope: str, *, ok: bool) -> None:
+    """Whether the API server answered ``scope``'s last request ("discovery", or a reflector's namespace)."""
+    was = health.connected
+    if ok:
+        health.disconnected.discard(scope)
+        health.last_contact = time.time()
+    else:
+        health.disconnected.add(scope)
+    metrics.kind_contact(health)
+    if was != health.connected:
+        if ok:
+            log.info("kind_connected", kind=health.kind, scope=scope)
+        else:
+            log.warning("kind_disconnected", kind=health.kind, scope=scope, hint="serving the last known state")
 
 
 async def discover_version(client: KubeClient, kind: FluxKind) -> str | None:
@@ -486,14 +521,18 @@ async def watch_kind(
         try:
             version = await discover_version(client, kind)
         except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as err:
+            record_contact(health, metrics, "discovery", ok=False)
             delay = backoff.next_delay()
             klog.warning("discovery_failed", error=str(err), retry_in=round(delay, 2))
             await sleep(delay)
             continue
+        backoff.reset()
+        record_contact(health, metrics, "discovery", ok=True)
         if version is None:
             if health.status != "absent":
                 klog.warning("kind_absent", hint="its CRD is not installed; looking again periodically")
             sink.replace(None, [])
+            health.disconnected.clear()  # discovery answered; there is nothing else to reach
             health.version = None
             health.status, health.settled = "absent", True
             metrics.kind_status(health)
@@ -507,6 +546,7 @@ async def watch_kind(
         klog.info("kind_discovered", version=version)
         scopes: Sequence[str | None] = list(namespaces) if namespaces and kind is not NAMESPACE else [None]
         health.pending = {scope or "*" for scope in scopes}
+        health.disconnected |= health.pending  # connected once each scope's list is answered
         try:
             async with asyncio.TaskGroup() as group:
                 for scope in scopes:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import itertools
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
@@ -27,7 +26,8 @@ from exporter.published import View
 from exporter.vocabulary import TENANT_STATUSES
 
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
-_TENANT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+#: tenant names come from label values (up to 63 characters), mapping keys and namespace names (up to 253)
+_MAX_TENANT_NAME = 253
 
 
 class Published(Protocol):
@@ -94,10 +94,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 once every enabled kind finished its initial list (or was found absent or forbidden)."""
+    """200 once every enabled kind finished its initial list (or was found absent or forbidden).
+
+    Deliberately stays 200 when the API server becomes unreachable later: the last known state is still the best
+    answer, and an unready pod would lose its scrapes too. Staleness is shown instead: per kind ``connected`` and
+    ``last_contact`` here, ``fluxtenant_exporter_kind_connected`` and ``..._last_contact_timestamp_seconds`` in
+    /metrics, and the FluxTenantExporterDisconnected alert.
+    """
     state = request.app[STATE]
     kinds = {
-        k: {"status": h.status, "version": h.version, "message": h.message} for k, h in sorted(state.kinds.items())
+        k: {"status": h.status, "version": h.version, "message": h.message, "connected": h.connected,
+            "last_contact": timestamp(h.last_contact)}
+        for k, h in sorted(state.kinds.items())
     }
     if state.ready():
         return _json({"status": "ready", "kinds": kinds})
@@ -143,9 +151,7 @@ def _tenants_body(view: View, cache: dict[str, object]) -> bytes:
 
 async def tenant(request: web.Request) -> web.Response:
     """One tenant, with all its resources."""
-    name = request.match_info["name"]
-    if not _TENANT_NAME.match(name):
-        return _error(400, "a tenant name is a lower-case DNS name (letters, digits, '-', '.'), up to 253 characters")
+    name = request.match_info["name"]  # percent-decoded: any name /tenants lists can be asked for
     try:
         filters = _filters(request)
     except FilterError as err:
@@ -153,6 +159,8 @@ async def tenant(request: web.Request) -> web.Response:
     view = request.app[STATE].view
     found = view.tenants.get(name)
     if found is None:
+        if len(name) > _MAX_TENANT_NAME:
+            return _error(400, f"a tenant name is at most {_MAX_TENANT_NAME} characters")
         return _error(404, f"no tenant {name!r}; GET /tenants lists them")
     doc = tenant_doc(found, filters, with_resources=True)
     doc["generated_at"] = timestamp(view.generated_at)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from exporter.durations import parse_duration
-from exporter.model import parse_namespace, parse_object, parse_time, redact
+from exporter.model import parse_namespace, parse_object, parse_time
+from exporter.redact import redact
 from exporter.wire import MalformedObject
 from testbed import fleet
 

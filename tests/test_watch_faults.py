@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,3 +272,46 @@ def test_api_error_travels_through_context_managers() -> None:
     with pytest.raises(ApiError) as info, scope():
         raise ApiError(403, "Forbidden", "no", retry_after=None)
     assert (info.value.status, info.value.reason, str(info.value)) == (403, "Forbidden", "403 Forbidden: no")
+
+
+async def test_a_successful_reconnect_resets_the_backoff(fake: tuple[Script, KubeClient]) -> None:
+    """After an outage the first successful list resets the backoff: a second, short outage starts again from
+    the initial delay instead of where the first one left off."""
+    script, client = fake
+    failure: tuple[str, int, Any, dict[str, str]] = ("json", 503, {"kind": "Status", "code": 503}, {})
+    script.responses += [failure] * 4 + [listing("5", repo("a", "5")), watch(), failure, failure]
+    ref, store, _, sleeps = make(client, backoff_initial=0.8, backoff_max=30)
+    await ref.run(iterations=7)
+    assert set(store.objects) == {("GitRepository", "ns", "a")}
+    assert len(sleeps) == 6
+    first_outage, second_outage = sleeps[:4], sleeps[4:]
+    assert first_outage[-1] >= 3.2  # 0.8, 1.6, 3.2, 6.4 (each in [base/2, base])
+    assert 0.4 <= second_outage[0] <= 0.8
+    assert 0.8 <= second_outage[1] <= 1.6
+
+
+async def test_an_outage_is_visible_as_disconnected_with_the_last_contact_time(
+    fake: tuple[Script, KubeClient],
+) -> None:
+    """While requests fail (5xx, 401, a refused connection), ``kind_connected`` is 0 and ``last_contact`` keeps the
+    time of the last answer; ``kind_synced`` stays 1 (the last known state is served). The first answer again sets
+    ``kind_connected`` back to 1."""
+    script, client = fake
+    unauthorized: tuple[str, int, Any, dict[str, str]] = ("json", 401, {"kind": "Status", "code": 401}, {})
+    script.responses += [listing("5", repo("a", "5")), watch(), unauthorized, ("json", 500, {}, {})]
+    ref, _, metrics, _ = make(client)
+    ref.health.disconnected = {"*"}
+    before = time.time()
+    await ref.run(iterations=2)  # list + watch (closed), then the 401
+    assert value(metrics, "fluxtenant_exporter_kind_connected") == 0
+    assert value(metrics, "fluxtenant_exporter_kind_synced") == 1
+    contact = value(metrics, "fluxtenant_exporter_last_contact_timestamp_seconds")
+    assert before <= contact <= time.time()
+    assert ref.health.last_contact == contact
+    await ref.run(iterations=1)  # rv is reset by run(): a fresh list, which fails with 500
+    assert value(metrics, "fluxtenant_exporter_kind_connected") == 0
+    assert value(metrics, "fluxtenant_exporter_last_contact_timestamp_seconds") == contact
+    script.responses += [listing("6", repo("a", "6")), watch()]
+    await ref.run(iterations=1)
+    assert value(metrics, "fluxtenant_exporter_kind_connected") == 1
+    assert value(metrics, "fluxtenant_exporter_last_contact_timestamp_seconds") > contact

@@ -1,0 +1,170 @@
+"""Regression tests of failures found by putting the exporter through faults (issue 13), the fast ones: no API
+server needed (the fault matrix on the real control plane is tests/test_fault_matrix.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from exporter.app import Exporter
+from exporter.documents import resource_doc, timestamp
+from exporter.kubeapi import KubeClient, TokenFile
+from exporter.model import NamespaceInfo, parse_namespace, parse_object, parse_time
+from exporter.settings import Settings
+from exporter.store import CHANGES_KEPT, Store
+from exporter.tenants import TenantMapping, TenantResolver
+from exporter.view import ViewCache, build_view
+from exporter.web import create_app
+from testbed import fleet
+
+
+def offline_exporter(**overrides: object) -> Exporter:
+    """An Exporter that is never started: its publisher and web app run against its own store."""
+    settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.0, **overrides)  # type: ignore[arg-type]
+    return Exporter(settings, KubeClient(host="https://127.0.0.1:1", ssl_context=False))
+
+
+async def test_cancelling_the_publisher_while_changes_are_pending_always_ends_it() -> None:
+    """A cancellation that arrives while the store's change event is already set (a list or churn in progress)
+    ends the publisher at once. ``asyncio.wait_for`` on Python 3.11 swallowed exactly this one, and SIGTERM then
+    hung until the pod's grace period ran out. Every early point of the publisher's loop is tried."""
+    for steps in range(8):
+        exporter = offline_exporter()
+        exporter.store.changed.set()
+        task = asyncio.create_task(exporter._publisher())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=2)
+        assert task in done, f"the publisher ignored a cancellation {steps} loop steps after starting"
+        assert task.cancelled()
+
+
+async def test_an_empty_token_file_keeps_the_last_good_token(tmp_path: Path) -> None:
+    """``kubectl create token ... > file`` leaves the file empty for a moment: requests meanwhile use the last good
+    token (no exception reaches the watchers), and the new token is used as soon as it is written."""
+    path = tmp_path / "token"
+    path.write_text("first-token\n")
+    source = TokenFile(path)
+    assert await source.get_api_key_with_prefix("BearerToken") == "Bearer first-token"
+    path.write_text("")
+    assert await source.get_api_key_with_prefix("BearerToken") == "Bearer first-token"
+    path.unlink()
+    assert await source.get_api_key_with_prefix("BearerToken") == "Bearer first-token"
+    path.write_text("second-token")
+    assert await source.get_api_key_with_prefix("BearerToken") == "Bearer second-token"
+
+
+async def test_a_kubelet_style_symlink_swap_is_followed(tmp_path: Path) -> None:
+    """The kubelet writes a new ``..timestamp`` directory and swaps the ``..data`` symlink; ``token`` is a symlink
+    to ``..data/token``. The new token is read even if it has the same size and modification time."""
+    root = tmp_path / "sa"
+    root.mkdir()
+    first, second = root / "..2026_01_01_a", root / "..2026_01_01_b"
+    for folder, token in ((first, "token-aaaa"), (second, "token-bbbb")):
+        folder.mkdir()
+        (folder / "token").write_text(token)
+    stat = (first / "token").stat()
+    os.utime(second / "token", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    (root / "..data").symlink_to(first.name)
+    (root / "token").symlink_to("..data/token")
+    source = TokenFile(root / "token")
+    assert await source.get_api_key_with_prefix("x") == "Bearer token-aaaa"
+    (root / "..data_tmp").symlink_to(second.name)
+    (root / "..data_tmp").replace(root / "..data")
+    assert await source.get_api_key_with_prefix("x") == "Bearer token-bbbb"
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[Exporter, str]]:
+    exporter = offline_exporter()
+    runner = web.AppRunner(create_app(exporter))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield exporter, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_every_tenant_listed_by_tenants_can_be_fetched(served: tuple[Exporter, str]) -> None:
+    """Tenant names come from label values (``Team_A.x``), mapping keys (``Team A``) and namespace names: whatever
+    /tenants lists, /tenants/{name} (percent-encoded) answers 200 with that tenant; an unknown one is a 404."""
+    exporter, base = served
+    store = exporter.store
+    store.resolver = type(store.resolver)(mapping=TenantMapping.parse({"tenants": {"Team A": {"namespaces": ["a"]}}}))
+    store.upsert_namespace(parse_object_ns("b", "Team_A.x"))
+    for namespace in ("a", "b", "c"):
+        store.upsert(parse_object(fleet.gitrepository(namespace, "repo")))
+    exporter.publish()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base + "/tenants") as resp:
+            listed = [t["name"] for t in (await resp.json())["tenants"]]
+        assert sorted(listed) == ["Team A", "Team_A.x", "c"]
+        for name in listed:
+            async with session.get(base + "/tenants/" + urllib.parse.quote(name, safe="")) as resp:
+                assert resp.status == 200, name
+                assert (await resp.json())["name"] == name
+        async with session.get(base + "/tenants/nobody") as resp:
+            assert resp.status == 404
+
+
+def parse_object_ns(name: str, tenant: str) -> NamespaceInfo:
+    return parse_namespace(fleet.namespace(name, tenant=tenant), "toolkit.fluxcd.io/tenant")
+
+
+def test_year_one_timestamps_are_rfc3339() -> None:
+    """Go's zero time (year 1), which a status may carry, is served as 0001-01-01T00:00:00Z."""
+    assert timestamp(parse_time("0001-01-01T00:00:00Z")) == "0001-01-01T00:00:00Z"
+    assert timestamp(parse_time("2026-03-04T05:06:07Z")) == "2026-03-04T05:06:07Z"
+    raw = fleet.kustomization("t", "app")
+    raw["status"] = fleet.failed_status("ArtifactFailed", "Source artifact not found")
+    raw["status"]["conditions"][0]["lastTransitionTime"] = "0001-01-01T00:00:00Z"
+    store = Store(resolver=TenantResolver())
+    store.upsert(parse_object(raw))
+    doc = resource_doc(build_view(store, now=time.time()).resources[0])
+    assert doc["since"] == "0001-01-01T00:00:00Z"
+
+
+def test_a_never_reconciled_object_has_no_generation_lag_of_two() -> None:
+    """observedGeneration -1 (what the controllers write before the first success) is one unobserved generation
+    for generation 1, not two; a current object has none."""
+    store = Store(resolver=TenantResolver())
+    for name, generation, observed in (("new", 1, -1), ("current", 3, 3), ("behind", 5, 3)):
+        raw = fleet.kustomization("t", name)
+        raw["metadata"]["generation"] = generation
+        raw["status"] = fleet.failed_status("ArtifactFailed", "Source artifact not found", generation=generation)
+        raw["status"]["observedGeneration"] = observed
+        store.upsert(parse_object(raw))
+    lags = {r.name: r.generation_lag for r in build_view(store, now=time.time()).resources}
+    assert lags == {"new": 1, "current": 0, "behind": 2}
+
+
+def test_the_change_log_is_trimmed_to_what_the_publisher_has_not_read() -> None:
+    """Under churn the store's change log holds only changes the publisher has not derived yet, not up to
+    CHANGES_KEPT keys; the next publish is still incremental and correct."""
+    store = Store(resolver=TenantResolver())
+    cache = ViewCache()
+    for round_ in range(5):
+        for i in range(2000):
+            raw = fleet.gitrepository("t", f"repo-{i}")
+            raw["status"] = fleet.failed_status("GitOperationFailed", f"round {round_}")
+            store.upsert(parse_object(raw))
+        view = build_view(store, now=time.time(), cache=cache)
+        store.forget_changes(cache.seen_changes)
+        assert len(store.changes) == 0
+        assert {r.message for r in view.resources} == {f"round {round_}"}
+    derived_before = cache.derived
+    raw = fleet.gitrepository("t", "repo-7")
+    store.upsert(parse_object(raw))
+    build_view(store, now=time.time(), cache=cache)
+    assert cache.derived - derived_before == 1  # incremental: only the changed object
+    assert CHANGES_KEPT > 2000
