@@ -10,15 +10,14 @@ watcher counts, logs and skips those.
 from __future__ import annotations
 
 import datetime
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from exporter import wire
 from exporter.durations import parse_duration
 from exporter.kinds import FLUX_KINDS, FluxKind, by_kind
-from exporter.vocabulary import ConditionStatus
 from exporter.redact import redact
+from exporter.vocabulary import ConditionStatus
 from exporter.wire import MalformedObject
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"

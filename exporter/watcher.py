@@ -35,8 +35,8 @@ from exporter.health import KindHealth, SelfMetrics
 from exporter.kinds import NAMESPACE, FluxKind
 from exporter.kubeapi import OVERSIZED, ApiError, KubeClient
 from exporter.model import NamespaceInfo, project, project_namespace
-from exporter.settings import WatchSettings
 from exporter.redact import redact
+from exporter.settings import WatchSettings
 from exporter.store import Store
 from exporter.vocabulary import OBJECT_EVENTS
 from exporter.wire import MalformedObject
