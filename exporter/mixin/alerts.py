@@ -36,6 +36,8 @@ class AlertDurations:
     drift_for: str = "10m"
     exporter_down_for: str = "5m"
     kind_not_synced_for: str = "15m"
+    #: how long a kind's API server requests may keep failing (metrics frozen at the last contact) before warning
+    disconnected_for: str = "5m"
     watch_errors_per_15m: int = 5
     watch_errors_for: str = "15m"
     no_events_seconds: int = 3600
@@ -255,6 +257,16 @@ def rule_groups(t: AlertDurations) -> dict[str, Any]:
             "flux-tenant-exporter is not watching {{ $labels.kind }}",
             "{{ $labels.kind }} is neither synced nor absent (forbidden, or the API server keeps failing): its "
             "objects are missing from metrics. Check the exporter's RBAC and logs.",
+            t=t, owner="platform", dashboard="flux-tenant-exporter",
+        ),
+        _alert(
+            "FluxTenantExporterDisconnected",
+            "max by (kind) (fluxtenant_exporter_kind_connected == 0)",
+            t.disconnected_for, "warning",
+            "flux-tenant-exporter cannot reach the API server for {{ $labels.kind }}",
+            f"Every list/watch request for {{{{ $labels.kind }}}} has failed for at least {t.disconnected_for} "
+            "(connection refused or timed out, 401, 429 or 5xx): its metrics and /tenants show the state of the "
+            "last contact (fluxtenant_exporter_last_contact_timestamp_seconds) and new failures are not detected.",
             t=t, owner="platform", dashboard="flux-tenant-exporter",
         ),
         _alert(

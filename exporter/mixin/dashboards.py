@@ -212,10 +212,12 @@ def exporter_health() -> dict[str, Any]:
     panels = [
         _table("Kinds", [
             f"max by (kind) (fluxtenant_exporter_kind_synced{{{C}}})",
+            f"min by (kind) (fluxtenant_exporter_kind_connected{{{C}}})",
             f"max by (kind) (fluxtenant_exporter_kind_absent{{{C}}})",
             f"max by (kind) (fluxtenant_exporter_kind_forbidden{{{C}}})",
             f"max by (kind) (fluxtenant_exporter_objects{{{C}}})",
-        ], (0, 0, 12, 8), description="Synced, absent (CRD not installed), forbidden (RBAC), objects.",
+        ], (0, 0, 12, 8), description="Synced, connected (0: API server unreachable, data stale), absent (CRD not "
+            "installed), forbidden (RBAC), objects.",
             tenant_link=False, unit="short"),
         _panel("timeseries", "Seconds since the last event or bookmark",
                [_target(f"time() - max by (kind) (fluxtenant_exporter_last_event_timestamp_seconds{{{C}}})",
