@@ -327,8 +327,13 @@ class ControlPlane:
         self._procs.remove(proc)
         self._apiserver = None
 
-    def start_apiserver(self, *, timeout: float = 60) -> None:
-        """Start kube-apiserver again on the same port (after ``kill_apiserver``) and wait until it is ready."""
+    def start_apiserver(self, *, timeout: float = 60, wait: bool = True) -> None:
+        """Start kube-apiserver again on the same port (after ``kill_apiserver``) and wait until it is ready.
+
+        Call it from a thread that outlives the server (not from ``asyncio.to_thread``): the process is killed when
+        the thread that started it ends (PR_SET_PDEATHSIG). With ``wait=False`` it returns once the process runs;
+        ``wait_ready`` (which may run in any thread) waits for it.
+        """
         if self._apiserver is not None and self._apiserver.poll() is None:
             return
         deadline = time.monotonic() + timeout
@@ -343,7 +348,12 @@ class ControlPlane:
                         raise
             time.sleep(0.05)
         self._start_apiserver()
-        self._wait_ready(deadline=deadline)
+        if wait:
+            self._wait_ready(deadline=deadline)
+
+    def wait_ready(self, *, timeout: float = 60) -> None:
+        """Wait until the API server answers /readyz; raises ControlPlaneError if a process exits or time runs out."""
+        self._wait_ready(deadline=time.monotonic() + timeout)
 
     def delete_crds(self, files: tuple[Path, ...] | list[Path], *, timeout: float = 60) -> None:
         """Delete CRDs (their objects go with them) and wait until the API server no longer serves them."""
