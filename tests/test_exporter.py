@@ -154,8 +154,8 @@ async def test_label_selector_follows_flux_sharding(
 async def test_http_api_errors_filters_and_gzip(
     admin: KubeClient, namespace: str, start_exporter: StartExporter
 ) -> None:
-    """Filters narrow the resources; bad filters are 400 and unknown tenants 404, as JSON; gzip when asked; the
-    streamed /metrics has an exact Content-Length and no body for HEAD."""
+    """Filters narrow the resources; bad filters and overlong names are 400 and unknown tenants 404, as JSON; gzip
+    when asked; the streamed /metrics has an exact Content-Length and no body for HEAD."""
     await fleet.create(admin, fleet.kustomization(namespace, "bad"),
                        status=fleet.failed_status("BuildFailed", "kustomize build failed: yaml: line 1"))
     await fleet.create(admin, fleet.kustomization(namespace, "good"), status=fleet.ready_status("Kustomization"))
@@ -172,6 +172,8 @@ async def test_http_api_errors_filters_and_gzip(
     status, doc = await get_json(exporter, "/tenants/no-such-tenant")
     assert status == 404
     status, doc = await get_json(exporter, "/tenants/Not_A_Name")
+    assert status == 404  # any name may be a tenant's (label values, mapping keys): unknown, not invalid
+    status, doc = await get_json(exporter, "/tenants/" + "x" * 254)
     assert status == 400
     status, doc = await get_json(exporter, "/nothing-here")
     assert status == 404

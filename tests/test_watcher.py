@@ -100,7 +100,8 @@ async def test_deleted_while_disconnected_is_gone_after_the_410_relist(
     try:
         await until(store, lambda: names(store, namespace) == {"keep", "drop"})
         gated.hold = True  # the next watch (after the 1 s server timeout) waits at the gate
-        await asyncio.wait_for(gated.waiting.wait(), 20)
+        async with asyncio.timeout(20):  # not wait_for: it can swallow a cancellation on Python 3.11
+            await gated.waiting.wait()
         await fleet.delete(admin, fleet.gitrepository(namespace, "drop"))
         await fleet.create(admin, fleet.gitrepository(namespace, "new"))
         await asyncio.to_thread(control_plane.compact)
@@ -163,7 +164,8 @@ async def test_a_crd_installed_after_start_is_discovered_and_watched(
         settings=WatchSettings(rediscover_interval=0.2), on_status=settled.set,
     ))
     try:
-        await asyncio.wait_for(settled.wait(), 20)
+        async with asyncio.timeout(20):
+            await settled.wait()
         assert health.status == "absent"
         assert metrics.registry.get_sample_value("fluxtenant_exporter_kind_absent", {"kind": "Bucket"}) == 1
         bucket_crd = [c for c in find_assets().crds if "buckets" in c.name]
