@@ -89,7 +89,7 @@ RULES: Final[tuple[Rule, ...]] = (
     _rule("timeout", r"context deadline exceeded|deadline exceeded|timed out|timeout(?: |:)|Client\.Timeout exceeded"),
 )
 
-@functools.lru_cache(maxsize=4096)  # the same reasons and messages repeat across objects and updates
+@functools.lru_cache(maxsize=1024)  # reasons and messages repeat; keys hold messages (up to 4 KiB): keep it small
 def categorize(kind: str, reason: str, messages: tuple[str, ...]) -> Category:
     """The category for a failing object of ``kind`` from its Ready reason and condition messages."""
     texts = [f"{reason}: {m}" for m in messages] or [f"{reason}: "]

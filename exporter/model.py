@@ -163,6 +163,10 @@ def share(text: str) -> str:
 
 
 _redacted: dict[str, str] = {}
+#: characters held by the message cache (keys and redacted values); past MESSAGE_CACHE_CHARS both tables start again,
+#: so churn of distinct messages (up to MAX_MESSAGE each) cannot hold more than a few MiB
+MESSAGE_CACHE_CHARS = 2 * 1024 * 1024
+_message_chars = [0]
 
 
 def _message(text: str) -> str:
@@ -171,7 +175,16 @@ def _message(text: str) -> str:
     found = _redacted.get(text)
     if found is None:
         found = _redacted[text] = share(redact(text))
+        _message_chars[0] += len(text) + (len(found) if found is not text else 0)
     return found
+
+
+def _bound_caches() -> None:
+    """Start the sharing and message tables again when they hold too many strings or characters."""
+    if len(_shared) > _SHARED_LIMIT or len(_redacted) > _SHARED_LIMIT or _message_chars[0] > MESSAGE_CACHE_CHARS:
+        _shared.clear()  # bounded: sharing restarts, nothing is lost
+        _redacted.clear()
+        _message_chars[0] = 0
 
 
 def _share_opt(text: str | None) -> str | None:
@@ -280,9 +293,7 @@ def project(raw: wire.FluxObject, kind: FluxKind | None = None, *, keep_labels: 
     name, namespace = metadata.name, metadata.namespace
     if not name or not namespace:
         raise MalformedObject("metadata.name or metadata.namespace is missing")
-    if len(_shared) > _SHARED_LIMIT or len(_redacted) > _SHARED_LIMIT:
-        _shared.clear()  # bounded: sharing restarts, nothing is lost
-        _redacted.clear()
+    _bound_caches()
     namespace = share(namespace)
     spec = raw.spec or _EMPTY_SPEC
     status = raw.status or _EMPTY_STATUS

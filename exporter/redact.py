@@ -36,9 +36,10 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # An Authorization header or field: everything after it up to the end of the line or a closing quote.
     (re.compile(r"""(?i)(\bauthorization["']?\s*[:=]\s*["']?)[^\r\n"']+"""), rf"\g<1>{MASK}"),
     # JSON / YAML / env / query forms: "password": "...", password: ..., AWS_SECRET_ACCESS_KEY=..., ?sig=...
-    (re.compile(rf"""(?i)(["']?{_KEY}["']?\s*:\s*)(?:{_QUOTED})"""), rf'\g<1>"{MASK}"'),
-    (re.compile(rf"""(?i)(["']?{_STRONG_KEY}["']?\s*:\s*+)(?!["']?\*\*\*)[^\r\n,;}}\]]+"""), rf"\g<1>{MASK}"),
-    (re.compile(rf"""(?i)(["']?{_KEY}["']?\s*=\s*+)(?:{_QUOTED}|[^\s&,;}}\]"']+)"""), rf"\g<1>{MASK}"),
+    (re.compile(rf"""(?i)((?<![\w.-])["']?{_KEY}["']?\s*:\s*)(?:{_QUOTED})"""), rf'\g<1>"{MASK}"'),
+    (re.compile(rf"""(?i)((?<![\w.-])["']?{_STRONG_KEY}["']?\s*:\s*+)(?!["']?\*\*\*)[^\r\n,;}}\]]+"""),
+     rf"\g<1>{MASK}"),
+    (re.compile(rf"""(?i)((?<![\w.-])["']?{_KEY}["']?\s*=\s*+)(?:{_QUOTED}|[^\s&,;}}\]"']+)"""), rf"\g<1>{MASK}"),
     # URL userinfo: scheme://user:pass@host, also with an unencoded '@' (the last '@' before the path ends it),
     # and a password holding '/' (user:pa/ss@host).
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#]*@"), rf"\g<1>{MASK}@"),
@@ -60,10 +61,9 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 #: ``Basic <base64 of user:password>``
 _BASIC = re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/_-]{6,}={0,2})(?![\w+/=])")
-#: a long mixed-case alphanumeric run (a bare AWS secret key, an opaque API token); lower-case hex revisions and
-#: names do not match (they have no upper case)
-_OPAQUE = re.compile(r"(?<![\w+/=.-])(?=[A-Za-z0-9+/=_-]*[A-Z])(?=[A-Za-z0-9+/=_-]*[a-z])(?=[A-Za-z0-9+/=_-]*[0-9])"
-                     r"[A-Za-z0-9+/=_-]{32,}(?![\w+/=.-])")
+#: a long alphanumeric run: a bare AWS secret key or an opaque API token when it mixes upper case, lower case and
+#: digits (checked in ``_opaque``); lower-case hex revisions and names have no upper case and stay
+_RUN = re.compile(r"(?<![\w+/=.-])[A-Za-z0-9+/=_-]{32,}(?![\w+/=.-])")
 #: cheap pre-check: text without any of these cannot hold a credential shape handled above
 _TRIGGERS = re.compile(
     rf"(?i)@|://|-----BEGIN|bearer|basic|token|eyJ|gh[pousr]_|github_pat_|gl[a-z]{{1,4}}-|AKIA|ASIA|A[GIRNP][A-Z]A|"
@@ -83,6 +83,13 @@ def _basic(match: re.Match[str]) -> str:
     return match.group(0)
 
 
+def _opaque(match: re.Match[str]) -> str:
+    run = match.group(0)
+    if any(c.isupper() for c in run) and any(c.islower() for c in run) and any(c.isdigit() for c in run):
+        return MASK
+    return run
+
+
 def redact(text: str) -> str:
     """``text`` with every credential-looking value replaced by ``***``."""
     if not text or not _TRIGGERS.search(text):
@@ -90,4 +97,4 @@ def redact(text: str) -> str:
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)
     text = _BASIC.sub(_basic, text)
-    return _OPAQUE.sub(MASK, text)
+    return _RUN.sub(_opaque, text)

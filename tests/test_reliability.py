@@ -168,3 +168,20 @@ def test_the_change_log_is_trimmed_to_what_the_publisher_has_not_read() -> None:
     build_view(store, now=time.time(), cache=cache)
     assert cache.derived - derived_before == 1  # incremental: only the changed object
     assert CHANGES_KEPT > 2000
+
+
+def test_churn_of_distinct_long_messages_keeps_the_string_caches_bounded() -> None:
+    """Every status write carrying a new 4 KiB message (the worst case for the sharing and redaction tables) holds
+    at most MESSAGE_CACHE_CHARS characters in them, however long the churn; messages are still served whole."""
+    from exporter import model  # noqa: PLC0415
+
+    store = Store(resolver=TenantResolver())
+    for i in range(3000):
+        raw = fleet.kustomization("t", f"app-{i % 50}")
+        message = f"health check {i} failed: " + "x" * 4000
+        raw["status"] = fleet.failed_status("HealthCheckFailed", message)
+        obj = parse_object(raw)
+        assert obj.conditions[0].message == message
+        store.upsert(obj)
+        held = sum(len(k) + (len(v) if v is not k else 0) for k, v in model._redacted.items())
+        assert held <= model.MESSAGE_CACHE_CHARS + 2 * model.MAX_MESSAGE
