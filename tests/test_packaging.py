@@ -7,6 +7,7 @@ import email
 import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -31,3 +32,13 @@ def test_the_wheel_holds_only_the_product(tmp_path: Path) -> None:
     requires = [re.split(r"[<>=;\s]", r, maxsplit=1)[0].lower() for r in runtime]
     assert "cryptography" not in requires
     assert "aiohttp" in requires
+
+
+def test_every_product_module_has_a_layer() -> None:
+    """The import contract names every module of the product, so a new module cannot escape the layering."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    layers = config["tool"]["importlinter"]["contracts"][0]["layers"]
+    named = {m.strip() for layer in layers for m in layer.split("|")}
+    modules = {f"exporter.{p.stem}" for p in (ROOT / "exporter").glob("*.py") if p.stem != "__init__"}
+    modules |= {f"exporter.{p.name}" for p in (ROOT / "exporter").iterdir() if (p / "__init__.py").exists()}
+    assert modules == named
