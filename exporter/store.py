@@ -19,6 +19,7 @@ from exporter.classify import Verdict, classify
 from exporter.model import FluxObject, NamespaceInfo
 from exporter.settings import StuckThresholds
 from exporter.tenants import TenantResolver
+from exporter.vocabulary import State
 
 Key = tuple[str, str, str]
 #: object changes remembered for incremental readers (the publisher reads them every publish)
@@ -34,6 +35,8 @@ class Entry:
     observed_at: float
     #: when the exporter first saw generation != observedGeneration (None when they match)
     lag_since: float | None
+    #: the last state other than progressing (a fix goes failing -> progressing -> ready: still a recovery)
+    settled: State | None = None
 
 
 class Store:
@@ -117,8 +120,10 @@ class Store:
         lag_since = (old.lag_since if old and old.lag_since is not None else now) if lagging else None
         verdict = classify(obj, thresholds=self.thresholds, observed_at=now, lag_since=lag_since,
                            previous=old.verdict if old else None)
-        self._count_transition(obj, old.verdict if old else None, verdict)
-        self.objects[key] = Entry(obj, verdict, now, lag_since)
+        before = (old.settled or old.verdict.state) if old else None
+        self._count_transition(obj, before, verdict)
+        settled = (old.settled if old else None) if verdict.state == "progressing" else verdict.state
+        self.objects[key] = Entry(obj, verdict, now, lag_since, settled)
         self._record(key)
         self._bump()
         return True
@@ -176,11 +181,12 @@ class Store:
             self.namespaces_version += 1
             self._bump()
 
-    def _count_transition(self, obj: FluxObject, old: Verdict | None, new: Verdict) -> None:
-        if old is None or old.state == new.state:
+    def _count_transition(self, obj: FluxObject, old: State | None, new: Verdict) -> None:
+        """Count entries into failing and recoveries; ``old`` is the last state before, progressing skipped."""
+        if old is None or new.state in {old, "progressing"}:
             return
         tenant = self.tenant_of(obj.namespace)
         if new.state == "failing":
             self.failures_total[(tenant, obj.kind, new.category or "unknown")] += 1
-        elif old.state == "failing" and new.state == "ready":
+        elif old == "failing" and new.state == "ready":
             self.recoveries_total[(tenant, obj.kind)] += 1

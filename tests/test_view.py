@@ -198,6 +198,29 @@ def test_unchanged_projection_does_no_work_and_transitions_are_counted() -> None
     assert store.recoveries_total[("t", "Kustomization")] == 1
 
 
+def test_a_fix_that_passes_through_progressing_is_one_recovery() -> None:
+    """A pushed fix goes failing -> progressing (the controller applying it) -> ready: one recovery; a new
+    commit that fails again after progressing is not a second entry into failing; a new object that starts
+    progressing and fails is one."""
+    store = make_store()
+    raw = fleet.kustomization("t", "app")
+    raw["metadata"]["generation"] = 1
+    for status in (fleet.failed_status("BuildFailed", "kustomize build failed"),
+                   fleet.progressing_status(observed_generation=1),
+                   fleet.failed_status("BuildFailed", "kustomize build failed: again"),
+                   fleet.progressing_status("Running health checks", observed_generation=1),
+                   fleet.ready_status("Kustomization")):
+        raw["status"] = status
+        store.upsert(parse_object(raw))
+    fresh = fleet.kustomization("t", "new")
+    fresh["metadata"]["generation"] = 1
+    for status in (fleet.progressing_status(observed_generation=1), fleet.failed_status("BuildFailed", "x")):
+        fresh["status"] = status
+        store.upsert(parse_object(fresh))
+    assert store.recoveries_total[("t", "Kustomization")] == 1
+    assert store.failures_total[("t", "Kustomization", "build_failed")] == 1
+
+
 def test_relist_replaces_only_its_scope() -> None:
     """replace() drops objects of that kind (and namespace) missing from the list, and nothing else."""
     store = make_store()
