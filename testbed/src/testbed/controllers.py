@@ -37,6 +37,8 @@ NAMES: Final = ("source-controller", "kustomize-controller", "helm-controller")
 #: Where the controllers think they run (events and their own objects; nothing else needs it to exist).
 RUNTIME_NAMESPACE: Final = "flux-system"
 WORKDIR_PREFIX: Final = "fte-flux-"
+#: Flux's sharding label; the controllers here ignore objects that carry it (see ``FluxControllers._flags``).
+SHARD_KEY_LABEL: Final = "sharding.fluxcd.io/key"
 
 
 class ControllersError(RuntimeError):
@@ -55,8 +57,8 @@ class ControllerAssets:
         return self.bin_dir / name
 
 
-def find_controllers() -> ControllerAssets:
-    """Locate (building them if needed) the Flux controllers."""
+def find_controllers(*, build: bool = True) -> ControllerAssets:
+    """Locate (building them if needed, unless ``build`` is false) the Flux controllers."""
     explicit = os.environ.get("FTE_FLUX_CONTROLLERS")
     if explicit:
         root = Path(explicit)
@@ -65,8 +67,12 @@ def find_controllers() -> ControllerAssets:
             msg = f"{BUILD_SCRIPT} not found: the controllers need a checkout, or FTE_FLUX_CONTROLLERS=<dir with bin/>"
             raise ControllersError(msg)
         proc = subprocess.run(  # noqa: S603 - our own script
-            [shutil.which("bash") or "/bin/bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
+            [shutil.which("bash") or "/bin/bash", str(BUILD_SCRIPT), *([] if build else ["--check"])],
+            stdout=subprocess.PIPE, stderr=None if build else subprocess.DEVNULL, text=True, check=False,
         )
+        if not build and proc.returncode != 0:
+            msg = f"{BUILD_SCRIPT} --check: not built (exit {proc.returncode})"
+            raise ControllersError(msg)
         if proc.returncode != 0 or not proc.stdout.strip():
             msg = f"{BUILD_SCRIPT} failed (exit {proc.returncode}); its error is printed above"
             raise ControllersError(msg)
@@ -188,6 +194,9 @@ class FluxControllers:
             f"--health-addr=127.0.0.1:{controller.health_port}",
             f"--log-level={self.log_level}",
             "--log-encoding=json",
+            # The main shard of a sharded install (Flux's sharding guide): objects labelled with a shard key are
+            # left to that shard's controllers. None runs here, so such objects keep hand-written statuses.
+            f"--watch-label-selector=!{SHARD_KEY_LABEL}",
         ]
         if controller.name == "source-controller":
             storage = self.workdir / "storage"

@@ -109,6 +109,31 @@ class HelmRepo:
         self._write_index()
         return self.url + filename
 
+    def reindex(self) -> int:
+        """Rebuild ``index.yaml`` from every ``*.tgz`` in the folder (charts dropped there by hand).
+
+        Returns how many chart versions it lists. An archive without a readable ``<name>/Chart.yaml`` is skipped.
+        """
+        entries: dict[str, list[dict[str, Any]]] = {}
+        for archive in sorted(self.root.glob("*.tgz")):
+            data = archive.read_bytes()
+            try:
+                with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                    member = next(m for m in tar.getmembers() if m.name.count("/") == 1
+                                  and m.name.endswith("/Chart.yaml"))
+                    handle = tar.extractfile(member)
+                    chart = yaml.safe_load(handle.read()) if handle else None
+            except (tarfile.TarError, OSError, StopIteration, yaml.YAMLError):
+                continue
+            if not isinstance(chart, dict) or not chart.get("name") or not chart.get("version"):
+                continue
+            entry = {**chart, "urls": [self.url + archive.name], "digest": hashlib.sha256(data).hexdigest(),
+                     "created": _now()}
+            entries.setdefault(str(chart["name"]), []).append(entry)
+        self._entries = entries
+        self._write_index()
+        return sum(len(v) for v in entries.values())
+
     def _write_index(self) -> None:
         index = {"apiVersion": "v1", "entries": self._entries, "generated": _now()}
         tmp = self.root / "index.yaml.tmp"
