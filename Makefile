@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint controlplane controllers gotools debian-tools ui-tools screenshots monitoring image clean
+.PHONY: demo cluster test lint controlplane controllers gotools debian-tools ui-tools screenshots monitoring image clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/.installed: pyproject.toml testbed/pyproject.toml
@@ -56,6 +56,11 @@ monitoring: $(BIN)/.installed
 
 demo: $(BIN)/.installed controlplane controllers
 	$(BIN)/flux-tenant-exporter demo
+
+# The demo's cluster without the exporter (control plane, Flux controllers, Git and Helm servers) until Ctrl-C;
+# prints KUBECONFIG=, GIT_URL=, HELM_REPO_URL=, HELM_CHARTS_DIR= once ready. ARGS=--demo-fleet seeds the demo's repos.
+cluster: $(BIN)/.installed controlplane controllers
+	$(BIN)/python -m testbed.cluster $(ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check exporter testbed tests bench

@@ -27,7 +27,7 @@ from exporter.tenants import TenantResolver
 from exporter.view import build_view
 from testbed import fleet
 from testbed.controlplane import ControlPlane
-from testbed.demo import load_demo_fleet
+from testbed.synthetic import load_synthetic_fleet
 
 # -- settings ---------------------------------------------------------------------------------------
 
@@ -159,7 +159,7 @@ async def test_demo_fleet_shows_every_failure_category(control_plane: ControlPla
     dependency chain, stuck roots, policy violations, a progressing and a suspended object."""
     admin = await KubeClient.from_kubeconfig(control_plane.kubeconfig)
     try:
-        await load_demo_fleet(admin)
+        await load_synthetic_fleet(admin)
     finally:
         await admin.close()
     settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01,

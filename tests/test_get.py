@@ -31,7 +31,7 @@ from exporter.tenants import TenantResolver
 from exporter.view import build_view
 from testbed import fleet
 from testbed.controlplane import ControlPlane
-from testbed.demo import load_demo_fleet
+from testbed.synthetic import load_synthetic_fleet
 
 BIN = Path(sys.executable).parent
 EXE = BIN / "flux-tenant-exporter"
@@ -140,7 +140,7 @@ async def exporter(control_plane: ControlPlane, namespace: str) -> AsyncIterator
     """The exporter on the demo fleet and this test's namespace."""
     admin = await KubeClient.from_kubeconfig(control_plane.kubeconfig)
     try:
-        await load_demo_fleet(admin)
+        await load_synthetic_fleet(admin)
     finally:
         await admin.close()
     settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.05,

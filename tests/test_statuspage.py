@@ -25,7 +25,7 @@ from exporter.settings import Settings
 from testbed import fleet
 from testbed.browser import Browser, Page, chromium
 from testbed.controlplane import ControlPlane, free_port
-from testbed.demo import load_demo_fleet
+from testbed.synthetic import load_synthetic_fleet
 
 ROOT = Path(__file__).parent.parent
 DEMO_NAMESPACES = ("flux-system", "team-a", "team-a-web", "team-b", "team-c", "team-d")
@@ -38,7 +38,7 @@ async def exporter(control_plane: ControlPlane) -> AsyncIterator[Exporter]:
     """The exporter on the demo fleet plus a tenant whose failure message carries markup."""
     admin = await KubeClient.from_kubeconfig(control_plane.kubeconfig)
     try:
-        await load_demo_fleet(admin)
+        await load_synthetic_fleet(admin)
         await fleet.create(admin, fleet.namespace(XSS_NS, XSS_NS), exist_ok=True)
         await fleet.create(admin, fleet.kustomization(XSS_NS, "evil"), exist_ok=True,
                            status=fleet.failed_status("BuildFailed", f"kustomize build failed: {XSS}",

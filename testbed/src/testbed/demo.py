@@ -1,183 +1,143 @@
-"""``demo``: a local control plane with a realistic multi-tenant Flux fleet, and the exporter serving it.
+"""``demo``: a local control plane, the real Flux controllers, a multi-tenant fleet, and the exporter serving it.
 
-The fleet has a healthy tenant, every failure category, a dependency chain (a Kustomization blocked by a
-failing one, a HelmRelease blocked by a failing HelmChart), stuck reconciliations, drift and tenancy
-policy violations. No Flux controller runs: statuses are written the way the controllers write them.
+The control plane, source-, kustomize- and helm-controller, a Git server and a Helm repository start on
+loopback (``testbed.realflux``); ``testbed.demofleet`` pushes a platform repo and one repo per tenant whose
+manifests make the controllers fail in real ways. Once the exporter reports every object's settled verdict the
+demo prints the URLs, the tenant summary, the working copies and one-line ``git`` commands that fix a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import signal
+import tempfile
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-
-import structlog
 
 from exporter.app import Exporter
 from exporter.documents import tenants_doc
+from exporter.errors import UserError
 from exporter.kubeapi import KubeClient
 from exporter.settings import Settings
-from testbed import fleet
-from testbed.controlplane import ControlPlane
-from testbed.fleet import ago, failed_status, progressing_status, ready_status, revision
+from testbed import demofleet
+from testbed.controllers import ControllersError, find_controllers
+from testbed.demofleet import EXPECTED, DemoFleet
+from testbed.realflux import RealFlux, real_flux
 
-log = structlog.get_logger("testbed.demo")
-
-_FORBIDDEN_NS = (
-    'Namespace/team-a-extra dry-run failed (Forbidden): namespaces "team-a-extra" is forbidden: User '
-    '"system:serviceaccount:team-a:flux" cannot patch resource "namespaces" in API group "" at the cluster scope'
-)
+NOT_BUILT = ("the real Flux controllers are not built: run `make demo` (or `make controllers` first; about 12 "
+             "minutes of 2 cores the first time), or set FTE_FLUX_CONTROLLERS to a folder with bin/")
+#: How long the demo waits for every object's settled verdict before it prints what it has.
+SETTLE_TIMEOUT = 90.0
 
 
-async def load_demo_fleet(client: KubeClient) -> int:
-    """Create the demo namespaces and Flux objects with their statuses; returns how many Flux objects."""
-    f = fleet
-    for ns, tenant in (("flux-system", None), ("team-a", "team-a"), ("team-a-web", "team-a"), ("team-b", "team-b"),
-                       ("team-c", "team-c"), ("team-d", "team-d")):
-        await f.create(client, f.namespace(ns, tenant), exist_ok=True)
-    rev1, rev2 = revision(seed="1"), revision(seed="2")
-    objects: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
-        # platform
-        (f.gitrepository("flux-system", "flux-system"), ready_status("GitRepository", rev=rev2, since=ago(days=3))),
-        (f.kustomization("flux-system", "infrastructure", source=("GitRepository", "flux-system"),
-                         service_account=None),
-         ready_status("Kustomization", rev=rev2, since=ago(days=3),
-                      inventory_entries=[("", "tenants", "rbac.authorization.k8s.io", "ClusterRole")])),
-        # team-a: healthy app with drift, a cluster-scoped failure that blocks a dependent
-        (f.gitrepository("team-a", "apps"), ready_status("GitRepository", rev=rev2, since=ago(minutes=40))),
-        (f.kustomization("team-a", "apps", source=("GitRepository", "apps"), target_namespace="team-a-web"),
-         ready_status("Kustomization", rev=rev1, since=ago(days=1),
-                      inventory_entries=[("team-a-web", "web", "apps", "Deployment"),
-                                         ("", "team-a-reader", "rbac.authorization.k8s.io", "ClusterRole")])),
-        (f.kustomization("team-a", "namespaces", source=("GitRepository", "apps")),
-         failed_status("ReconciliationFailed", _FORBIDDEN_NS, since=ago(hours=2), reconciling=True)),
-        (f.kustomization("team-a", "web", source=("GitRepository", "apps"), depends_on=["namespaces"]),
-         failed_status("DependencyNotReady", "dependency 'team-a/namespaces' is not ready", since=ago(hours=2))),
-        (f.helmrepository("team-a", "bitnami"), ready_status("HelmRepository", rev="sha256:abc", since=ago(days=2))),
-        (f.helmchart("team-a", "team-a-redis", chart="redis", repository="bitnami"),
-         ready_status("HelmChart", rev="18.1.0", since=ago(days=2))),
-        (f.helmrelease("team-a", "redis", chart="redis", repository=("HelmRepository", "bitnami")),
-         ready_status("HelmRelease", rev="18.1.0", since=ago(days=2))),
-        # team-b: a source that cannot authenticate blocks its Kustomization; a chart that fails blocks a release
-        (f.gitrepository("team-b", "repo", url="ssh://git@github.com/team-b/deploy"),
-         failed_status("GitOperationFailed", "failed to checkout and determine revision: unable to clone "
-                       "'ssh://git@github.com/team-b/deploy': ssh: handshake failed: ssh: unable to authenticate, "
-                       "attempted methods [none publickey], no supported methods remain", since=ago(hours=1))),
-        (f.kustomization("team-b", "app", source=("GitRepository", "repo")),
-         failed_status("ArtifactFailed", "Source artifact not found, retrying in 30s", since=ago(hours=1))),
-        (f.kustomization("team-b", "monitoring", source=("GitRepository", "repo")),
-         failed_status("ReconciliationFailed", 'PodMonitor/team-b/app dry-run failed: no matches for kind '
-                       '"PodMonitor" in version "monitoring.coreos.com/v1"', since=ago(minutes=50))),
-        (f.kustomization("team-b", "shared", source=("GitRepository", "flux-system", "flux-system")),
-         failed_status("AccessDenied", "can't access 'GitRepository/flux-system/flux-system', cross-namespace "
-                       "references have been blocked", since=ago(hours=3), stalled=True)),
-        (f.helmrepository("team-b", "charts"), ready_status("HelmRepository", rev="sha256:def", since=ago(days=1))),
-        (f.helmchart("team-b", "team-b-web", chart="web", repository="charts"),
-         failed_status("InvalidChartReference", "invalid chart reference: failed to get chart version for remote "
-                       "reference: no 'web' chart with version matching '9.9.9' found", since=ago(hours=5),
-                       stalled=True)),
-        (f.helmrelease("team-b", "web", chart="web", repository=("HelmRepository", "charts")),
-         failed_status("SourceNotReady", "HelmChart 'team-b/team-b-web' is not ready: invalid chart reference: "
-                       "failed to get chart version for remote reference: no 'web' chart with version matching "
-                       "'9.9.9' found", since=ago(hours=5))),
-        # team-c: one of most other categories, a progressing and a suspended object
-        (f.kustomization("team-c", "apps", source=("GitRepository", "flux-system", "flux-system")),
-         failed_status("HealthCheckFailed", "health check failed after 5m0.01s: timeout waiting for: "
-                       "[Deployment/team-c/api status: 'InProgress']", since=ago(minutes=4))),
-        (f.kustomization("team-c", "secrets", source=("GitRepository", "flux-system", "flux-system")),
-         failed_status("BuildFailed", "decryption failed for 'db-credentials': LoadEncryptedFile: sops metadata not "
-                       "found", since=ago(minutes=30))),
-        (f.kustomization("team-c", "overlays", source=("GitRepository", "flux-system", "flux-system")),
-         failed_status("BuildFailed", "kustomize build failed: accumulating resources: accumulation err='accumulating "
-                       "resources from 'base': must build at directory: not a valid directory'",
-                       since=ago(minutes=20))),
-        (f.kustomization("team-c", "policies", source=("GitRepository", "flux-system", "flux-system"),
-                         service_account=None),
-         failed_status("ReconciliationFailed", 'Deployment/team-c/api dry-run failed (InternalError): Internal error '
-                       'occurred: failed calling webhook "validate.kyverno.svc-fail": failed to call webhook: Post '
-                       '"https://kyverno-svc.kyverno.svc:443/validate/fail?timeout=10s": context deadline exceeded',
-                       since=ago(minutes=25))),
-        (f.kustomization("team-c", "jobs", source=("GitRepository", "flux-system", "flux-system")),
-         failed_status("ReconciliationFailed", 'Job/team-c/migrate dry-run failed (Invalid): Job.batch "migrate" is '
-                       'invalid: spec.template: Invalid value: core.PodTemplateSpec{...}: field is immutable',
-                       since=ago(minutes=18))),
-        (f.kustomization("team-c", "rollout", source=("GitRepository", "flux-system", "flux-system"), timeout="5m"),
-         progressing_status("Running health checks for revision main@sha1:2 with a timeout of 5m0s",
-                            since=ago(minutes=2))),
-        (f.kustomization("team-c", "legacy", source=("GitRepository", "flux-system", "flux-system"), suspend=True),
-         ready_status("Kustomization", rev=rev1, since=ago(days=10))),
-        (f.kustomization("team-c", "orphan", source=("GitRepository", "missing")),
-         failed_status("ArtifactFailed", "unable to get source 'team-c/missing': GitRepository.source.toolkit.fluxcd.io"
-                       ' "missing" not found', since=ago(hours=6))),
-        (f.helmrelease("team-c", "api", repository=("HelmRepository", "charts", "team-b")),
-         failed_status("UpgradeFailed", "Helm upgrade failed for release team-c/api with chart api@1.4.2: pre-upgrade "
-                       "hooks failed: 1 error occurred", since=ago(hours=4), stalled=True)),
-        (f.helmrelease("team-c", "db", repository=("HelmRepository", "charts", "team-b")),
-         failed_status("StateError", "Could not determine release state: failed to retrieve last release from "
-                       "storage: query: failed to query with labels: secrets is forbidden: User "
-                       '"system:serviceaccount:team-c:flux" cannot list resource "secrets" in API group "" in the '
-                       'namespace "team-c"', since=ago(minutes=45))),
-        (f.helmrelease("team-c", "cache", repository=("HelmRepository", "charts", "team-b")),
-         failed_status("UpgradeFailed", "Helm upgrade failed for release team-c/cache with chart cache@2.0.0: "
-                       "context deadline exceeded", since=ago(minutes=35))),
-        (f.ocirepository("team-c", "manifests"),
-         failed_status("OCIArtifactPullFailed", "failed to determine artifact digest: GET https://ghcr.io/v2/example/"
-                       "manifests/manifests/latest: MANIFEST_UNKNOWN: manifest unknown", since=ago(minutes=40))),
-        (f.bucket("team-c", "assets"),
-         failed_status("BucketOperationFailed", "failed to confirm existence of 'manifests' bucket: Get "
-                       '"https://minio.example.com/manifests/?location=": dial tcp: lookup minio.example.com: no such '
-                       "host", since=ago(minutes=15))),
-        # team-d: all healthy
-        (f.gitrepository("team-d", "apps"), ready_status("GitRepository", rev=rev2, since=ago(days=1))),
-        (f.kustomization("team-d", "apps", source=("GitRepository", "apps")),
-         ready_status("Kustomization", rev=rev2, since=ago(hours=20),
-                      inventory_entries=[("team-d", "api", "apps", "Deployment")])),
-    ]
-    await asyncio.gather(*(f.create(client, obj, status=status, exist_ok=True) for obj, status in objects))
-    return len(objects)
+def settled(exporter: Exporter) -> bool:
+    """The exporter reports the category ``EXPECTED`` names for every demo object."""
+    return not unsettled(exporter)
+
+
+def unsettled(exporter: Exporter) -> list[str]:
+    """The demo objects whose verdict is not (yet) the expected one."""
+    got = {(r.namespace, r.kind, r.name): r.category or "" for r in exporter.view.resources}
+    return [f"{ns}/{kind}/{name}: {got.get((ns, kind, name))!r} (want {' or '.join(sorted(want))})"
+            for (ns, kind, name), want in EXPECTED.items() if got.get((ns, kind, name)) not in want]
+
+
+@dataclass(frozen=True)
+class RunningDemo:
+    """A running demo: the real-Flux environment, the fleet and the exporter serving it."""
+
+    env: RealFlux
+    fleet: DemoFleet
+    exporter: Exporter
+    #: seconds from start to the exporter reporting every settled verdict
+    ready_seconds: float
+
+    @property
+    def base_url(self) -> str:
+        """The exporter's ``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.exporter.port}"
+
+
+@contextlib.asynccontextmanager
+async def running_demo(settings: Settings, stop: asyncio.Event) -> AsyncIterator[RunningDemo]:
+    """Start everything, seed the fleet and wait until the exporter shows it settled; stop it all on exit.
+
+    Raises UserError when the controllers are not built (one line, no build started unasked).
+    """
+    started = time.monotonic()
+    try:
+        assets = find_controllers(build=False)
+    except ControllersError as err:
+        raise UserError(NOT_BUILT) from err
+    workdir = Path(tempfile.mkdtemp(prefix="fte-demo-"))
+    try:
+        with real_flux(assets) as env:
+            admin = await KubeClient.from_kubeconfig(env.control_plane.kubeconfig)
+            try:
+                fleet = await demofleet.seed(admin, env, workdir)
+            finally:
+                await admin.close()
+            exporter = Exporter(settings, await KubeClient.from_kubeconfig(env.control_plane.kubeconfig))
+            runner = asyncio.create_task(exporter.run(stop))
+            try:
+                await exporter.wait_for(lambda e: e.ready(), timeout=60)
+                with contextlib.suppress(TimeoutError):  # the summary shows what has not settled
+                    await exporter.wait_for(settled, timeout=SETTLE_TIMEOUT)
+                yield RunningDemo(env, fleet, exporter, time.monotonic() - started)
+            finally:
+                stop.set()
+                await runner
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def run_demo(settings: Settings) -> int:
-    """Start the control plane and the fleet, serve it, print the URLs; until Ctrl-C (or ready, if asked)."""
-    started = time.monotonic()
-    print("Starting a local Kubernetes control plane (kube-apiserver + etcd + Flux CRDs) ...", flush=True)
-    with ControlPlane() as cp:
-        admin = await KubeClient.from_kubeconfig(cp.kubeconfig)
-        try:
-            count = await load_demo_fleet(admin)
-        finally:
-            await admin.close()
-        print(f"Control plane ready in {cp.startup_seconds:.1f} s; loaded {count} Flux objects.", flush=True)
-        exporter = Exporter(settings, await KubeClient.from_kubeconfig(cp.kubeconfig))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        runner = asyncio.create_task(exporter.run(stop))
-        exporter_started = time.monotonic()
-        try:
-            await exporter.wait_for(lambda e: e.ready(), timeout=60)
-        except TimeoutError:
-            print("The exporter did not become ready within 60 s; see the logs.", flush=True)
-            stop.set()
-            await runner
-            return 1
-        ready_after = time.monotonic() - exporter_started
-        base = f"http://127.0.0.1:{exporter.port}"
-        print(f"Exporter ready {ready_after:.2f} s after start ({time.monotonic() - started:.1f} s in all).")
-        print(f"  {base}/  (status page)\n  {base}/tenants\n  {base}/tenants/team-b\n  {base}/metrics\n  {base}/readyz")
-        print(f"  KUBECONFIG={cp.kubeconfig} (admin; kubectl works against it)")
-        print(_summary(tenants_doc(exporter.view)), flush=True)
+    """The ``demo`` command: run the demo and print where everything is; until Ctrl-C (or ready, if asked)."""
+    print("Starting a local control plane, the Flux controllers (source, kustomize, helm) and Git/Helm servers ...",
+          flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_demo(settings, stop) as demo:
+        print(describe(demo), flush=True)
         if settings.demo_exit_after_ready:
-            stop.set()
-        else:
-            print("Press Ctrl-C to stop.", flush=True)
-        await runner
+            return 0
+        print("Press Ctrl-C to stop.", flush=True)
+        await stop.wait()
     return 0
 
 
-def _summary(doc: dict[str, Any]) -> str:
+def describe(demo: RunningDemo) -> str:
+    """What the demo prints once ready: URLs, the tenant summary, working copies and fixes."""
+    env, base = demo.env, demo.base_url
+    versions = ", ".join(f"{n} {v}" for n, v in sorted(env.controllers.versions.items()) if n.endswith("controller"))
+    pending = unsettled(demo.exporter)
+    lines = [
+        (f"Ready in {demo.ready_seconds:.1f} s (control plane {env.control_plane.startup_seconds:.1f} s, "
+         f"controllers {env.controllers.startup_seconds:.1f} s): {versions or 'Flux controllers'}."),
+        *([f"Not settled yet ({len(pending)}): " + "; ".join(pending)] if pending else []),
+        f"  {base}/  (status page)\n  {base}/tenants\n  {base}/tenants/team-a\n  {base}/metrics",
+        f"  KUBECONFIG={env.control_plane.kubeconfig}  (admin; kubectl works against it)",
+        f"  Git server {env.git.base_url}, Helm repository {env.helm.url}",
+        "Tenants:",
+        summary(tenants_doc(demo.exporter.view)),
+        (f"Working copies (push to fix; GitRepositories poll every {demofleet.GIT_INTERVAL}, failing "
+         "Kustomizations retry every 10s):"),
+        *(f"  {tenant:<9} {path}" for tenant, path in demo.fleet.working_copies.items()),
+        "Fixes (one line each):",
+        *(f"  # {fix.tenant}: {fix.what}\n  {fix.command}" for fix in demo.fleet.fixes),
+    ]
+    return "\n".join(lines)
+
+
+def summary(doc: dict[str, Any]) -> str:
+    """One line per tenant: status, counts and its root causes."""
     lines = []
     for t in doc["tenants"]:
         roots = [f for f in t["failures"] if f["root_cause"] is None]
