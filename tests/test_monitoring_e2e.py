@@ -34,7 +34,7 @@ from exporter.settings import Settings, WatchSettings
 from exporter.vocabulary import Detail
 from testbed import fleet
 from testbed.controlplane import ControlPlane, free_port
-from testbed.demo import load_demo_fleet
+from testbed.synthetic import load_synthetic_fleet
 
 ROOT = Path(__file__).parent.parent
 #: the webhook path of the receiver team-a/flux-tenant-alerts/team-a-oncall of the AlertmanagerConfig example
@@ -126,7 +126,7 @@ async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[S
         if shutil.which(binary) is None:
             pytest.fail(f"{binary} is not installed: run `make debian-tools`")
     admin = await KubeClient.from_kubeconfig(control_plane.kubeconfig)
-    await load_demo_fleet(admin)
+    await load_synthetic_fleet(admin)
     namespaces = await admin.request("GET", "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/team-a/kustomizations/"
                                             "namespaces")
     await fleet.patch(admin, namespaces, {"metadata": {"labels": {"team": "alpha",

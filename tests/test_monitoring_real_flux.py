@@ -1,0 +1,300 @@
+"""End to end with real components: the real Flux controllers reconciling the demo's tenant repositories, the
+exporter, a real Prometheus (Debian) scraping it with the alert rules loaded, and a real Alertmanager (Debian)
+routing with alerts/alertmanager.example.yml to a webhook receiver in the test.
+
+The statuses are the controllers' own. Only durations are shortened: the exporter's stuck thresholds by its
+flags (``--stuck-after``, ``--source-stuck-after``), the rules' ``for:`` by ``AlertDurations``; the rule
+expressions are the committed ones. The fix is a real ``git push``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+
+from exporter.app import Exporter
+from exporter.kubeapi import KubeClient
+from exporter.mixin.alerts import AlertDurations, rule_groups
+from exporter.settings import from_args
+from testbed import demofleet, scenario
+from testbed.controlplane import free_port
+from testbed.demofleet import DemoFleet
+from testbed.realflux import RealFlux
+
+ROOT = Path(__file__).parent.parent
+NAMESPACES = (demofleet.PLATFORM_NS, *demofleet.TENANTS, demofleet.SYNTHETIC_NS)
+FAST = replace(AlertDurations(), stuck_for="1s", stalled_for="1s", tenant_failing_for="1s", policy_for="1s",
+               source_failing_for="1s", helm_failing_for="1s", suspended_for="1s", drift_seconds=60, drift_for="1s",
+               exporter_down_for="2m", kind_not_synced_for="1s")
+#: The exporter's own thresholds, shortened by its flags: failing this long is stuck.
+EXPORTER_FLAGS = ("--stuck-after", "5s", "--source-stuck-after", "5s", "--listen-address", "127.0.0.1", "--port",
+                  "0", "--namespaces", ",".join(NAMESPACES), "--log-level", "warning")
+
+
+@dataclass
+class Receiver:
+    """The webhook receiver: Alertmanager's notifications by receiver path."""
+
+    notifications: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def alerts(self, receiver: str | None = None, status: str = "firing") -> list[dict[str, Any]]:
+        found = []
+        for name, payloads in self.notifications.items():
+            if receiver in {None, name}:
+                found += [a | {"receiver": name} for p in payloads for a in p["alerts"] if a["status"] == status]
+        return found
+
+
+RECEIVER = web.AppKey("receiver", Receiver)
+
+
+async def receive(request: web.Request) -> web.Response:
+    receiver = request.app[RECEIVER]
+    receiver.notifications.setdefault(request.match_info["name"], []).append(await request.json())
+    receiver.arrived.set()
+    return web.Response(text="ok")
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: float = 60) -> None:
+    """Poll an external process (Prometheus, Alertmanager) until ``check`` holds."""
+    deadline = time.monotonic() + limit
+    while not await check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.5)
+
+
+def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def stack_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="fte-monitoring-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@dataclass
+class Stack:
+    exporter: Exporter
+    prometheus: str
+    alertmanager: str
+    receiver: Receiver
+    admin: KubeClient
+    fleet: DemoFleet
+
+
+@pytest.fixture
+async def stack(flux: RealFlux, stack_dir: Path) -> AsyncIterator[Stack]:
+    """The exporter (started first, so it sees every transition), the demo fleet on the real controllers,
+    Prometheus and Alertmanager."""
+    for binary in ("prometheus", "prometheus-alertmanager"):
+        if shutil.which(binary) is None:
+            pytest.fail(f"{binary} is not installed: run `make debian-tools`")
+    admin = await KubeClient.from_kubeconfig(flux.control_plane.kubeconfig)
+    settings = replace(from_args(["serve", *EXPORTER_FLAGS]), publish_interval=0.05)
+    exporter = Exporter(settings, await KubeClient.from_kubeconfig(flux.control_plane.kubeconfig))
+    stop = asyncio.Event()
+    exporter_task = asyncio.create_task(exporter.run(stop))
+    await exporter.wait_for(lambda e: e.ready())
+    fleet = await demofleet.seed(admin, flux, stack_dir / "work")
+
+    receiver = Receiver()
+    app = web.Application()
+    app[RECEIVER] = receiver
+    app.router.add_post("/{name}", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    hook_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+
+    am_port, prom_port = free_port(), free_port()
+    am_config = (ROOT / "alerts" / "alertmanager.example.yml").read_text()
+    am_config = am_config.replace("http://alert-receiver.example:8080", f"http://127.0.0.1:{hook_port}")
+    am_data = yaml.safe_load(am_config)
+    am_data["route"] |= {"group_wait": "1s", "group_interval": "1s"}
+    am_data["route"]["routes"][0]["repeat_interval"] = "2s"  # the dead man's switch, re-sent while it fires
+    (stack_dir / "alertmanager.yml").write_text(yaml.safe_dump(am_data))
+    (stack_dir / "rules.yaml").write_text(yaml.safe_dump(rule_groups(FAST)))
+    (stack_dir / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(stack_dir / "rules.yaml")],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+        "scrape_configs": [{"job_name": "flux-tenant-exporter",
+                            "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}],
+    }))
+    am = spawn(["prometheus-alertmanager", f"--config.file={stack_dir / 'alertmanager.yml'}",
+                f"--storage.path={stack_dir / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address="], stack_dir / "alertmanager.log")
+    prom = spawn(["prometheus", f"--config.file={stack_dir / 'prometheus.yml'}",
+                  f"--storage.tsdb.path={stack_dir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}",
+                  # resend at once what fired before Alertmanager was discovered (the watchdog), not after 1m
+                  "--rules.alert.resend-delay=2s"],
+                 stack_dir / "prometheus.log")
+    try:
+        yield Stack(exporter, f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}", receiver, admin, fleet)
+    finally:
+        for proc in (prom, am):
+            proc.terminate()
+            proc.wait(10)
+        await runner.cleanup()
+        stop.set()
+        await exporter_task
+        await admin.close()
+
+
+async def query(stack: Stack, expr: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as session, session.get(
+        f"{stack.prometheus}/api/v1/query", params={"query": expr}
+    ) as resp:
+        body = await resp.json()
+    assert body["status"] == "success", f"{expr}: {body}"
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def substitute(expr: str) -> str:
+    return (expr.replace("$cluster", ".*").replace("$tenant", ".+").replace("$__rate_interval", "1m"))
+
+
+def alerts_named(receiver: Receiver, alertname: str, name: str, status: str = "firing") -> list[dict[str, Any]]:
+    """Every notified alert ``alertname`` about an object ``name``, one per notification it was in."""
+    return [a for a in receiver.alerts(status=status) if a["labels"]["alertname"] == alertname
+            and a["labels"].get("name") == name]
+
+
+async def test_real_flux_alerts_page_the_owner_once_and_resolve_on_a_pushed_fix(stack: Stack) -> None:
+    """On the real controllers' statuses: team-a's ClusterRole (cluster-scoped objects in tenant manifests)
+    pages team-a's route as one alert with exactly the expected labels, across the controller's retries; the
+    Kustomization that depends on it raises nothing, nor do the dependents of team-b's failing sources; the
+    platform's webhook on a closed port and a missing CRD page the platform; a cross-namespace sourceRef pages
+    its tenant as stalled; pushing the printed fix to Git makes the
+    Kustomization Ready and resolves its alert; the dead man's switch keeps firing throughout; every PromQL
+    expression of the rules and dashboards returns data."""
+    receiver = stack.receiver
+
+    async def arrived() -> bool:
+        return bool(alerts_named(receiver, "FluxReconciliationStuck", "rbac")
+                    and alerts_named(receiver, "FluxReconciliationStuck", "policies")
+                    and alerts_named(receiver, "FluxReconciliationStuck", "monitoring")
+                    and alerts_named(receiver, "FluxResourceStalled", "shared")
+                    and receiver.alerts("deadmansswitch"))
+
+    await eventually(arrived, "the stuck alerts and the watchdog to reach their receivers", limit=90)
+    rbac = alerts_named(receiver, "FluxReconciliationStuck", "rbac")
+    assert {a["receiver"] for a in rbac} == {"team-a"}
+    assert rbac[0]["labels"] == {
+        "alertname": "FluxReconciliationStuck", "severity": "page", "owner": "tenant", "tenant": "team-a",
+        "category": "cluster_scoped_in_tenant", "kind": "Kustomization", "namespace": "team-a", "name": "rbac",
+        "reason": "not_ready",
+    }
+    policies = alerts_named(receiver, "FluxReconciliationStuck", "policies")
+    assert {a["receiver"] for a in policies} == {"platform"}
+    assert policies[0]["labels"] | {"owner": "platform", "tenant": "team-c", "category": "webhook_failed"} == \
+        policies[0]["labels"]
+
+    # A kind whose CRD is not installed is the platform's; a cross-namespace sourceRef is Stalled (the
+    # controller will not retry it) and pages the tenant as such.
+    assert {a["receiver"] for a in alerts_named(receiver, "FluxReconciliationStuck", "monitoring")} == {"platform"}
+    shared = alerts_named(receiver, "FluxResourceStalled", "shared")
+    assert {a["receiver"] for a in shared} == {"team-b"}
+    assert shared[0]["labels"]["category"] == "cross_namespace_ref_denied"
+
+    # Across retries (every 10s the controller flips Ready to Unknown and back): the stuck series stays 1 on
+    # every scrape, and it is still the one alert, never resolved, with the start it had.
+    ks = await stack.admin.request("GET", "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/team-a/kustomizations/rbac")
+    await scenario.wait_for(stack.admin, ks, retried(2), timeout=40)
+    window = 'fluxtenant_resource_stuck_root{namespace="team-a",name="rbac"}[20s]'
+    assert [s["value"][1] for s in await query(stack, f"min_over_time({window})")] == ["1"]
+    assert int((await query(stack, f"count_over_time({window})"))[0]["value"][1]) >= 10
+    rbac = alerts_named(receiver, "FluxReconciliationStuck", "rbac")
+    assert {a["startsAt"] for a in rbac} == {rbac[0]["startsAt"]}
+    assert alerts_named(receiver, "FluxReconciliationStuck", "rbac", status="resolved") == []
+    # Blocked by team-a/rbac, by team-b's failing GitRepositories, by team-b's failing HelmChart: no alert.
+    dependents = {("team-a", "Kustomization", "web"), ("team-b", "Kustomization", "deploy"),
+                  ("team-b", "Kustomization", "config"), ("team-b", "HelmRelease", "web")}
+    assert [a["labels"] for a in receiver.alerts() if (a["labels"].get("namespace"), a["labels"].get("kind"),
+                                                       a["labels"].get("name")) in dependents] == []
+    roots = {(a["labels"].get("kind"), a["labels"].get("name")) for a in receiver.alerts("team-b")}
+    assert {("GitRepository", "deploy"), ("GitRepository", "config"), ("HelmChart", "team-b-web")} <= roots
+    assert "team-d" not in {a["labels"].get("tenant") for a in receiver.alerts()}
+    exporter_alerts = {a["labels"]["alertname"] for a in receiver.alerts() if "Exporter" in a["labels"]["alertname"]}
+    assert exporter_alerts == {"FluxTenantExporterWatchdog"}
+
+    watchdog_before = len(receiver.notifications["deadmansswitch"])
+    fix = next(f for f in stack.fleet.fixes if f.tenant == "team-a")
+    await asyncio.to_thread(subprocess.run, ["bash", "-c", fix.command], check=True, capture_output=True,
+                            timeout=60)
+    await scenario.wait_for(stack.admin, ks, scenario.is_ready, timeout=60)
+
+    async def resolved() -> bool:
+        return bool(alerts_named(receiver, "FluxReconciliationStuck", "rbac", status="resolved"))
+
+    await eventually(resolved, "team-a/rbac's alert to resolve after the pushed fix")
+    assert {a["receiver"] for a in alerts_named(receiver, "FluxReconciliationStuck", "rbac", status="resolved")} == \
+        {"team-a"}
+
+    async def watchdog_still_firing() -> bool:
+        return len(receiver.notifications["deadmansswitch"]) > watchdog_before
+
+    await eventually(watchdog_still_firing, "the dead man's switch to be notified again")
+    assert all(a["labels"]["alertname"] == "FluxTenantExporterWatchdog" for a in receiver.alerts("deadmansswitch"))
+
+    await assert_every_query_has_data(stack)
+
+
+async def assert_every_query_has_data(stack: Stack) -> None:
+    """Every rule parses and evaluates; every metric selector of a rule and every dashboard query returns data."""
+    rules = [r for g in yaml.safe_load((ROOT / "alerts" / "flux-tenant-exporter.rules.yaml").read_text())["groups"]
+             for r in g["rules"]]
+    for rule in rules:
+        await query(stack, rule["expr"])  # parses and evaluates
+    targets = [(path.name, panel["title"], target["expr"]) for path in sorted((ROOT / "dashboards").glob("*.json"))
+               for panel in json.loads(path.read_text())["panels"] for target in panel["targets"]]
+    selectors = [(rule["alert"], selector) for rule in rules
+                 for selector in re.findall(r"(?:fluxtenant|process)_[a-z_]+(?:\{[^}]*\})?", rule["expr"])]
+    empty: list[str] = []
+
+    async def everything_has_data() -> bool:
+        # rate() and increase() need two scrapes of a new counter: poll until they have them
+        empty[:] = [f"{alert}: {selector}" for alert, selector in selectors if not await query(stack, selector)]
+        for board, title, expr in targets:
+            if not await query(stack, substitute(expr)):
+                empty.append(f"{board}: {title}: {expr}")
+        return not empty
+
+    try:
+        await eventually(everything_has_data, "every rule selector and dashboard query to return data", limit=30)
+    finally:
+        assert empty == [], "\n".join(empty)
+
+
+def retried(times: int) -> Callable[[dict[str, Any]], bool]:
+    """A predicate for a watch: the object's Ready went Unknown (a retry starting) and back ``times`` times."""
+    seen: list[str] = []
+
+    def check(obj: dict[str, Any]) -> bool:
+        ready = scenario.condition(obj, "Ready") or {}
+        if not seen or seen[-1] != ready.get("status"):
+            seen.append(str(ready.get("status")))
+        return sum(1 for a, b in itertools.pairwise(seen) if (a, b) == ("Unknown", "False")) >= times
+
+    return check
