@@ -186,7 +186,7 @@ async def test_real_flux_alerts_page_the_owner_once_and_resolve_on_a_pushed_fix(
     pages team-a's route as one alert with exactly the expected labels, across the controller's retries; the
     Kustomization that depends on it raises nothing, nor do the dependents of team-b's failing sources; the
     platform's webhook on a closed port and a missing CRD page the platform; a cross-namespace sourceRef pages
-    its tenant as stalled; pushing the printed fix to Git makes the
+    its tenant as stalled; the platform's pushed fix (removing the webhook) resolves the platform's alert; pushing the printed fix to Git makes the
     Kustomization Ready and resolves its alert; the dead man's switch keeps firing throughout; every PromQL
     expression of the rules and dashboards returns data."""
     receiver = stack.receiver
@@ -251,6 +251,22 @@ async def test_real_flux_alerts_page_the_owner_once_and_resolve_on_a_pushed_fix(
     await eventually(resolved, "team-a/rbac's alert to resolve after the pushed fix")
     assert {a["receiver"] for a in alerts_named(receiver, "FluxReconciliationStuck", "rbac", status="resolved")} == \
         {"team-a"}
+
+    # The platform removes its webhook (a pushed fix too): team-c/policies' next retry applies, and the
+    # platform's alert resolves.
+    platform_fix = next(f for f in stack.fleet.fixes if f.tenant == "platform")
+    await asyncio.to_thread(subprocess.run, ["bash", "-c", platform_fix.command], check=True, capture_output=True,
+                            timeout=60)
+    policies_ks = await stack.admin.request(
+        "GET", "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/team-c/kustomizations/policies")
+    await scenario.wait_for(stack.admin, policies_ks, scenario.is_ready, timeout=60)
+
+    async def platform_resolved() -> bool:
+        return bool(alerts_named(receiver, "FluxReconciliationStuck", "policies", status="resolved"))
+
+    await eventually(platform_resolved, "team-c/policies' alert to resolve after the platform's fix")
+    assert {a["receiver"] for a in alerts_named(receiver, "FluxReconciliationStuck", "policies",
+                                                status="resolved")} == {"platform"}
 
     async def watchdog_still_firing() -> bool:
         return len(receiver.notifications["deadmansswitch"]) > watchdog_before
