@@ -186,9 +186,10 @@ async def test_real_flux_alerts_page_the_owner_once_and_resolve_on_a_pushed_fix(
     pages team-a's route as one alert with exactly the expected labels, across the controller's retries; the
     Kustomization that depends on it raises nothing, nor do the dependents of team-b's failing sources; the
     platform's webhook on a closed port and a missing CRD page the platform; a cross-namespace sourceRef pages
-    its tenant as stalled; the platform's pushed fix (removing the webhook) resolves the platform's alert; pushing the printed fix to Git makes the
-    Kustomization Ready and resolves its alert; the dead man's switch keeps firing throughout; every PromQL
-    expression of the rules and dashboards returns data."""
+    its tenant as stalled; pushing team-a's printed fix to Git makes the Kustomization Ready and resolves its
+    alert, and the platform's pushed fix (removing the webhook) resolves the platform's; the dead man's switch
+    keeps firing throughout; every PromQL expression of the rules and dashboards returns data (the recovery
+    counter too: a real fix passes through progressing)."""
     receiver = stack.receiver
 
     async def arrived() -> bool:
