@@ -1,4 +1,5 @@
-"""End to end with real components: the control plane with the demo fleet, the exporter, a real Prometheus
+"""End to end with real components on the hand-written fleet (testbed.synthetic; the real-Flux variant is
+tests/test_monitoring_real_flux.py): the control plane with that fleet, the exporter, a real Prometheus
 (Debian) scraping it with the alert rules loaded, and a real Alertmanager (Debian) routing with
 alerts/alertmanager.example.yml to a webhook receiver in the test, plus the route prometheus-operator would
 generate from alerts/alertmanagerconfig.example.yaml (a tenant's own AlertmanagerConfig).

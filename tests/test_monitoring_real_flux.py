@@ -1,4 +1,5 @@
-"""End to end with real components: the real Flux controllers reconciling the demo's tenant repositories, the
+"""End to end on real Flux (the hand-written-fleet variant, with --detail levels and an AlertmanagerConfig route,
+is tests/test_monitoring_e2e.py): the real Flux controllers reconciling the demo's tenant repositories, the
 exporter, a real Prometheus (Debian) scraping it with the alert rules loaded, and a real Alertmanager (Debian)
 routing with alerts/alertmanager.example.yml to a webhook receiver in the test.
 
