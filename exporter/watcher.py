@@ -409,10 +409,11 @@ class Reflector:
             ) as lines:
                 self.backoff.reset()  # the server accepted the watch: connected again
                 self._contact(ok=True)
-                async for line in lines:
-                    self.rv = self._handle_line(line, self.rv)
+                last_contact = self.metrics.last_contact.labels(kind)
+                async for line in lines:  # every line is contact, whatever it holds
                     self.health.last_contact = now = time.time()
-                    self.metrics.last_contact.labels(kind).set(now)
+                    last_contact.set(now)
+                    self.rv = self._handle_line(line, self.rv, now)
         except Gone:
             result = "gone"
             raise
@@ -428,7 +429,7 @@ class Reflector:
         finally:
             self.metrics.watch_requests.labels(kind, result).inc()
 
-    def _handle_line(self, line: bytes | object, rv: str) -> str:
+    def _handle_line(self, line: bytes | object, rv: str, now: float) -> str:
         kind = self.kind.kind
         if line is OVERSIZED:
             self.metrics.malformed.labels(kind).inc()
@@ -444,7 +445,7 @@ class Reflector:
             return rv
         event_type = event.type
         self.metrics.events.labels(kind, event_type).inc()
-        self.metrics.last_event.labels(kind).set(time.time())
+        self.metrics.last_event.labels(kind).set(now)
         if event_type == "ERROR":
             try:
                 status = wire.STATUS.decode(event.object)
