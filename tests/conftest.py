@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -113,3 +115,11 @@ async def restricted_identity(
         body={"spec": {"expirationSeconds": 3600}},
     )
     return control_plane.token_kubeconfig(token["status"]["token"], tmp_path / "restricted.kubeconfig")
+
+
+@pytest.fixture(scope="module")
+def stack_dir() -> Iterator[Path]:
+    """A scratch directory for one monitoring test module's Prometheus and Alertmanager files."""
+    path = Path(tempfile.mkdtemp(prefix="fte-monitoring-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

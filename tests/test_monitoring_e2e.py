@@ -14,11 +14,8 @@ import asyncio
 import json
 import re
 import shutil
-import subprocess
-import tempfile
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +23,20 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
+from monitoring_stack import (
+    FAST,
+    RECEIVER,
+    Receiver,
+    eventually,
+    receive,
+    spawn,
+    substitute,
+)
 
 from exporter.app import Exporter
 from exporter.kubeapi import KubeClient
 from exporter.mixin import needs_objects
-from exporter.mixin.alerts import AlertDurations, rule_groups
+from exporter.mixin.alerts import rule_groups
 from exporter.settings import Settings, WatchSettings
 from exporter.vocabulary import Detail
 from testbed import fleet
@@ -45,34 +51,9 @@ MAIN_JOB = "flux-tenant-exporter"
 LOWER_LEVELS: tuple[Detail, ...] = ("failing", "tenants")
 RESOURCE_LABELS = ("team", "app.kubernetes.io/part-of")  # as in AlertDurations: the rules copy them
 DEMO_NAMESPACES = ("flux-system", "team-a", "team-a-web", "team-b", "team-c", "team-d")
-FAST = replace(AlertDurations(), stuck_for="1s", stalled_for="1s", tenant_failing_for="1s", policy_for="1s",
-               source_failing_for="1s", helm_failing_for="1s", suspended_for="1s", drift_seconds=60, drift_for="1s",
-               exporter_down_for="2m", kind_not_synced_for="1s")
 
 
-@dataclass
-class Receiver:
-    """The webhook receiver: Alertmanager's notifications by receiver path."""
 
-    notifications: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def alerts(self, receiver: str | None = None, status: str = "firing") -> list[dict[str, Any]]:
-        found = []
-        for name, payloads in self.notifications.items():
-            if receiver in {None, name}:
-                found += [a | {"receiver": name} for p in payloads for a in p["alerts"] if a["status"] == status]
-        return found
-
-
-RECEIVER = web.AppKey("receiver", Receiver)
-
-
-async def receive(request: web.Request) -> web.Response:
-    receiver = request.app[RECEIVER]
-    receiver.notifications.setdefault(request.match_info["name"], []).append(await request.json())
-    receiver.arrived.set()
-    return web.Response(text="ok")
 
 
 def operator_route(config: dict[str, Any], url: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -91,25 +72,13 @@ def operator_route(config: dict[str, Any], url: str) -> tuple[dict[str, Any], li
              "group_wait": "1s", "group_interval": "1s", "continue": True}, receivers)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: float = 60) -> None:
-    """Poll an external process (Prometheus, Alertmanager) until ``check`` holds."""
-    deadline = time.monotonic() + limit
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.5)
 
 
-def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-@pytest.fixture(scope="module")
-def stack_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="fte-monitoring-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+
+
+
 
 
 @dataclass
@@ -214,8 +183,7 @@ def on_job(expr: str, job: str) -> str:
     return re.sub(r"\b(fluxtenant_[a-z_]+)(\{([^}]*)\})?", restrict, expr)
 
 
-def substitute(expr: str) -> str:
-    return (expr.replace("$cluster", ".*").replace("$tenant", ".+").replace("$__rate_interval", "1m"))
+
 
 
 async def tenant_config_gets_exactly_its_alerts(stack: Stack) -> None:

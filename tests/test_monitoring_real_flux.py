@@ -16,10 +16,8 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +25,19 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
+from monitoring_stack import (
+    FAST,
+    RECEIVER,
+    Receiver,
+    eventually,
+    receive,
+    spawn,
+    substitute,
+)
 
 from exporter.app import Exporter
 from exporter.kubeapi import KubeClient
-from exporter.mixin.alerts import AlertDurations, rule_groups
+from exporter.mixin.alerts import rule_groups
 from exporter.settings import from_args
 from testbed import demofleet, scenario
 from testbed.controlplane import free_port
@@ -39,58 +46,21 @@ from testbed.realflux import RealFlux
 
 ROOT = Path(__file__).parent.parent
 NAMESPACES = (demofleet.PLATFORM_NS, *demofleet.TENANTS, demofleet.SYNTHETIC_NS)
-FAST = replace(AlertDurations(), stuck_for="1s", stalled_for="1s", tenant_failing_for="1s", policy_for="1s",
-               source_failing_for="1s", helm_failing_for="1s", suspended_for="1s", drift_seconds=60, drift_for="1s",
-               exporter_down_for="2m", kind_not_synced_for="1s")
 #: The exporter's own thresholds, shortened by its flags: failing this long is stuck.
 EXPORTER_FLAGS = ("--stuck-after", "5s", "--source-stuck-after", "5s", "--listen-address", "127.0.0.1", "--port",
                   "0", "--namespaces", ",".join(NAMESPACES), "--log-level", "warning")
 
 
-@dataclass
-class Receiver:
-    """The webhook receiver: Alertmanager's notifications by receiver path."""
-
-    notifications: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def alerts(self, receiver: str | None = None, status: str = "firing") -> list[dict[str, Any]]:
-        found = []
-        for name, payloads in self.notifications.items():
-            if receiver in {None, name}:
-                found += [a | {"receiver": name} for p in payloads for a in p["alerts"] if a["status"] == status]
-        return found
 
 
-RECEIVER = web.AppKey("receiver", Receiver)
 
 
-async def receive(request: web.Request) -> web.Response:
-    receiver = request.app[RECEIVER]
-    receiver.notifications.setdefault(request.match_info["name"], []).append(await request.json())
-    receiver.arrived.set()
-    return web.Response(text="ok")
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, limit: float = 60) -> None:
-    """Poll an external process (Prometheus, Alertmanager) until ``check`` holds."""
-    deadline = time.monotonic() + limit
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.5)
 
 
-def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-@pytest.fixture(scope="module")
-def stack_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="fte-monitoring-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @dataclass
@@ -172,8 +142,7 @@ async def query(stack: Stack, expr: str) -> list[dict[str, Any]]:
     return result
 
 
-def substitute(expr: str) -> str:
-    return (expr.replace("$cluster", ".*").replace("$tenant", ".+").replace("$__rate_interval", "1m"))
+
 
 
 def alerts_named(receiver: Receiver, alertname: str, name: str, status: str = "firing") -> list[dict[str, Any]]:
