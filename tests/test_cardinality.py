@@ -6,7 +6,7 @@ exit 2."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import re
 import subprocess
 import sys
@@ -21,6 +21,7 @@ from exporter.kubeapi import KubeClient
 from exporter.settings import Settings, WatchSettings
 from testbed import fleet
 from testbed.controlplane import ControlPlane
+from testbed.running import running_exporter
 
 StartExporter = Callable[..., Awaitable[Exporter]]
 
@@ -28,21 +29,14 @@ StartExporter = Callable[..., Awaitable[Exporter]]
 @pytest.fixture
 async def start_exporter(control_plane: ControlPlane, namespace: str) -> AsyncIterator[StartExporter]:
     """Starts exporters watching only the test's namespace."""
-    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+    async with contextlib.AsyncExitStack() as running:
 
-    async def start(**overrides: Any) -> Exporter:
-        settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01, namespaces=(namespace,),
-                            watch=WatchSettings(backoff_initial=0.05), **overrides)
-        exporter = Exporter(settings, await KubeClient.from_kubeconfig(control_plane.kubeconfig))
-        stop = asyncio.Event()
-        running.append((stop, asyncio.create_task(exporter.run(stop))))
-        await exporter.wait_for(lambda e: e.ready())
-        return exporter
+        async def start(**overrides: Any) -> Exporter:
+            settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01, namespaces=(namespace,),
+                                watch=WatchSettings(backoff_initial=0.05), **overrides)
+            return await running.enter_async_context(running_exporter(settings, control_plane.kubeconfig))
 
-    yield start
-    for stop, task in running:
-        stop.set()
-        await task
+        yield start
 
 
 def body(exporter: Exporter) -> str:

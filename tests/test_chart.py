@@ -24,6 +24,7 @@ from exporter.settings import build_parser, from_args
 from exporter.vocabulary import DETAILS, INFO_LABELS
 from testbed import fleet
 from testbed.controlplane import ControlPlane, free_port
+from testbed.manifests import REST, apply, gotool
 
 ROOT = Path(__file__).parent.parent
 CHART = ROOT / "charts" / "flux-tenant-exporter"
@@ -31,20 +32,6 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 #: serve flags that are not chart config values: set by the chart itself (port, in-cluster config, the mapping file)
 NOT_CONFIG = {"--kubeconfig", "--context", "--listen-address", "--port", "--tenant-mapping"}
 #: kind -> (API prefix, plural, namespaced)
-REST = {
-    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
-    "ConfigMap": ("/api/v1", "configmaps", True),
-    "Service": ("/api/v1", "services", True),
-    "Deployment": ("/apis/apps/v1", "deployments", True),
-    "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
-    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets", True),
-    "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
-    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
-    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles", True),
-    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
-    "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors", True),
-    "PrometheusRule": ("/apis/monitoring.coreos.com/v1", "prometheusrules", True),
-}
 EVERYTHING: dict[str, Any] = {
     "config": {
         "kinds": ["kustomization", "helmrelease"], "namespaces": ["team-a", "team-b"],
@@ -263,16 +250,8 @@ def test_schema_rejects_a_wrong_type(helm: Any) -> None:
         assert path in result.stderr
 
 
-def _path_of(obj: dict[str, Any]) -> str:
-    prefix, plural, namespaced = REST[obj["kind"]]
-    meta = obj["metadata"]
-    ns = f"/namespaces/{meta['namespace']}" if namespaced else ""
-    return f"{prefix}{ns}/{plural}/{meta['name']}"
-
-
 def crd_dir() -> Path:
-    return Path(subprocess.run(["bash", str(ROOT / "tools" / "gotool.sh"), "prometheus-operator-crds"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    return Path(gotool("prometheus-operator-crds"))
 
 
 @pytest.fixture(scope="module")
@@ -292,9 +271,7 @@ async def test_rendered_chart_passes_a_server_side_dry_run(helm: Any, admin: Kub
     for name, values in VALUE_SETS.items():
         for obj in template(helm, values):
             assert obj["kind"] in REST, f"{name}: {obj['kind']}"
-            answer = await admin.request(
-                "PATCH", _path_of(obj), body=obj, content_type="application/apply-patch+yaml",
-                params={"fieldManager": "fte-tests", "force": "true", "fieldValidation": "Strict", "dryRun": "All"})
+            answer = await apply(admin, obj, dry_run=True)
             assert answer["metadata"]["name"] == obj["metadata"]["name"], name
 
 

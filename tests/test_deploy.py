@@ -4,10 +4,11 @@ and in namespaced mode sees only its namespaces), and every flag the manifests u
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import re
 import subprocess
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,54 +20,23 @@ from exporter.kubeapi import ApiError, KubeClient
 from exporter.settings import WatchSettings, build_parser, from_args
 from testbed import fleet
 from testbed.controlplane import ControlPlane
+from testbed.manifests import REST, apply, gotool, path_of
+from testbed.running import running_exporter
 
 ROOT = Path(__file__).parent.parent
 OVERLAYS = ("deploy", "deploy/overlays/namespaced", "deploy/overlays/ha")
 #: kind -> (API prefix, plural, namespaced)
-REST = {
-    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
-    "ConfigMap": ("/api/v1", "configmaps", True),
-    "Service": ("/api/v1", "services", True),
-    "Deployment": ("/apis/apps/v1", "deployments", True),
-    "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
-    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets", True),
-    "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
-    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
-    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles", True),
-    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
-    "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors", True),
-    "PrometheusRule": ("/apis/monitoring.coreos.com/v1", "prometheusrules", True),
-}
-
-
 def tool(name: str) -> str:
-    result = subprocess.run(["bash", str(ROOT / "tools" / "gotool.sh"), name], capture_output=True, text=True,
-                            check=False)
-    if result.returncode != 0:
-        pytest.fail(f"cannot build {name}: {result.stderr}")
-    return result.stdout.strip().splitlines()[-1]
+    try:
+        return gotool(name)
+    except subprocess.CalledProcessError as err:
+        pytest.fail(f"cannot build {name}: {err.stderr}")
 
 
 def render(overlay: str) -> list[dict[str, Any]]:
     out = subprocess.run([tool("kustomize"), "build", str(ROOT / overlay)], capture_output=True, text=True,
                          check=True).stdout
     return [d for d in yaml.safe_load_all(out) if d]
-
-
-def path_of(obj: dict[str, Any]) -> str:
-    prefix, plural, namespaced = REST[obj["kind"]]
-    meta = obj["metadata"]
-    ns = f"/namespaces/{meta['namespace']}" if namespaced else ""
-    return f"{prefix}{ns}/{plural}/{meta['name']}"
-
-
-async def apply(client: KubeClient, obj: dict[str, Any], *, dry_run: bool = False) -> Any:
-    """Server-side apply (create or update), optionally as a dry run."""
-    params = {"fieldManager": "fte-tests", "force": "true", "fieldValidation": "Strict"}
-    if dry_run:
-        params["dryRun"] = "All"
-    return await client.request("PATCH", path_of(obj), params=params, body=obj,
-                                content_type="application/apply-patch+yaml")
 
 
 @pytest.fixture(scope="module")
@@ -133,21 +103,14 @@ async def token_kubeconfig(admin: KubeClient, control_plane: ControlPlane, tmp_p
 
 @pytest.fixture
 async def run() -> AsyncIterator[Any]:
-    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+    async with contextlib.AsyncExitStack() as running:
 
-    async def start(kubeconfig: Path, *args: str) -> Exporter:
-        settings = from_args(["serve", "--listen-address", "127.0.0.1", "--port", "0", *args])
-        settings = type(settings)(**{**settings.__dict__, "watch": WatchSettings(backoff_initial=0.05)})
-        exporter = Exporter(settings, await KubeClient.from_kubeconfig(kubeconfig))
-        stop = asyncio.Event()
-        running.append((stop, asyncio.create_task(exporter.run(stop))))
-        await exporter.wait_for(lambda e: e.ready())
-        return exporter
+        async def start(kubeconfig: Path, *args: str) -> Exporter:
+            settings = from_args(["serve", "--listen-address", "127.0.0.1", "--port", "0", *args])
+            settings = replace(settings, watch=WatchSettings(backoff_initial=0.05))
+            return await running.enter_async_context(running_exporter(settings, kubeconfig))
 
-    yield start
-    for stop, task in running:
-        stop.set()
-        await task
+        yield start
 
 
 @pytest.mark.usefixtures("namespaces")

@@ -31,6 +31,7 @@ from exporter.tenants import TenantResolver
 from exporter.view import build_view
 from testbed import fleet
 from testbed.controlplane import ControlPlane
+from testbed.running import running_exporter
 from testbed.synthetic import load_synthetic_fleet
 
 BIN = Path(sys.executable).parent
@@ -145,13 +146,8 @@ async def exporter(control_plane: ControlPlane, namespace: str) -> AsyncIterator
         await admin.close()
     settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.05,
                         namespaces=(*DEMO_NAMESPACES, namespace))
-    exp = Exporter(settings, await KubeClient.from_kubeconfig(control_plane.kubeconfig))
-    stop = asyncio.Event()
-    task = asyncio.create_task(exp.run(stop))
-    await exp.wait_for(lambda e: e.ready())
-    yield exp
-    stop.set()
-    await task
+    async with running_exporter(settings, control_plane.kubeconfig) as exp:
+        yield exp
 
 
 class Tmux:

@@ -6,7 +6,7 @@ the time after a restart (Kustomization history), and let the object leave stuck
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import datetime
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -20,6 +20,7 @@ from exporter.settings import Settings, StuckThresholds, WatchSettings
 from testbed import scenario
 from testbed.controllers import create_tenant
 from testbed.realflux import RealFlux
+from testbed.running import running_exporter
 
 STUCK_AFTER = 25.0  # longer than two retries of 10 s
 ROLE = ("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: rt-reader\n"
@@ -48,23 +49,15 @@ def _resource(exporter: Exporter, tenant: str, name: str) -> dict[str, Any] | No
 @pytest.fixture
 async def start(flux: RealFlux) -> AsyncIterator[Start]:
     """Start exporters with a 25 s stuck threshold on the real controllers' cluster; stopped after the test."""
-    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+    settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01, refresh_interval=0.5,
+                        thresholds=StuckThresholds(not_ready=STUCK_AFTER),
+                        watch=WatchSettings(backoff_initial=0.05, backoff_max=0.5))
+    async with contextlib.AsyncExitStack() as running:
 
-    async def run() -> Exporter:
-        client = await KubeClient.from_kubeconfig(flux.control_plane.kubeconfig)
-        settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01, refresh_interval=0.5,
-                            thresholds=StuckThresholds(not_ready=STUCK_AFTER),
-                            watch=WatchSettings(backoff_initial=0.05, backoff_max=0.5))
-        exporter = Exporter(settings, client)
-        stop = asyncio.Event()
-        running.append((stop, asyncio.create_task(exporter.run(stop))))
-        await exporter.wait_for(lambda e: e.ready())
-        return exporter
+        async def run() -> Exporter:
+            return await running.enter_async_context(running_exporter(settings, flux.control_plane.kubeconfig))
 
-    yield run
-    for stop, task in running:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
+        yield run
 
 
 @pytest.mark.timeout(240)

@@ -8,7 +8,6 @@ Screenshots of the overview and a tenant page are taken on the way (``make scree
 
 from __future__ import annotations
 
-import asyncio
 import os
 import struct
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from exporter.settings import Settings
 from testbed import fleet
 from testbed.browser import Browser, Page, chromium
 from testbed.controlplane import ControlPlane, free_port
+from testbed.running import running_exporter
 from testbed.synthetic import load_synthetic_fleet
 
 ROOT = Path(__file__).parent.parent
@@ -47,13 +47,8 @@ async def exporter(control_plane: ControlPlane) -> AsyncIterator[Exporter]:
         await admin.close()
     settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.05,
                         namespaces=(*DEMO_NAMESPACES, XSS_NS))
-    exp = Exporter(settings, await KubeClient.from_kubeconfig(control_plane.kubeconfig))
-    stop = asyncio.Event()
-    task = asyncio.create_task(exp.run(stop))
-    await exp.wait_for(lambda e: e.ready())
-    yield exp
-    stop.set()
-    await task
+    async with running_exporter(settings, control_plane.kubeconfig) as exp:
+        yield exp
 
 
 @pytest.fixture
