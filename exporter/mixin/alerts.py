@@ -108,6 +108,13 @@ def _hint_template() -> str:
     return "".join(parts)
 
 
+# The stuck reason of the alert's object now, read back at evaluation time (Prometheus re-expands annotations).
+_CURRENT_REASON = (
+    '{{ with printf "fluxtenant_resource_stuck_root{kind=%q,namespace=%q,name=%q} == 1" '
+    '$labels.kind $labels.namespace $labels.name | query }}{{ . | first | label "reason" }}{{ end }}'
+)
+
+
 def _alert(name: str, expr: str, for_: str, severity: str, summary: str, description: str, *,  # noqa: PLR0917
            t: AlertDurations, owner: str | None = None, dashboard: str = "flux-tenant-overview") -> dict[str, Any]:
     labels = {"severity": severity}
@@ -134,11 +141,14 @@ def rule_groups(t: AlertDurations) -> dict[str, Any]:
     resources = [
         _alert(
             "FluxReconciliationStuck",
-            f'max by ({OBJ}, category, owner, reason) (fluxtenant_resource_stuck_root{{reason!="stalled"}} == 1)',
+            # ``reason`` is left out of the alert's labels: a root that first pages because an object it blocks
+            # is stuck (dependent_stuck), and a moment later is stuck itself (not_ready), stays one alert with
+            # one ``for`` timer. The description reads the current reason back from the series.
+            f'max by ({OBJ}, category, owner) (fluxtenant_resource_stuck_root{{reason!="stalled"}} == 1)',
             t.stuck_for, "page",
             "{{ $labels.kind }} {{ $labels.namespace }}/{{ $labels.name }} of tenant {{ $labels.tenant }} is stuck",
             "Root cause {{ $labels.kind }} {{ $labels.namespace }}/{{ $labels.name }} ({{ $labels.category }}, "
-            "owner {{ $labels.owner }}) is stuck ({{ $labels.reason }}); objects that depend on it are blocked. "
+            f"owner {{{{ $labels.owner }}}}) is stuck ({_CURRENT_REASON}); objects that depend on it are blocked. "
             + hint,
             t=t, dashboard=tenant_dash,
         ),
