@@ -151,6 +151,14 @@ def alerts_named(receiver: Receiver, alertname: str, name: str, status: str = "f
             and a["labels"].get("name") == name]
 
 
+async def descriptions(stack: Stack, alertname: str, name: str) -> list[str]:
+    """The descriptions of Prometheus's active alerts ``alertname`` about an object ``name``, as expanded now."""
+    async with aiohttp.ClientSession() as session, session.get(f"{stack.prometheus}/api/v1/alerts") as resp:
+        active = (await resp.json())["data"]["alerts"]
+    return [a["annotations"]["description"] for a in active
+            if a["labels"]["alertname"] == alertname and a["labels"].get("name") == name]
+
+
 async def test_real_flux_alerts_page_the_owner_once_and_resolve_on_a_pushed_fix(stack: Stack) -> None:
     """On the real controllers' statuses: team-a's ClusterRole (cluster-scoped objects in tenant manifests)
     pages team-a's route as one alert with exactly the expected labels, across the controller's retries; the
@@ -200,11 +208,8 @@ async def test_real_flux_alerts_page_the_owner_once_and_resolve_on_a_pushed_fix(
     assert alerts_named(receiver, "FluxReconciliationStuck", "rbac", status="resolved") == []
     # The reason is not an alert label (it may move from dependent_stuck to not_ready while the root pages);
     # Prometheus's description of the one alert names the current one.
-    async with aiohttp.ClientSession() as session, session.get(f"{stack.prometheus}/api/v1/alerts") as resp:
-        firing = (await resp.json())["data"]["alerts"]
-    described = [a["annotations"]["description"] for a in firing
-                 if a["labels"]["alertname"] == "FluxReconciliationStuck" and a["labels"]["name"] == "rbac"]
-    assert len(described) == 1 and "is stuck (not_ready)" in described[0], described
+    (described,) = await descriptions(stack, "FluxReconciliationStuck", "rbac")
+    assert "is stuck (not_ready)" in described
     # Blocked by team-a/rbac, by team-b's failing GitRepositories, by team-b's failing HelmChart: no alert.
     dependents = {("team-a", "Kustomization", "web"), ("team-b", "Kustomization", "deploy"),
                   ("team-b", "Kustomization", "config"), ("team-b", "HelmRelease", "web")}
