@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from exporter.kinds import FLUX_KINDS  # noqa: E402
 from exporter.kubeapi import KubeClient  # noqa: E402
+from exporter.settings import Settings  # noqa: E402
 from testbed import fleet  # noqa: E402
 from testbed.controlplane import ControlPlane, find_assets, free_port  # noqa: E402
 
@@ -182,9 +183,14 @@ async def fetch(session: aiohttp.ClientSession, url: str, *, gzip_ok: bool = Fal
 class Target:
     """One exporter process under test."""
 
-    def __init__(self, name: str, argv: list[str], port: int, marker: bytes, revision_re: bytes) -> None:
-        self.name, self.argv, self.port, self.marker, self.revision_re = name, argv, port, marker, revision_re
+    def __init__(self, name: str, argv: list[str], port: int, counter: re.Pattern[bytes]) -> None:
+        """``counter`` finds the samples that count the objects a /metrics body holds (each match adds its value)."""
+        self.name, self.argv, self.port, self.counter = name, argv, port, counter
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def objects(self, body: bytes) -> int:
+        """How many objects ``body`` shows."""
+        return sum(int(float(value)) for value in self.counter.findall(body))
 
     @property
     def pid(self) -> int:
@@ -215,7 +221,7 @@ async def cold_start(target: Target, session: aiohttp.ClientSession, n: int, log
     while True:
         with contextlib.suppress(aiohttp.ClientError):  # not listening yet
             body = await fetch(session, f"{target.url}/metrics")
-            if body.count(target.marker) >= n:
+            if target.objects(body) >= n:
                 return time.monotonic() - started
         if time.monotonic() - started > 600:
             msg = f"{target.name} did not show {n} objects within 10 minutes"
@@ -365,9 +371,12 @@ async def write_loop(args: argparse.Namespace) -> None:
     receives it: the floor of the update lag, what the API server's watch delivery alone takes.
     """
     admin = await KubeClient.from_kubeconfig(args.kubeconfig)
-    kustomizations = [obj for obj, _ in fleet_objects(0, args.sizes[0]) if obj["kind"] == "Kustomization"]
+    # The failing Kustomizations, retried with a new revision each time: every --detail level but `tenants` keeps
+    # their series, and a failing object's reconcile is what Flux repeats most (every retryInterval).
+    kustomizations = [(obj, status) for obj, status in fleet_objects(0, args.sizes[0])
+                      if obj["kind"] == "Kustomization" and status["conditions"][0]["status"] == "False"]
     rate, interval = args.rates[0], 1 / args.rates[0]
-    collection = fleet.path_of(kustomizations[0], collection=True).split("/namespaces/")[0] + "/kustomizations"
+    collection = fleet.path_of(kustomizations[0][0], collection=True).split("/namespaces/")[0] + "/kustomizations"
     total = int(rate * args.update_seconds)
     needle = f"sha1:{args.tag}-".encode()
 
@@ -388,9 +397,10 @@ async def write_loop(args: argparse.Namespace) -> None:
                     if seen >= total:
                         return
 
-    async def write(obj: dict[str, Any], i: int) -> None:
-        status = fleet.ready_status("Kustomization", rev=f"main@sha1:{args.tag}-{i}")
-        status.pop("inventory")
+    async def write(target: tuple[dict[str, Any], dict[str, Any]], i: int) -> None:
+        obj, failing = target
+        revision = f"main@sha1:{args.tag}-{i}"
+        status = failing | {"lastAppliedRevision": revision, "lastAttemptedRevision": revision}
         await admin.request("PATCH", fleet.path_of(obj) + "/status", body={"status": status},
                             content_type="application/merge-patch+json")
         print(i, time.monotonic(), flush=True)  # accepted by the API server: lag counts from here
@@ -454,6 +464,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             cp = stack.enter_context(ControlPlane(watch_cache=True))
             kubeconfig, versions = cp.kubeconfig, cp.assets.versions
         results["versions"] = versions | {"kube-state-metrics": "v2.15.0"}
+        results["ours_detail"] = args.detail or Settings().detail
         admin = await KubeClient.from_kubeconfig(kubeconfig)
         have = max(args.sizes) if args.kubeconfig else 0
         for n in args.sizes:
@@ -464,13 +475,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ours_port, ksm_port = free_port(), free_port()
             ours = Target("ours", [sys.executable, "-m", "exporter", "serve", "--kubeconfig", str(kubeconfig),
                                    "--listen-address", "127.0.0.1", "--port", str(ours_port), "--log-level",
-                                   "warning", "--log-format", "json"],
-                          ours_port, b"\nfluxtenant_resource_state{", rb"revision=")
+                                   "warning", "--log-format", "json",
+                                   *(["--detail", args.detail] if args.detail else [])],
+                          # the tenant totals count every object at every --detail level
+                          ours_port, re.compile(rb"\nfluxtenant_tenant_resources\{[^}]*\} ([0-9.e+]+)"))
             theirs = Target("ksm", [ksm, "--kubeconfig", str(kubeconfig), "--custom-resource-state-only",
                                     f"--custom-resource-state-config-file={work / 'ksm.yaml'}", "--host=127.0.0.1",
                                     f"--port={ksm_port}", f"--telemetry-port={free_port()}",
                                     "--telemetry-host=127.0.0.1"],
-                            ksm_port, b"\ngotk_resource_info{", rb"revision=")
+                            ksm_port, re.compile(rb"\ngotk_resource_info\{[^}]*\} (1)"))
             if args.warmup:  # the API server's first burst of writes on a fresh fleet is slow: not anyone's turn
                 await warm_up(kubeconfig, n, max(args.rates), args.warmup)
             order = (ours, theirs) if len(results["sizes"]) % 2 == 0 else (theirs, ours)  # alternate who goes first
@@ -548,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", help="use this cluster, which already holds the fleet of the largest size "
                         "(creates nothing; for iterating on one scenario)")
     parser.add_argument("--only", choices=["ours", "ksm"], help="measure one exporter only")
+    parser.add_argument("--detail", choices=["all", "failing", "tenants"],
+                        help="our exporter's --detail level (default: the exporter's default)")
     parser.add_argument("--quick-report", action="store_true", help="skip the report scenario")
     parser.add_argument("--write-loop", action="store_true", help=argparse.SUPPRESS)  # the writer process
     parser.add_argument("--tag", help=argparse.SUPPRESS)

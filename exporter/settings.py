@@ -120,7 +120,7 @@ class Settings:
     metrics_allowlist: tuple[str, ...] = ()
     metrics_denylist: tuple[str, ...] = ()
     #: per-object series for every object, only for objects needing attention, or none (tenant totals only)
-    detail: Detail = "all"
+    detail: Detail = "failing"
     #: labels left off fluxtenant_resource_info (and gotk_resource_info)
     drop_info_labels: tuple[InfoLabel, ...] = ()
     #: per-object series for at most this many objects (0: no limit); tenant totals still count every object

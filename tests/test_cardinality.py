@@ -65,7 +65,7 @@ async def test_resource_labels_reach_the_info_series_and_follow_changes(
 ) -> None:
     """Only allow-listed labels appear, as label_<sanitised key>; an object without them has none; relabelling an
     object on the API server updates its series."""
-    exporter = await start_exporter(resource_labels=("team", "app.kubernetes.io/part-of"))
+    exporter = await start_exporter(resource_labels=("team", "app.kubernetes.io/part-of"), detail="all")
     info = {re.search(r'name="([^"]+)"', s)[1]: s for s in series(body(exporter), "fluxtenant_resource_info")}  # type: ignore[index]
     assert 'label_team="alpha"' in info["ok-1"]
     assert 'label_app_kubernetes_io_part_of="shop"' in info["ok-1"]
@@ -80,28 +80,36 @@ async def test_resource_labels_reach_the_info_series_and_follow_changes(
 @pytest.mark.usefixtures("fleet_of_four")
 async def test_detail_levels_choose_the_objects_with_series(
     start_exporter: StartExporter) -> None:
-    """all: every object; failing: only the failing one; tenants: no per-object series; the tenant series count all
-    four objects at every level."""
+    """all: every object; failing (the default): only the failing one; tenants: no per-object series; the tenant
+    series count all four objects at every level. gotk_resource_info, asked for by name for Flux's dashboards,
+    keeps every object at `failing`."""
     names: dict[str, set[str]] = {}
+    gotk: dict[str, set[str]] = {}
     for level in ("all", "failing", "tenants"):
-        text = body(await start_exporter(detail=level))
+        text = body(await start_exporter(detail=level, gotk_compat=True))
         names[level] = {re.search(r'name="([^"]+)"', s)[1] for s in series(text, "fluxtenant_resource_state")}  # type: ignore[index]
+        gotk[level] = {re.search(r',name="([^"]+)"', s)[1] for s in series(text, "gotk_resource_info")}  # type: ignore[index]
         total = sum(float(s.rsplit(" ", 1)[1]) for s in series(text, "fluxtenant_tenant_resources"))
         assert total == 4, level
-    assert names == {"all": {"ok-1", "ok-2", "ok-3", "broken"}, "failing": {"broken"}, "tenants": set()}
+    everything = {"ok-1", "ok-2", "ok-3", "broken"}
+    assert names == {"all": everything, "failing": {"broken"}, "tenants": set()}
+    assert gotk == {"all": everything, "failing": everything, "tenants": set()}
+    assert Settings().detail == "failing"
 
 
 @pytest.mark.usefixtures("fleet_of_four")
 async def test_allow_deny_lists_and_dropped_info_labels(start_exporter: StartExporter) -> None:
     """The allow-list keeps only its families, the deny-list removes its own, and --drop-info-labels removes
     revision and url from the info series."""
-    allowed = body(await start_exporter(metrics_allowlist=("fluxtenant_resource_ready", "fluxtenant_tenant_status")))
+    allowed = body(await start_exporter(metrics_allowlist=("fluxtenant_resource_ready", "fluxtenant_tenant_status"),
+                                        detail="all"))
     families = set(re.findall(r"^(fluxtenant_(?!exporter_)[a-z_]+)\{", allowed, re.MULTILINE))
     assert families == {"fluxtenant_resource_ready", "fluxtenant_tenant_status"}
-    denied = body(await start_exporter(metrics_denylist=("fluxtenant_resource_info",)))
+    denied = body(await start_exporter(metrics_denylist=("fluxtenant_resource_info",), detail="all"))
     assert "fluxtenant_resource_info" not in denied
     assert series(denied, "fluxtenant_resource_ready")
-    dropped = body(await start_exporter(drop_info_labels=("revision", "url")))
+    dropped = body(await start_exporter(drop_info_labels=("revision", "url"), detail="all"))
+    assert len(series(dropped, "fluxtenant_resource_info")) == 4
     for line in series(dropped, "fluxtenant_resource_info"):
         assert "revision=" not in line
         assert "url=" not in line
@@ -114,7 +122,7 @@ async def test_object_limit_caps_series_with_a_gauge_and_a_log_line(
     """With --object-limit 2, two objects have per-object series, the gauge says 2 are left out, one warning names
     the limit, and the tenant series still count all four."""
     with structlog.testing.capture_logs() as logs:
-        exporter = await start_exporter(object_limit=2)
+        exporter = await start_exporter(object_limit=2, detail="all")
     text = body(exporter)
     assert len(series(text, "fluxtenant_resource_state")) == 2
     assert sum(float(s.rsplit(" ", 1)[1]) for s in series(text, "fluxtenant_tenant_resources")) == 4

@@ -343,7 +343,9 @@ async def test_helm_install_then_the_exporter_syncs_with_its_service_account(
             _, body = _get(f"http://127.0.0.1:{port}/metrics")
             synced = dict(re.findall(r'^fluxtenant_exporter_kind_synced\{kind="(\w+)"\} (\S+)$', body, re.MULTILINE))
             assert set(synced.values()) == {"1.0"}, synced
-            assert 'name="chart-app"' in body
+            # a healthy object has no per-object series at the default --detail=failing; /tenants lists it
+            _, tenant = _get(f"http://127.0.0.1:{port}/tenants/team-a")
+            assert "chart-app" in {r["name"] for r in json.loads(tenant)["resources"]}
         finally:
             proc.terminate()
             proc.wait(10)

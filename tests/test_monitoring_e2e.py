@@ -102,7 +102,7 @@ async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[S
     await fleet.patch(admin, namespaces, {"metadata": {"labels": {"team": "alpha",
                                                                   "app.kubernetes.io/part-of": "platform-base"}}})
     settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.05, namespaces=DEMO_NAMESPACES,
-                        watch=WatchSettings(backoff_initial=0.05), resource_labels=RESOURCE_LABELS)
+                        watch=WatchSettings(backoff_initial=0.05), resource_labels=RESOURCE_LABELS, detail="all")
     exporter = Exporter(settings, await KubeClient.from_kubeconfig(control_plane.kubeconfig))
     stop = asyncio.Event()
     exporter_task = asyncio.create_task(exporter.run(stop))
