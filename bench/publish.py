@@ -26,9 +26,10 @@ import orjson  # noqa: E402
 from run import fleet_objects  # noqa: E402
 
 from exporter import wire  # noqa: E402
-from exporter.exposition import Renderer  # noqa: E402
+from exporter.exposition import Renderer, RenderOptions  # noqa: E402
 from exporter.kinds import KUSTOMIZATION  # noqa: E402
 from exporter.model import NamespaceInfo, parse_object  # noqa: E402
+from exporter.settings import Settings  # noqa: E402
 from exporter.store import Store  # noqa: E402
 from exporter.tenants import TenantResolver  # noqa: E402
 from exporter.view import ViewCache, build_view  # noqa: E402
@@ -68,6 +69,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=4000, help="watch events in the stream")
     parser.add_argument("--event-rate", type=int, default=200, help="events per second the stream stands for")
     parser.add_argument("--memory", action="store_true", help="trace allocations (slows everything ~2x)")
+    parser.add_argument("--detail", choices=["all", "failing", "tenants"], default=Settings().detail,
+                        help="the --detail level rendered (default: the exporter's default)")
     args = parser.parse_args()
     raws = []
     for obj, status in fleet_objects(0, args.objects):
@@ -84,7 +87,7 @@ def main() -> int:
     for i in range(args.objects // 10 + 1):
         store.upsert_namespace(NamespaceInfo(f"ns-{i:05d}", f"tenant-{i // 4:04d}"))
     parse_s = time.perf_counter() - t0
-    renderer = Renderer()
+    renderer = Renderer(options=RenderOptions(detail=args.detail))
     cache = ViewCache()
     t0 = time.perf_counter()
     view = build_view(store, now=time.time(), cache=cache)
@@ -107,7 +110,7 @@ def main() -> int:
     del raws
     gc.collect()
     current = tracemalloc.get_traced_memory()[0] if args.memory else 0
-    print(f"objects: {args.objects}")
+    print(f"objects: {args.objects}, --detail={args.detail}")
     print(f"parse into the store: {parse_s * 1000:.0f} ms ({parse_s / args.objects * 1e6:.1f} us/object)")
     print(f"first publish (derive + render all): {first_s * 1000:.0f} ms")
     print(f"publish after one change: {min(times) * 1000:.0f} ms best, {max(times) * 1000:.0f} ms worst of 5")

@@ -14,6 +14,7 @@ Sample::
 from __future__ import annotations
 
 import bisect
+import functools
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -310,6 +311,27 @@ class _Block:
         #: objects with at least one sample (the ones --object-limit counts)
         self.shown = sum(1 for c in chunks if any(c))
 
+    def position(self, key: Key) -> int:
+        """The index of ``key`` in the block, or -1."""
+        at = bisect.bisect_left(self.keys, key)
+        return at if at < len(self.keys) and self.keys[at] == key else -1
+
+    def replace(self, at: int, res: ResourceView, chunks: tuple[bytes, ...]) -> list[int]:
+        """Put ``res`` and its ``chunks`` in place of the object at ``at``; returns the families whose text changed."""
+        changed = []
+        was_shown = any(lengths[at] for lengths in self.lengths)
+        for family, (chunk, lengths) in enumerate(zip(chunks, self.lengths, strict=True)):
+            start, size = sum(lengths[:at]), lengths[at]
+            part = self.parts[family]
+            if size == len(chunk) and part[start : start + size] == chunk:
+                continue
+            self.parts[family] = b"".join((part[:start], chunk, part[start + size :]))
+            lengths[at] = len(chunk)
+            changed.append(family)
+        self.views[at] = res
+        self.shown += any(chunks) - was_shown
+        return changed
+
     def chunks(self) -> list[tuple[bytes, ...]]:
         """Each object's chunks again, sliced out of the block's text."""
         columns = []
@@ -358,32 +380,46 @@ class Renderer:
         self._blocks: list[_Block] = []
         self._serial = -1
         self._tenants: dict[str, tuple[TenantView, tuple[bytes, ...]]] = {}
+        #: the object families' part of the output (headers and block texts), kept between renders and patched
+        #: where a block's text changed in place; None when blocks were added, removed or split
+        self._object_parts: list[bytes] | None = None
+        #: the per-tenant families' part (headers and one chunk per tenant), with each tenant's row, likewise
+        self._tenant_parts: list[bytes] | None = None
+        self._tenant_rows: dict[str, int] = {}
         self.rendered_objects = 0
         #: objects left without per-object series by the object limit at the last render
         self.over_limit = 0
 
     def render(self, view: View, store: Store) -> Exposition:
         """The exposition of every object and tenant family for ``view``."""
-        if not self._blocks or view.parent != self._serial or view.parent < 0:
+        incremental = bool(self._blocks) and view.parent == self._serial and view.parent >= 0
+        if not incremental:
             self._rebuild(view.resources)
+            self._object_parts = None
         elif view.changed:
             self._apply(view)
         self._serial = view.serial
-        columns = self._limited()
+        if self.options.object_limit:  # which objects are shown can move with any change: assembled anew
+            object_parts = self._assemble(self._limited())
+        else:
+            if self._object_parts is None:
+                self._object_parts = self._assemble([block.parts for block in self._blocks])
+            object_parts = self._object_parts
+        tenant_parts = self._tenant_section(view, incremental=incremental)
+        counters = render_counters(store)
+        counter_parts: list[bytes] = []
+        for index, family in self._tenant_families:
+            if index >= len(PER_TENANT):
+                counter_parts += (family.header(), counters[index - len(PER_TENANT)])
+        return Exposition((*object_parts, *tenant_parts, *counter_parts))
+
+    def _assemble(self, columns: list[list[bytes]]) -> list[bytes]:
+        """Per object family its header, then its text from each block: ``len(columns) + 1`` parts per family."""
         parts: list[bytes] = []
         for index, header in enumerate(self._headers):
             parts.append(header)
             parts.extend(column[index] for column in columns)
-        tenant_chunks = self._tenant_chunks(view)
-        counters = render_counters(store)
-        per_tenant = len(TENANT_FAMILIES) - len(counters)
-        for index, family in self._tenant_families:
-            parts.append(family.header())
-            if index < per_tenant:
-                parts.extend(map(itemgetter(index), tenant_chunks))
-            else:
-                parts.append(counters[index - per_tenant])
-        return Exposition(tuple(p for p in parts if p))
+        return parts
 
     def _limited(self) -> list[list[bytes]]:
         """Each block's text per family, up to ``object_limit`` shown objects."""
@@ -439,8 +475,17 @@ class Renderer:
         for key in view.changed:
             by_block.setdefault(max(0, bisect.bisect_right(firsts, key) - 1), []).append(key)
         replaced: dict[int, list[_Block]] = {}
+        stride = len(self._blocks) + 1
         for index, keys in by_block.items():
             block = self._blocks[index]
+            places = [block.position(key) for key in keys]
+            if all(at >= 0 and key in current for key, at in zip(keys, places, strict=True)):
+                # objects changed in place (the common case): patch the block's text and the assembled output
+                for key, at in zip(keys, places, strict=True):
+                    for family in block.replace(at, current[key], self._render(current[key])):
+                        if self._object_parts is not None:
+                            self._object_parts[family * stride + 1 + index] = block.parts[family]
+                continue
             entries = dict(zip(block.keys, zip(block.views, block.chunks(), strict=True), strict=True))
             for key in keys:
                 res = current.get(key)
@@ -454,21 +499,44 @@ class Renderer:
                        len(self._families))
                 for i in range(0, len(ordered), BLOCK)
             ]
-        blocks: list[_Block] = []
-        for index, block in enumerate(self._blocks):
-            blocks.extend(replaced.get(index, [block]))
-        self._blocks = blocks
+        if replaced:
+            blocks: list[_Block] = []
+            for index, block in enumerate(self._blocks):
+                blocks.extend(replaced.get(index, [block]))
+            self._blocks = blocks
+            self._object_parts = None
 
-    def _tenant_chunks(self, view: View) -> list[tuple[bytes, ...]]:
+    def _tenant_section(self, view: View, *, incremental: bool) -> list[bytes]:
+        """Per per-tenant family its header and each tenant's chunk; only changed tenants are rendered again."""
+        per_tenant = [index for index, _ in self._tenant_families if index < len(PER_TENANT)]
+        parts = self._tenant_parts
+        if incremental and parts is not None and not view.changed_tenants:
+            return parts
+        if incremental and parts is not None and view.tenants.keys() == self._tenant_rows.keys():
+            stride = len(self._tenant_rows) + 1
+            for name in view.changed_tenants:
+                tenant = view.tenants[name]
+                if self._tenants[name][0] is tenant:
+                    continue
+                chunks = render_tenant(tenant)
+                self._tenants[name] = (tenant, chunks)
+                row = self._tenant_rows[name]
+                for column, index in enumerate(per_tenant):
+                    parts[column * stride + 1 + row] = chunks[index]
+            return parts
         fresh: dict[str, tuple[TenantView, tuple[bytes, ...]]] = {}
-        out = []
         for name, tenant in view.tenants.items():
             cached = self._tenants.get(name)
-            chunks = cached[1] if cached is not None and cached[0] is tenant else render_tenant(tenant)
-            fresh[name] = (tenant, chunks)
-            out.append(chunks)
+            fresh[name] = (tenant, cached[1] if cached is not None and cached[0] is tenant else render_tenant(tenant))
         self._tenants = fresh
-        return out
+        self._tenant_rows = {name: row for row, name in enumerate(fresh)}
+        rows = [chunks for _, chunks in fresh.values()]
+        parts = []
+        for index in per_tenant:
+            parts.append(TENANT_FAMILIES[index].header())
+            parts.extend(map(itemgetter(index), rows))
+        self._tenant_parts = parts
+        return parts
 
 
 def _changed_views(view: View) -> list[ResourceView]:
@@ -492,8 +560,12 @@ class Exposition:
     def __init__(self, parts: tuple[bytes, ...]) -> None:
         """``parts`` in output order."""
         self.parts = parts
-        self.size = sum(map(len, parts))
         self._gzip: bytes | None = None
+
+    @functools.cached_property
+    def size(self) -> int:
+        """The length of the text (counted on the first scrape: a publish that nobody reads costs nothing)."""
+        return sum(map(len, self.parts))
 
     @property
     def body(self) -> bytes:

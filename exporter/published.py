@@ -101,3 +101,5 @@ class View:
     serial: int = 0
     parent: int = -1
     changed: frozenset[Key] = frozenset()
+    #: the tenants whose TenantView was added, replaced or removed since that build
+    changed_tenants: frozenset[str] = frozenset()

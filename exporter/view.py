@@ -63,6 +63,8 @@ class ViewCache:
         self.tenants: dict[str, TenantView] = {}
         self.by_kind: Counter[str] = Counter()
         self.changed: set[Key] = set()
+        self.changed_tenants: set[str] = set()
+        self.published_tenants: dict[str, TenantView] = {}  # as the last View has them, in name order
         self.parent = -1  # no build to compare with
 
     def build(self, store: Store, now: float) -> View:
@@ -81,13 +83,27 @@ class ViewCache:
             dirty.add(heapq.heappop(self.pending_stuck)[1])
         if dirty:
             self._update(store, dirty, now)
-        tenants = {name: self.tenants[name] for name in sorted(self.tenants)}
+        tenants = self._tenant_mapping()
         self.serial = next(_SERIALS)
+        incremental = self.parent >= 0
         view = View(now, store.version, tuple(self.ordered), tenants, dict(self.by_kind), self.serial, self.parent,
-                    frozenset(self.changed) if self.parent >= 0 else frozenset())
+                    frozenset(self.changed) if incremental else frozenset(),
+                    frozenset(self.changed_tenants) if incremental else frozenset())
         self.changed.clear()
+        self.changed_tenants.clear()
         self.parent = self.serial
         return view
+
+    def _tenant_mapping(self) -> dict[str, TenantView]:
+        """The tenants in name order: the last View's mapping again if none changed, patched if none came or went."""
+        published, changed = self.published_tenants, self.changed_tenants
+        if self.parent < 0 or any((name in published) != (name in self.tenants) for name in changed):
+            published = {name: self.tenants[name] for name in sorted(self.tenants)}
+        elif changed:
+            published = dict(published)
+            published.update((name, self.tenants[name]) for name in changed if name in self.tenants)
+        self.published_tenants = published
+        return published
 
     # -- objects --------------------------------------------------------------------------------
 
@@ -258,7 +274,8 @@ class ViewCache:
         if resources and name in self.own_namespaces:
             namespaces.add(name)
         if not namespaces:
-            self.tenants.pop(name, None)
+            if self.tenants.pop(name, None) is not None:
+                self.changed_tenants.add(name)
             return
         names = tuple(sorted(namespaces))
         old = self.tenants.get(name)
@@ -267,6 +284,7 @@ class ViewCache:
         ):
             return
         self.tenants[name] = roll_up(name, names, resources)
+        self.changed_tenants.add(name)
 
 
 def build_view(store: Store, *, now: float, cache: ViewCache | None = None) -> View:

@@ -2,7 +2,8 @@
 
 The status page for people is at / and /tenant/{name} (HTML, exporter/statuspage.py).
 
-Handlers only read the last published snapshot; nothing here talks to the API server.
+Handlers read the published snapshot (publishing first when a few changes wait: ``freshen``); nothing here talks
+to the API server.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class Published(Protocol):
     def ready(self) -> bool:
         """Whether every enabled kind settled and a snapshot was published."""
 
+    def freshen(self) -> None:
+        """Publish first if a few changes wait (a read then sees every event received before it)."""
+
 
 STATE = web.AppKey("state", Published)
 #: each tenant's JSON for the unfiltered /tenants (reused while the tenant is unchanged)
@@ -64,6 +68,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     """The pre-rendered exposition plus the self-metrics, written in pieces; gzip when asked for."""
     started = time.perf_counter()
     state = request.app[STATE]
+    state.freshen()
     exposition = state.exposition
     own = generate_latest(state.metrics.registry)
     headers = {"Content-Type": CONTENT_TYPE_METRICS}
@@ -122,6 +127,7 @@ async def tenants(request: web.Request) -> web.Response:
         filters = _filters(request)
     except FilterError as err:
         return _error(400, str(err))
+    request.app[STATE].freshen()
     view = request.app[STATE].view
     if filters.active:
         return _json(tenants_doc(view, filters))
@@ -156,6 +162,7 @@ async def tenant(request: web.Request) -> web.Response:
         filters = _filters(request)
     except FilterError as err:
         return _error(400, str(err))
+    request.app[STATE].freshen()
     view = request.app[STATE].view
     found = view.tenants.get(name)
     if found is None:
@@ -186,6 +193,7 @@ async def status_overview(request: web.Request) -> web.Response:
     if status is not None and status not in TENANT_STATUSES:
         message = f"status={status!r} is not one of: {', '.join(TENANT_STATUSES)}"
         return _html(statuspage.error_page(400, message, home="."), 400)
+    request.app[STATE].freshen()
     return _html(statuspage.overview(request.app[STATE].view, filters, dict(request.query), status))
 
 
@@ -196,6 +204,7 @@ async def status_tenant(request: web.Request) -> web.Response:
         filters = _filters(request)
     except FilterError as err:
         return _html(statuspage.error_page(400, str(err), home=".."), 400)
+    request.app[STATE].freshen()
     view = request.app[STATE].view
     found = view.tenants.get(name)
     if found is None:

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,35 @@ async def test_a_status_change_and_a_deletion_reach_metrics(
     await exporter.wait_for(lambda e: not any(r.namespace == namespace for r in e.view.resources))
     _, body, _ = await get(exporter, "/metrics")
     assert not [line for line in sample_lines(body, namespace) if line.startswith("fluxtenant_resource_")]
+
+
+async def test_a_read_sees_every_event_received_before_it_without_waiting_for_the_publisher(
+    admin: KubeClient, namespace: str, start_exporter: StartExporter
+) -> None:
+    """With the publisher asleep for an hour after a publish, a status change the watch has received is on the
+    next /metrics and /tenants read anyway: a read publishes the few waiting changes first."""
+    obj = await fleet.create(admin, fleet.kustomization(namespace, "app"), status=fleet.ready_status("Kustomization"))
+    exporter = await start_exporter()
+    exporter.settings = replace(exporter.settings, publish_interval=3600)
+    await fleet.write_status(admin, obj, fleet.failed_status("BuildFailed", "kustomize build failed: one"))
+
+    def state_is(category: str) -> Callable[[Exporter], bool]:
+        return lambda e: any(r.namespace == namespace and r.category == category for r in e.view.resources)
+
+    await exporter.wait_for(state_is("build_failed"))  # published by the publisher, which now sleeps an hour
+    published = exporter.published
+    await fleet.write_status(admin, obj, fleet.failed_status("HealthCheckFailed", "health check failed after 5m"))
+    key = ("Kustomization", namespace, "app")
+    while exporter.store.objects[key].verdict.category != "health_check_failed":  # the watch event arrived
+        await exporter.store.changed.wait()
+        await asyncio.sleep(0)  # let the watch task apply what set the event
+    assert exporter.published == published  # the publisher did not run
+    _, body, _ = await get(exporter, "/metrics")
+    assert any('category="health_check_failed"' in line for line in sample_lines(body, namespace))
+    status, doc = await get_json(exporter, f"/tenants/{namespace}")
+    assert status == 200
+    assert {r["category"] for r in doc["resources"]} == {"health_check_failed"}
+    assert exporter.published == published + 1
 
 
 async def test_paged_list_reads_every_page(admin: KubeClient, namespace: str, start_exporter: StartExporter) -> None:

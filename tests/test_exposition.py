@@ -45,6 +45,7 @@ def _random_object(rng: random.Random, i: int) -> dict[str, object]:
 OPTIONS = {
     "default": RenderOptions(),
     "gotk": RenderOptions(gotk_compat=True),
+    "failing": RenderOptions(detail="failing"),
     "failing-limited": RenderOptions(gotk_compat=True, detail="failing", object_limit=11),
     "limited": RenderOptions(object_limit=23),
     "trimmed": RenderOptions(drop_info_labels=("revision", "url"), resource_labels=("team",),
