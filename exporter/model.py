@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from exporter import wire
 from exporter.durations import parse_duration
@@ -32,11 +32,16 @@ KEPT_CONDITIONS = frozenset(
     }
 )
 MAX_MESSAGE = 4096
+#: kept in any state; the other kept types only when abnormal (a normal one, e.g. ArtifactInStorage=True on every
+#: healthy source, says nothing the Ready condition does not, and the classifier never reads it)
+KSTATUS = frozenset({"Ready", "Reconciling", "Stalled"})
+#: the normal status of the abnormal-true condition types (the others are normal when True)
+_NORMAL = {"FetchFailed": "False", "BuildFailed": "False", "StorageOperationFailed": "False",
+           "IncludeUnavailable": "False"}
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
-    """A reference to a Flux object."""
+class Ref(NamedTuple):
+    """A reference to a Flux object: equal to (and hashed as) the store's ``(kind, namespace, name)`` key."""
 
     kind: str
     namespace: str
@@ -218,7 +223,7 @@ def _conditions(raw: list[wire.Condition] | None) -> tuple[Condition, ...]:
             observed_generation=cond.observedGeneration,
         )
         for cond in raw
-        if cond.type in KEPT_CONDITIONS
+        if cond.type in KEPT_CONDITIONS and (cond.type in KSTATUS or cond.status != _NORMAL.get(cond.type, "True"))
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 
 from exporter.classify import SOURCE_KINDS
 from exporter.drift import drift, last_success
-from exporter.model import FluxObject
+from exporter.model import FluxObject, share
 from exporter.policy import violations
 from exporter.published import ResourceView, TenantView, View
 from exporter.rollup import roll_up
@@ -55,7 +55,7 @@ class ViewCache:
         self.stuck: dict[Key, bool] = {}
         self.stuck_dependents: Counter[Key] = Counter()  # root -> stuck objects it blocks
         self.refs: dict[Key, tuple[Key, ...]] = {}
-        self.dependents: dict[Key, set[Key]] = {}
+        self.dependents: dict[Key, list[Key]] = {}  # lists: most objects have one or two dependents
         self.pending_stuck: list[tuple[float, Key]] = []  # heap of future stuck times
         self.members: dict[str, list[Key]] = {}  # tenant -> its objects' keys, sorted
         self.tenant_namespaces: dict[str, set[str]] = {}  # tenant -> namespaces listed even without objects
@@ -205,16 +205,16 @@ class ViewCache:
 
     def _link(self, key: Key, entry: Entry) -> None:
         obj = entry.obj
-        refs = tuple({(r.kind, r.namespace, r.name) for r in (obj.source, obj.chart, *obj.depends_on) if r})
+        refs = tuple({r for r in (obj.source, obj.chart, *obj.depends_on) if r})  # Refs are Keys: no copies
         self.refs[key] = refs
         for ref in refs:
-            self.dependents.setdefault(ref, set()).add(key)
+            self.dependents.setdefault(ref, []).append(key)
 
     def _unlink(self, key: Key) -> None:
         for ref in self.refs.pop(key, ()):
             users = self.dependents.get(ref)
             if users is not None:
-                users.discard(key)
+                users.remove(key)  # _link added it once
                 if not users:
                     del self.dependents[ref]
 
@@ -294,7 +294,7 @@ def build_view(store: Store, *, now: float, cache: ViewCache | None = None) -> V
 
 def _source_label(obj: FluxObject) -> str | None:
     ref = obj.chart if obj.kind == "HelmRelease" and obj.chart else obj.source
-    return str(ref) if ref else None
+    return share(str(ref)) if ref else None
 
 
 def _resource(

@@ -31,6 +31,29 @@ def test_kustomization_projection_keeps_only_used_fields() -> None:
     assert not hasattr(obj, "__dict__")  # slots: no stray raw data
 
 
+def test_conditions_kept_are_the_kstatus_ones_and_the_abnormal_others() -> None:
+    """Ready, Reconciling and Stalled stay in any state; the others only when abnormal (ArtifactInStorage=False,
+    FetchFailed=True), so a healthy source does not hold an ArtifactInStorage=True nobody reads; a reference equals
+    the store's (kind, namespace, name) key."""
+    healthy = fleet.gitrepository("team-a", "repo")
+    healthy["status"] = fleet.ready_status("GitRepository", rev="main@sha1:abc")
+    assert [c.type for c in parse_object(healthy).conditions] == ["Ready"]
+    broken = fleet.gitrepository("team-a", "repo")
+    broken["status"] = {"conditions": [
+        fleet.condition("Ready", "False", "GitOperationFailed", "auth failed"),
+        fleet.condition("Reconciling", "True", "ProgressingWithRetry", "retrying"),
+        fleet.condition("FetchFailed", "True", "GitOperationFailed", "auth failed"),
+        fleet.condition("ArtifactInStorage", "False", "NoArtifact", "no artifact"),
+        fleet.condition("SourceVerified", "True", "Succeeded", "verified"),
+        fleet.condition("BuildFailed", "False", "Succeeded", "built"),
+    ]}
+    kept = [(c.type, c.status) for c in parse_object(broken).conditions]
+    assert kept == [("Ready", "False"), ("Reconciling", "True"), ("FetchFailed", "True"),
+                    ("ArtifactInStorage", "False")]
+    ks = fleet.kustomization("team-a", "apps")
+    assert parse_object(ks).source == ("GitRepository", "team-a", "repo")
+
+
 def test_helmrelease_chart_ref_and_history() -> None:
     """A HelmRelease points at its HelmChart (<ns>-<name>) and takes the applied chart version from history."""
     raw = fleet.helmrelease("team-b", "web", repository=("HelmRepository", "charts", "shared"))
