@@ -173,7 +173,9 @@ def tenant_detail() -> dict[str, Any]:
             f"max by (kind, namespace, name, category, owner, root_category) (fluxtenant_resource_failure{{{T}, {C}}})",
             f"max by (kind, namespace, name) (time() - fluxtenant_resource_state_since_timestamp_seconds{{{T}, {C}}})",
             f"max by (kind, namespace, name, revision, source) (fluxtenant_resource_info{{{T}, {C}}})",
-        ], (0, 0, 24, 10), description="State, category, owner, root category, time in state, revision, source.",
+        ], (0, 0, 24, 10), description="State, category, owner, root category, time in state, revision, source. At the "
+                                          "exporter's default --detail=failing only the objects needing attention "
+                                          "are listed; --detail=all lists every object.",
             hide=("Time", "Value #A", "Value #B", "Value #D"), tenant_link=False, unit="s"),
         _table("Root causes", [
             f"max by (kind, namespace, name, category, owner) (fluxtenant_resource_failure{{{T}, {C}}} "
