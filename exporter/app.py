@@ -87,6 +87,7 @@ class Exporter:
         self._ready = False
         self._gc_paused = False
         self._publish_cond = asyncio.Condition()
+        self._announcing: set[asyncio.Task[None]] = set()  # notifications after a read's publish, held until done
         self._tasks: list[asyncio.Task[None]] = []
         self.runner: web.AppRunner | None = None
         self.port = 0
@@ -155,6 +156,15 @@ class Exporter:
         if self.store.change_count - self.view_cache.seen_changes > FRESHEN_LIMIT:
             return
         self.publish()
+        # wake wait_for() callers now, not at the publisher's next round (which may be refresh_interval away)
+        announcing = asyncio.get_running_loop().create_task(self._announce())
+        self._announcing.add(announcing)
+        announcing.add_done_callback(self._announcing.discard)
+
+    async def _announce(self) -> None:
+        """Tell wait_for() callers that a publish happened."""
+        async with self._publish_cond:
+            self._publish_cond.notify_all()
 
     def _note_limit(self, objects: int) -> None:
         """The over-limit gauge; a log line when the object limit starts (or stops) leaving objects out."""
@@ -198,8 +208,7 @@ class Exporter:
                     await self.store.changed.wait()
             # Until every kind listed once (or the grace period is over), derive without exposing.
             self.publish(expose=self._ready or time.monotonic() >= sync_deadline)
-            async with self._publish_cond:
-                self._publish_cond.notify_all()
+            await self._announce()
             # Batch the next events for at least as long as a publish takes: at most half the CPU goes to publishing.
             await asyncio.sleep(max(self.settings.publish_interval, self._last_publish_seconds))
 

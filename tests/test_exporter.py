@@ -154,6 +154,15 @@ async def test_a_read_sees_every_event_received_before_it_without_waiting_for_th
     assert status == 200
     assert {r["category"] for r in doc["resources"]} == {"health_check_failed"}
     assert exporter.published == published + 1
+    # and a wait_for() caller hears of that publish at once, not at the publisher's next round an hour away
+    await fleet.write_status(admin, obj, fleet.failed_status("BuildFailed", "kustomize build failed: two"))
+    while exporter.store.objects[key].verdict.category != "build_failed":
+        await exporter.store.changed.wait()
+        await asyncio.sleep(0)
+    waiting = asyncio.create_task(exporter.wait_for(state_is("build_failed"), timeout=10))
+    await asyncio.sleep(0)  # the waiter is parked on the condition
+    _, body, _ = await get(exporter, "/metrics")
+    await waiting
 
 
 async def test_paged_list_reads_every_page(admin: KubeClient, namespace: str, start_exporter: StartExporter) -> None:
