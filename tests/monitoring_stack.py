@@ -1,20 +1,28 @@
 """Shared by the monitoring end-to-end tests: fast alert durations, the webhook receiver Alertmanager sends to,
-polling an external process, and starting one with its output in a log file."""
+the running Alertmanager and Prometheus (scraping given exporters, with the shipped rules), queries, polling an
+external process, and starting one with its output in a log file."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 
-from exporter.mixin.alerts import AlertDurations
+from exporter.mixin.alerts import AlertDurations, rule_groups
+from testbed.controlplane import free_port
+
+ROOT = Path(__file__).parent.parent
 
 #: The shipped rules with every ``for:`` shortened; the expressions stay the committed ones.
 FAST = replace(AlertDurations(), stuck_for="1s", stalled_for="1s", tenant_failing_for="1s", policy_for="1s",
@@ -65,3 +73,82 @@ def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 def substitute(expr: str) -> str:
     return (expr.replace("$cluster", ".*").replace("$tenant", ".+").replace("$__rate_interval", "1m"))
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    """A running Prometheus and Alertmanager, and the receiver Alertmanager notifies."""
+
+    prometheus: str
+    alertmanager: str
+    receiver: Receiver
+
+
+@contextlib.asynccontextmanager
+async def monitoring(
+    stack_dir: Path, jobs: Mapping[str, int], amend: Callable[[dict[str, Any], str], None] = lambda _a, _u: None,
+) -> AsyncIterator[Monitoring]:
+    """Alertmanager with ``alerts/alertmanager.example.yml`` (its receivers pointed at our webhook receiver, groups
+    sent after 1 s; ``amend(config, receiver_url)`` changes it further) and Prometheus scraping each job's
+    exporter port every second with the shipped rules at FAST durations."""
+    for binary in ("prometheus", "prometheus-alertmanager"):
+        if shutil.which(binary) is None:
+            pytest.fail(f"{binary} is not installed: run `make debian-tools`")
+    receiver = Receiver()
+    app = web.Application()
+    app[RECEIVER] = receiver
+    app.router.add_post("/{name}", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    hook_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+    hook = f"http://127.0.0.1:{hook_port}"
+
+    am_port, prom_port = free_port(), free_port()
+    am_config = (ROOT / "alerts" / "alertmanager.example.yml").read_text()
+    am_data = yaml.safe_load(am_config.replace("http://alert-receiver.example:8080", hook))
+    am_data["route"] |= {"group_wait": "1s", "group_interval": "1s"}
+    amend(am_data, hook)
+    (stack_dir / "alertmanager.yml").write_text(yaml.safe_dump(am_data))
+    (stack_dir / "rules.yaml").write_text(yaml.safe_dump(rule_groups(FAST)))
+    (stack_dir / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(stack_dir / "rules.yaml")],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+                           for job, port in jobs.items()],
+    }))
+    am = spawn(["prometheus-alertmanager", f"--config.file={stack_dir / 'alertmanager.yml'}",
+                f"--storage.path={stack_dir / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address="], stack_dir / "alertmanager.log")
+    prom = spawn(["prometheus", f"--config.file={stack_dir / 'prometheus.yml'}",
+                  f"--storage.tsdb.path={stack_dir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}",
+                  # resend at once what fired before Alertmanager was discovered (the watchdog), not after 1m
+                  "--rules.alert.resend-delay=2s"],
+                 stack_dir / "prometheus.log")
+    try:
+        yield Monitoring(f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}", receiver)
+    finally:
+        for proc in (prom, am):
+            proc.terminate()
+            proc.wait(10)
+        await runner.cleanup()
+
+
+class HasPrometheus(Protocol):
+    """A test's stack: anything with the Prometheus URL."""
+
+    @property
+    def prometheus(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+
+
+async def query(stack: HasPrometheus, expr: str) -> list[dict[str, Any]]:
+    """An instant PromQL query's result vector (asserting the query succeeded)."""
+    async with aiohttp.ClientSession() as session, session.get(
+        f"{stack.prometheus}/api/v1/query", params={"query": expr}
+    ) as resp:
+        body = await resp.json()
+    assert body["status"] == "success", f"{expr}: {body}"
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result

@@ -13,34 +13,22 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import yaml
-from aiohttp import web
-from monitoring_stack import (
-    FAST,
-    RECEIVER,
-    Receiver,
-    eventually,
-    receive,
-    spawn,
-    substitute,
-)
+from monitoring_stack import Receiver, eventually, monitoring, query, substitute
 
 from exporter.app import Exporter
 from exporter.kubeapi import KubeClient
 from exporter.mixin import needs_objects
-from exporter.mixin.alerts import rule_groups
 from exporter.settings import Settings, WatchSettings
 from exporter.vocabulary import Detail
 from testbed import fleet
-from testbed.controlplane import ControlPlane, free_port
+from testbed.controlplane import ControlPlane
 from testbed.synthetic import load_synthetic_fleet
 
 ROOT = Path(__file__).parent.parent
@@ -92,9 +80,6 @@ class Stack:
 
 @pytest.fixture
 async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[Stack]:
-    for binary in ("prometheus", "prometheus-alertmanager"):
-        if shutil.which(binary) is None:
-            pytest.fail(f"{binary} is not installed: run `make debian-tools`")
     admin = await KubeClient.from_kubeconfig(control_plane.kubeconfig)
     await load_synthetic_fleet(admin)
     namespaces = await admin.request("GET", "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/team-a/kustomizations/"
@@ -114,65 +99,22 @@ async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[S
     for each in levels.values():
         await each.wait_for(lambda e: e.ready())
 
-    receiver = Receiver()
-    app = web.Application()
-    app[RECEIVER] = receiver
-    app.router.add_post("/{name}", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    hook_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+    def tenant_route(config: dict[str, Any], url: str) -> None:
+        tenant_config = yaml.safe_load((ROOT / "alerts" / "alertmanagerconfig.example.yaml").read_text())
+        route, receivers = operator_route(tenant_config, url)
+        config["route"]["routes"].insert(0, route)
+        config["receivers"] += receivers
 
-    am_port, prom_port = free_port(), free_port()
-    am_config = (ROOT / "alerts" / "alertmanager.example.yml").read_text()
-    am_config = am_config.replace("http://alert-receiver.example:8080", f"http://127.0.0.1:{hook_port}")
-    am_data = yaml.safe_load(am_config)
-    am_data["route"] |= {"group_wait": "1s", "group_interval": "1s"}
-    tenant_config = yaml.safe_load((ROOT / "alerts" / "alertmanagerconfig.example.yaml").read_text())
-    tenant_route, tenant_receivers = operator_route(tenant_config, f"http://127.0.0.1:{hook_port}")
-    am_data["route"]["routes"].insert(0, tenant_route)
-    am_data["receivers"] += tenant_receivers
-    (stack_dir / "alertmanager.yml").write_text(yaml.safe_dump(am_data))
-    (stack_dir / "rules.yaml").write_text(yaml.safe_dump(rule_groups(FAST)))
-    (stack_dir / "prometheus.yml").write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(stack_dir / "rules.yaml")],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-        "scrape_configs": [{"job_name": "flux-tenant-exporter",
-                            "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}] + [
-            {"job_name": f"detail-{level}", "static_configs": [{"targets": [f"127.0.0.1:{each.port}"]}]}
-            for level, each in levels.items()],
-    }))
-    am = spawn(["prometheus-alertmanager", f"--config.file={stack_dir / 'alertmanager.yml'}",
-                f"--storage.path={stack_dir / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
-                "--cluster.listen-address="], stack_dir / "alertmanager.log")
-    prom = spawn(["prometheus", f"--config.file={stack_dir / 'prometheus.yml'}",
-                  f"--storage.tsdb.path={stack_dir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}",
-                  # resend at once what fired before Alertmanager was discovered (the watchdog), not after 1m
-                  "--rules.alert.resend-delay=2s"],
-                 stack_dir / "prometheus.log")
+    jobs = {MAIN_JOB: exporter.port} | {f"detail-{level}": each.port for level, each in levels.items()}
     try:
-        yield Stack(exporter, f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}", receiver, admin)
+        async with monitoring(stack_dir, jobs, tenant_route) as mon:
+            yield Stack(exporter, mon.prometheus, mon.alertmanager, mon.receiver, admin)
     finally:
-        for proc in (prom, am):
-            proc.terminate()
-            proc.wait(10)
-        await runner.cleanup()
         stop.set()
         await exporter_task
         for task in level_tasks:
             await task
         await admin.close()
-
-
-async def query(stack: Stack, expr: str) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as session, session.get(
-        f"{stack.prometheus}/api/v1/query", params={"query": expr}
-    ) as resp:
-        body = await resp.json()
-    assert body["status"] == "success", f"{expr}: {body}"
-    result: list[dict[str, Any]] = body["data"]["result"]
-    return result
 
 
 def on_job(expr: str, job: str) -> str:

@@ -14,7 +14,6 @@ import asyncio
 import itertools
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -24,23 +23,12 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from aiohttp import web
-from monitoring_stack import (
-    FAST,
-    RECEIVER,
-    Receiver,
-    eventually,
-    receive,
-    spawn,
-    substitute,
-)
+from monitoring_stack import Receiver, eventually, monitoring, query, substitute
 
 from exporter.app import Exporter
 from exporter.kubeapi import KubeClient
-from exporter.mixin.alerts import rule_groups
 from exporter.settings import from_args
 from testbed import demofleet, scenario
-from testbed.controlplane import free_port
 from testbed.demofleet import DemoFleet
 from testbed.realflux import RealFlux
 
@@ -77,9 +65,6 @@ class Stack:
 async def stack(flux: RealFlux, stack_dir: Path) -> AsyncIterator[Stack]:
     """The exporter (started first, so it sees every transition), the demo fleet on the real controllers,
     Prometheus and Alertmanager."""
-    for binary in ("prometheus", "prometheus-alertmanager"):
-        if shutil.which(binary) is None:
-            pytest.fail(f"{binary} is not installed: run `make debian-tools`")
     admin = await KubeClient.from_kubeconfig(flux.control_plane.kubeconfig)
     settings = replace(from_args(["serve", *EXPORTER_FLAGS]), publish_interval=0.05)
     exporter = Exporter(settings, await KubeClient.from_kubeconfig(flux.control_plane.kubeconfig))
@@ -88,61 +73,16 @@ async def stack(flux: RealFlux, stack_dir: Path) -> AsyncIterator[Stack]:
     await exporter.wait_for(lambda e: e.ready())
     fleet = await demofleet.seed(admin, flux, stack_dir / "work")
 
-    receiver = Receiver()
-    app = web.Application()
-    app[RECEIVER] = receiver
-    app.router.add_post("/{name}", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    hook_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+    def repeat_watchdog(config: dict[str, Any], _url: str) -> None:
+        config["route"]["routes"][0]["repeat_interval"] = "2s"  # the dead man's switch, re-sent while it fires
 
-    am_port, prom_port = free_port(), free_port()
-    am_config = (ROOT / "alerts" / "alertmanager.example.yml").read_text()
-    am_config = am_config.replace("http://alert-receiver.example:8080", f"http://127.0.0.1:{hook_port}")
-    am_data = yaml.safe_load(am_config)
-    am_data["route"] |= {"group_wait": "1s", "group_interval": "1s"}
-    am_data["route"]["routes"][0]["repeat_interval"] = "2s"  # the dead man's switch, re-sent while it fires
-    (stack_dir / "alertmanager.yml").write_text(yaml.safe_dump(am_data))
-    (stack_dir / "rules.yaml").write_text(yaml.safe_dump(rule_groups(FAST)))
-    (stack_dir / "prometheus.yml").write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(stack_dir / "rules.yaml")],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-        "scrape_configs": [{"job_name": "flux-tenant-exporter",
-                            "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}],
-    }))
-    am = spawn(["prometheus-alertmanager", f"--config.file={stack_dir / 'alertmanager.yml'}",
-                f"--storage.path={stack_dir / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
-                "--cluster.listen-address="], stack_dir / "alertmanager.log")
-    prom = spawn(["prometheus", f"--config.file={stack_dir / 'prometheus.yml'}",
-                  f"--storage.tsdb.path={stack_dir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}",
-                  # resend at once what fired before Alertmanager was discovered (the watchdog), not after 1m
-                  "--rules.alert.resend-delay=2s"],
-                 stack_dir / "prometheus.log")
     try:
-        yield Stack(exporter, f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}", receiver, admin, fleet)
+        async with monitoring(stack_dir, {"flux-tenant-exporter": exporter.port}, repeat_watchdog) as mon:
+            yield Stack(exporter, mon.prometheus, mon.alertmanager, mon.receiver, admin, fleet)
     finally:
-        for proc in (prom, am):
-            proc.terminate()
-            proc.wait(10)
-        await runner.cleanup()
         stop.set()
         await exporter_task
         await admin.close()
-
-
-async def query(stack: Stack, expr: str) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as session, session.get(
-        f"{stack.prometheus}/api/v1/query", params={"query": expr}
-    ) as resp:
-        body = await resp.json()
-    assert body["status"] == "success", f"{expr}: {body}"
-    result: list[dict[str, Any]] = body["data"]["result"]
-    return result
-
-
-
 
 
 def alerts_named(receiver: Receiver, alertname: str, name: str, status: str = "firing") -> list[dict[str, Any]]:
