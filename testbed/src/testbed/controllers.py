@@ -25,12 +25,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 from exporter.kubeapi import ApiError, KubeClient
 from testbed.controlplane import REPO_ROOT, ControlPlane, _die_with_parent, _terminate, free_port
 from testbed.fleet import TENANT_LABEL
+from testbed.service import Service
 
 BUILD_SCRIPT = REPO_ROOT / "tools" / "fluxcontrollers" / "build.sh"
 NAMES: Final = ("source-controller", "kustomize-controller", "helm-controller")
@@ -105,7 +105,7 @@ class Controller:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-class FluxControllers:
+class FluxControllers(Service):
     """source-, kustomize- and helm-controller against a control plane; use as a context manager."""
 
     def __init__(
@@ -142,21 +142,6 @@ class FluxControllers:
     def versions(self) -> dict[str, str]:
         """Controller name -> version (and ``flux``, ``go``), from the build."""
         return dict(self.assets.versions)
-
-    def __enter__(self) -> FluxControllers:  # noqa: PYI034 - not meant to be subclassed
-        """Start; stop again if starting fails."""
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Stop."""
-        self.stop()
 
     def start(self, *, timeout: float = 60) -> None:
         """Spawn the controllers and wait until each is ready; raises ControllersError on failure."""

@@ -32,7 +32,6 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
@@ -42,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from exporter.errors import UserError
+from testbed.service import Service
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "tools" / "controlplane" / "build.sh"
@@ -164,7 +164,7 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-class ControlPlane:
+class ControlPlane(Service):
     """etcd + kube-apiserver on loopback with the Flux CRDs installed; use as a context manager."""
 
     def __init__(
@@ -222,21 +222,6 @@ class ControlPlane:
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
         ctx.load_cert_chain(*map(str, self.admin_cert))
         return ctx
-
-    def __enter__(self) -> ControlPlane:  # noqa: PYI034 - the class is not meant to be subclassed
-        """Start; stop again if starting fails."""
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Stop."""
-        self.stop()
 
     def start(self) -> None:
         """Start etcd and kube-apiserver, install the CRDs; raises ControlPlaneError on failure."""

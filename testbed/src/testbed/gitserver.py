@@ -21,8 +21,9 @@ import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import quote, urlsplit
+
+from testbed.service import LoopbackHTTPServer
 
 GIT = shutil.which("git") or "/usr/bin/git"
 
@@ -41,7 +42,7 @@ class GitServerError(RuntimeError):
     """A git command of the harness failed; the message has its output."""
 
 
-class GitServer:
+class GitServer(LoopbackHTTPServer):
     """Git smart HTTP (``git http-backend``) on a free loopback port; use as a context manager."""
 
     def __init__(self, *, credentials: tuple[str, str] | None = None) -> None:
@@ -49,17 +50,9 @@ class GitServer:
         if not Path(GIT).exists():
             msg = "git is required for the Git server (apt-get install git)"
             raise GitServerError(msg)
+        super().__init__(Path(tempfile.mkdtemp(prefix="fte-gitserver-")), "gitserver")
         self.credentials = credentials
-        self.root = Path(tempfile.mkdtemp(prefix="fte-gitserver-"))
-        self._httpd: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._create_lock = threading.Lock()
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on (after start)."""
-        assert self._httpd is not None, "not started"
-        return int(self._httpd.server_address[1])
 
     @property
     def base_url(self) -> str:
@@ -70,17 +63,6 @@ class GitServer:
         """The clone URL of the repository at ``path`` (e.g. ``team-a/apps``), as a GitRepository's spec.url."""
         return f"{self.base_url}/{path.strip('/')}.git"
 
-    def __enter__(self) -> GitServer:  # noqa: PYI034 - not meant to be subclassed
-        """Start serving."""
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Stop and remove the repositories."""
-        self.stop()
-
     def start(self) -> None:
         """Listen on a free loopback port and serve in a daemon thread."""
         server = self
@@ -88,21 +70,8 @@ class GitServer:
         class Handler(_GitHandler):
             git_server = server
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="gitserver", daemon=True)
-        self._thread.start()
+        self.serve(Handler)
 
-    def stop(self) -> None:
-        """Stop serving and remove the root. Idempotent."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def repository_dir(self, path: str) -> Path:
         """Where the bare repository for ``path`` lives (it may not exist yet)."""

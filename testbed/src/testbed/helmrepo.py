@@ -14,64 +14,35 @@ import hashlib
 import http.server
 import io
 import json
-import shutil
 import tarfile
 import tempfile
-import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
+from testbed.service import LoopbackHTTPServer
 
-class HelmRepo:
+
+class HelmRepo(LoopbackHTTPServer):
     """A static Helm HTTP repository on a free loopback port; use as a context manager."""
 
     def __init__(self) -> None:
         """Prepare (not start) an empty repository."""
-        self.root = Path(tempfile.mkdtemp(prefix="fte-helmrepo-"))
+        super().__init__(Path(tempfile.mkdtemp(prefix="fte-helmrepo-")), "helmrepo")
         self._entries: dict[str, list[dict[str, Any]]] = {}
-        self._httpd: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The repository URL (a HelmRepository's spec.url)."""
-        assert self._httpd is not None, "not started"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/"
-
-    def __enter__(self) -> HelmRepo:  # noqa: PYI034 - not meant to be subclassed
-        """Start serving (an empty index)."""
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        """Stop and remove the folder."""
-        self.stop()
+        return f"http://127.0.0.1:{self.port}/"
 
     def start(self) -> None:
         """Write an empty index and serve the folder in a daemon thread."""
-        handler = functools.partial(_QuietHandler, directory=str(self.root))
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
         self._write_index()
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="helmrepo", daemon=True)
-        self._thread.start()
+        self.serve(functools.partial(_QuietHandler, directory=str(self.root)))
 
-    def stop(self) -> None:
-        """Stop serving and remove the folder. Idempotent."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def add_chart(
         self,

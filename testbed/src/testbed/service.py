@@ -1,0 +1,77 @@
+"""What the harness's servers share: the start/stop lifecycle as a context manager, and a loopback HTTP server.
+
+``Service`` subclasses define ``start`` and an idempotent ``stop``; used in a ``with`` block, a service that
+fails to start is stopped again, so nothing it spawned outlives the error. ``LoopbackHTTPServer`` serves an
+``http.server`` handler on a free loopback port in a daemon thread, and removes its folder on stop.
+"""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+
+class Service:
+    """Started and stopped; a context manager that stops again if starting fails."""
+
+    def start(self) -> None:
+        """Start; raise if that fails."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop whatever was started (idempotent, safe after a failed start)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        """Start; stop again if starting fails."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop."""
+        self.stop()
+
+
+class LoopbackHTTPServer(Service):
+    """An HTTP handler served on ``127.0.0.1:<free port>`` from a daemon thread; ``root`` is removed on stop."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        """Serve from ``root`` (the subclass's folder); ``name`` names the thread."""
+        self.root = root
+        self._name = name
+        self._httpd: http.server.ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (after start)."""
+        assert self._httpd is not None, "not started"
+        return int(self._httpd.server_address[1])
+
+    def serve(self, handler: type[http.server.BaseHTTPRequestHandler] | object) -> None:
+        """Listen on a free loopback port and serve ``handler`` (a handler class or factory) in a daemon thread."""
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # type: ignore[arg-type]
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and remove the root. Idempotent."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        shutil.rmtree(self.root, ignore_errors=True)
