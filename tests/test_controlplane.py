@@ -118,7 +118,8 @@ def test_a_killed_run_leaves_no_processes_and_its_directory_is_reclaimed() -> No
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
-    from testbed.controlplane import remove_stale_workdirs  # noqa: PLC0415
+    from testbed.controlplane import WORKDIR_PREFIX  # noqa: PLC0415
+    from testbed.service import remove_stale_workdirs  # noqa: PLC0415
 
     script = (
         "from testbed.controlplane import ControlPlane\n"
@@ -145,5 +146,5 @@ def test_a_killed_run_leaves_no_processes_and_its_directory_is_reclaimed() -> No
         finally:
             os.close(fd)
     assert Path(workdir).exists()
-    assert Path(workdir) in remove_stale_workdirs()
+    assert Path(workdir) in remove_stale_workdirs(WORKDIR_PREFIX)
     assert not Path(workdir).exists()

@@ -14,9 +14,10 @@ import pytest
 
 from exporter.kubeapi import KubeClient
 from testbed import scenario
-from testbed.controllers import NAMES, create_tenant, remove_stale_workdirs, tenant_objects
+from testbed.controllers import NAMES, WORKDIR_PREFIX, create_tenant, tenant_objects
 from testbed.gitserver import GitServerError
 from testbed.realflux import GIT_CREDENTIALS, RealFlux
+from testbed.service import remove_stale_workdirs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,5 +162,5 @@ def test_a_killed_run_leaves_no_controller_processes() -> None:
             assert ready, f"controller process {pid} outlived its parent"
         finally:
             os.close(fd)
-    assert Path(workdir) in remove_stale_workdirs()
+    assert Path(workdir) in remove_stale_workdirs(WORKDIR_PREFIX)
 

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -30,7 +29,7 @@ from typing import Any, Final
 from exporter.kubeapi import ApiError, KubeClient
 from testbed.controlplane import REPO_ROOT, ControlPlane, _die_with_parent, _terminate, free_port
 from testbed.fleet import TENANT_LABEL
-from testbed.service import Service
+from testbed.service import Service, work_directory
 
 BUILD_SCRIPT = REPO_ROOT / "tools" / "fluxcontrollers" / "build.sh"
 NAMES: Final = ("source-controller", "kustomize-controller", "helm-controller")
@@ -124,8 +123,7 @@ class FluxControllers(Service):
         """
         self.control_plane = control_plane
         self.assets = assets or find_controllers()
-        remove_stale_workdirs()
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+        self.workdir = work_directory(WORKDIR_PREFIX)
         self.storage_port = 0
         self.log_level = log_level
         self.requeue_dependency = requeue_dependency
@@ -238,16 +236,6 @@ class FluxControllers(Service):
                 raise ControllersError(msg)
             time.sleep(0.05)
 
-
-def remove_stale_workdirs() -> list[Path]:
-    """Remove work directories left by runs whose process was killed."""
-    removed = []
-    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
-        pid = path.name.removeprefix(WORKDIR_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
 
 
 # -- tenants --------------------------------------------------------------------------------------

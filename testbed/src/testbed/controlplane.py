@@ -25,7 +25,6 @@ import signal
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -41,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from exporter.errors import UserError
-from testbed.service import Service
+from testbed.service import Service, work_directory
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BUILD_SCRIPT = REPO_ROOT / "tools" / "controlplane" / "build.sh"
@@ -182,8 +181,7 @@ class ControlPlane(Service):
         self.assets = assets or find_assets()
         self.watch_cache = watch_cache
         self.extra_apiserver_args = extra_apiserver_args
-        remove_stale_workdirs()
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+        self.workdir = work_directory(WORKDIR_PREFIX)
         self.etcd_port = 0
         self.apiserver_port = 0
         self._procs: list[subprocess.Popen[bytes]] = []
@@ -564,16 +562,6 @@ class ControlPlane(Service):
 
 WORKDIR_PREFIX = "fte-controlplane-"
 
-
-def remove_stale_workdirs() -> list[Path]:
-    """Remove work directories left by control planes whose process was killed (SIGKILL allows no cleanup)."""
-    removed = []
-    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
-        pid = path.name.removeprefix(WORKDIR_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
 
 
 def _die_with_parent() -> None:

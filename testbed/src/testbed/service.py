@@ -2,13 +2,16 @@
 
 ``Service`` subclasses define ``start`` and an idempotent ``stop``; used in a ``with`` block, a service that
 fails to start is stopped again, so nothing it spawned outlives the error. ``LoopbackHTTPServer`` serves an
-``http.server`` handler on a free loopback port in a daemon thread, and removes its folder on stop.
+``http.server`` handler on a free loopback port in a daemon thread, and removes its folder on stop. A service's
+work directory names the process that made it, so the next run removes what a killed one left behind.
 """
 
 from __future__ import annotations
 
 import http.server
+import os
 import shutil
+import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -75,3 +78,20 @@ class LoopbackHTTPServer(Service):
             self._thread.join(timeout=10)
             self._thread = None
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def work_directory(prefix: str) -> Path:
+    """A new ``<prefix><pid>-…`` directory in the temp folder, after removing those of dead processes."""
+    remove_stale_workdirs(prefix)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+
+
+def remove_stale_workdirs(prefix: str) -> list[Path]:
+    """Remove the ``prefix`` work directories left by processes that were killed (SIGKILL allows no cleanup)."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        pid = path.name.removeprefix(prefix).split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
