@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +21,7 @@ from exporter.kubeapi import KubeClient
 from exporter.settings import Settings, WatchSettings
 from testbed import fleet
 from testbed.controlplane import ControlPlane
+from testbed.running import running_exporter
 
 StartExporter = Callable[..., Awaitable[Exporter]]
 
@@ -31,21 +33,13 @@ def exporter_settings(**overrides: Any) -> Settings:
 
 @pytest.fixture
 async def start_exporter(control_plane: ControlPlane) -> AsyncIterator[StartExporter]:
-    running: list[tuple[Exporter, asyncio.Event, asyncio.Task[None]]] = []
+    async with contextlib.AsyncExitStack() as running:
 
-    async def start(kubeconfig: Path | None = None, **overrides: Any) -> Exporter:
-        client = await KubeClient.from_kubeconfig(kubeconfig or control_plane.kubeconfig)
-        exporter = Exporter(exporter_settings(**overrides), client)
-        stop = asyncio.Event()
-        task = asyncio.create_task(exporter.run(stop))
-        running.append((exporter, stop, task))
-        await exporter.wait_for(lambda e: e.ready())
-        return exporter
+        async def start(kubeconfig: Path | None = None, **overrides: Any) -> Exporter:
+            settings = exporter_settings(**overrides)
+            return await running.enter_async_context(running_exporter(settings, kubeconfig or control_plane.kubeconfig))
 
-    yield start
-    for _, stop, task in running:
-        stop.set()
-        await task
+        yield start
 
 
 async def get(exporter: Exporter, path: str, **headers: str) -> tuple[int, bytes, dict[str, str]]:

@@ -8,6 +8,7 @@ API server holds. The control plane is this module's own: the faults would distu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -30,6 +31,7 @@ from exporter.settings import Settings, WatchSettings
 from testbed import fleet
 from testbed.controlplane import ControlPlane, find_assets, free_port
 from testbed.proxy import FaultProxy
+from testbed.running import running_exporter
 
 pytestmark = pytest.mark.faults
 
@@ -63,22 +65,14 @@ async def ns(admin: KubeClient) -> str:
 
 @pytest.fixture
 async def start(cp: ControlPlane) -> AsyncIterator[StartExporter]:
-    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+    async with contextlib.AsyncExitStack() as running:
 
-    async def start_exporter(kubeconfig: Path | None = None, **overrides: Any) -> Exporter:
-        client = await KubeClient.from_kubeconfig(kubeconfig or cp.kubeconfig)
-        settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01,
-                            **{"watch": FAST, "kinds": ("gitrepository",), **overrides})
-        exporter = Exporter(settings, client)
-        stop = asyncio.Event()
-        running.append((stop, asyncio.create_task(exporter.run(stop))))
-        await exporter.wait_for(lambda e: e.ready())
-        return exporter
+        async def start_exporter(kubeconfig: Path | None = None, **overrides: Any) -> Exporter:
+            settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01,
+                                **{"watch": FAST, "kinds": ("gitrepository",), **overrides})
+            return await running.enter_async_context(running_exporter(settings, kubeconfig or cp.kubeconfig))
 
-    yield start_exporter
-    for stop, task in running:
-        stop.set()
-        await task
+        yield start_exporter
 
 
 async def until(predicate: Callable[[], bool], limit: float = 30, what: str = "") -> None:
