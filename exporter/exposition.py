@@ -372,6 +372,8 @@ class Renderer:
         self._gotk = objects and options.gotk_compat and options.enabled(GOTK_INFO)
         self._families = tuple(OBJECT_FAMILIES[i] for i in self._object_index) + ((GOTK_INFO,) if self._gotk else ())
         self._tenant_families = [(i, f) for i, f in enumerate(TENANT_FAMILIES) if options.enabled(f)]
+        #: the enabled per-tenant families (indexes into a tenant's chunks), in output order
+        self._per_tenant = [i for i, _ in self._tenant_families if i < len(PER_TENANT)]
         self._headers = [family.header() for family in self._families]
         self._info_keep = tuple(label for label in INFO_LABELS if label not in options.drop_info_labels)
         self._label_names = tuple((key, resource_label_name(key)) for key in options.resource_labels)
@@ -508,11 +510,9 @@ class Renderer:
 
     def _tenant_section(self, view: View, *, incremental: bool) -> list[bytes]:
         """Per per-tenant family its header and each tenant's chunk; only changed tenants are rendered again."""
-        per_tenant = [index for index, _ in self._tenant_families if index < len(PER_TENANT)]
         parts = self._tenant_parts
-        if incremental and parts is not None and not view.changed_tenants:
-            return parts
-        if incremental and parts is not None and view.tenants.keys() == self._tenant_rows.keys():
+        same_rows = not view.changed_tenants or view.tenants.keys() == self._tenant_rows.keys()
+        if incremental and parts is not None and same_rows:  # patch the changed tenants' rows in place
             stride = len(self._tenant_rows) + 1
             for name in view.changed_tenants:
                 tenant = view.tenants[name]
@@ -521,7 +521,7 @@ class Renderer:
                 chunks = render_tenant(tenant)
                 self._tenants[name] = (tenant, chunks)
                 row = self._tenant_rows[name]
-                for column, index in enumerate(per_tenant):
+                for column, index in enumerate(self._per_tenant):
                     parts[column * stride + 1 + row] = chunks[index]
             return parts
         fresh: dict[str, tuple[TenantView, tuple[bytes, ...]]] = {}
@@ -532,7 +532,7 @@ class Renderer:
         self._tenant_rows = {name: row for row, name in enumerate(fresh)}
         rows = [chunks for _, chunks in fresh.values()]
         parts = []
-        for index in per_tenant:
+        for index in self._per_tenant:
             parts.append(TENANT_FAMILIES[index].header())
             parts.extend(map(itemgetter(index), rows))
         self._tenant_parts = parts
