@@ -68,7 +68,6 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     """The pre-rendered exposition plus the self-metrics, written in pieces; gzip when asked for."""
     started = time.perf_counter()
     state = request.app[STATE]
-    state.freshen()
     exposition = state.exposition
     own = generate_latest(state.metrics.registry)
     headers = {"Content-Type": CONTENT_TYPE_METRICS}
@@ -127,7 +126,6 @@ async def tenants(request: web.Request) -> web.Response:
         filters = _filters(request)
     except FilterError as err:
         return _error(400, str(err))
-    request.app[STATE].freshen()
     view = request.app[STATE].view
     if filters.active:
         return _json(tenants_doc(view, filters))
@@ -162,7 +160,6 @@ async def tenant(request: web.Request) -> web.Response:
         filters = _filters(request)
     except FilterError as err:
         return _error(400, str(err))
-    request.app[STATE].freshen()
     view = request.app[STATE].view
     found = view.tenants.get(name)
     if found is None:
@@ -193,7 +190,6 @@ async def status_overview(request: web.Request) -> web.Response:
     if status is not None and status not in TENANT_STATUSES:
         message = f"status={status!r} is not one of: {', '.join(TENANT_STATUSES)}"
         return _html(statuspage.error_page(400, message, home="."), 400)
-    request.app[STATE].freshen()
     return _html(statuspage.overview(request.app[STATE].view, filters, dict(request.query), status))
 
 
@@ -204,7 +200,6 @@ async def status_tenant(request: web.Request) -> web.Response:
         filters = _filters(request)
     except FilterError as err:
         return _html(statuspage.error_page(400, str(err), home=".."), 400)
-    request.app[STATE].freshen()
     view = request.app[STATE].view
     found = view.tenants.get(name)
     if found is None:
@@ -230,9 +225,18 @@ async def _json_errors(
         raise
 
 
+@web.middleware
+async def _fresh(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every request reads a snapshot that holds the events received before it (when only a few wait)."""
+    request.app[STATE].freshen()
+    return await handler(request)
+
+
 def create_app(state: Published) -> web.Application:
     """The aiohttp application serving ``state``."""
-    app = web.Application(client_max_size=4096, middlewares=[_json_errors])
+    app = web.Application(client_max_size=4096, middlewares=[_json_errors, _fresh])
     app[STATE] = state
     app[TENANTS_BODY] = {}
     app.router.add_get("/metrics", metrics)
