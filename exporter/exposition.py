@@ -20,13 +20,13 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Final
 
 from exporter.errors import UserError
 from exporter.published import ResourceView, TenantView, View
 from exporter.settings import Settings, resource_label_name
-from exporter.store import Store
+from exporter.store import Key, Store
 from exporter.vocabulary import INFO_LABELS, POLICY_RULES, TENANT_STATUSES, Detail, InfoLabel
 
 PREFIX: Final = "fluxtenant_"
@@ -254,7 +254,6 @@ def render_counters(store: Store) -> list[bytes]:
     return [failures.encode(), recoveries.encode()]
 
 
-Key = tuple[str, str, str]
 #: objects per block of the exposition; a block is re-joined when one of its objects changes
 BLOCK = 128
 #: every family this module renders, by name (what --metrics-allowlist/--metrics-denylist name)
@@ -294,10 +293,6 @@ class RenderOptions:
         return self.families is None or family.name in self.families
 
 
-def _key(res: ResourceView) -> Key:
-    return (res.kind, res.namespace, res.name)
-
-
 class _Block:
     """A run of consecutive objects (in View order) and their rendered text, per object family."""
 
@@ -305,7 +300,7 @@ class _Block:
 
     def __init__(self, views: list[ResourceView], chunks: list[tuple[bytes, ...]], families: int) -> None:
         self.views = views
-        self.keys = [_key(v) for v in views]
+        self.keys = [v.key for v in views]
         self.parts = [b"".join(map(itemgetter(f), chunks)) for f in range(families)]
         self.lengths = [array("I", map(len, map(itemgetter(f), chunks))) for f in range(families)]
         #: objects with at least one sample (the ones --object-limit counts)
@@ -464,14 +459,14 @@ class Renderer:
             views = list(resources[start : start + BLOCK])
             chunks = []
             for res in views:
-                old = previous.get(_key(res))
+                old = previous.get(res.key)
                 chunks.append(old[1] if old is not None and (old[0] is res or old[0] == res) else self._render(res))
             blocks.append(_Block(views, chunks, len(self._families)))
         self._blocks = blocks
 
     def _apply(self, view: View) -> None:
         """Re-render the changed objects and re-join the blocks holding them (adding or removing objects)."""
-        current = {_key(res): res for res in _changed_views(view)}
+        current = {res.key: res for res in _changed_views(view)}
         firsts = [block.keys[0] for block in self._blocks]
         by_block: dict[int, list[Key]] = {}
         for key in view.changed:
@@ -544,8 +539,8 @@ def _changed_views(view: View) -> list[ResourceView]:
     resources = view.resources
     found = []
     for key in view.changed:
-        at = bisect.bisect_left(resources, key, key=_key)
-        if at < len(resources) and _key(resources[at]) == key:
+        at = bisect.bisect_left(resources, key, key=attrgetter("key"))
+        if at < len(resources) and resources[at].key == key:
             found.append(resources[at])
     return found
 

@@ -80,10 +80,9 @@ EMPTY_INVENTORY = Inventory(0, (), ())
 class FluxObject:
     """A Flux object projected to the fields the exporter uses."""
 
-    kind: str
+    #: kind, namespace and name; the store's key for the object
+    ref: Ref
     api_version: str
-    namespace: str
-    name: str
     created: float | None
     generation: int
     observed_generation: int | None
@@ -92,7 +91,6 @@ class FluxObject:
     requested_at: str | None
     last_handled_at: str | None
     timeout: float | None
-    interval: float | None
     source: Ref | None
     chart: Ref | None
     depends_on: tuple[Ref, ...]
@@ -114,9 +112,19 @@ class FluxObject:
     labels: tuple[tuple[str, str], ...] = ()
 
     @property
-    def ref(self) -> Ref:
-        """The object's reference."""
-        return Ref(self.kind, self.namespace, self.name)
+    def kind(self) -> str:
+        """The object's kind."""
+        return self.ref.kind
+
+    @property
+    def namespace(self) -> str:
+        """The object's namespace."""
+        return self.ref.namespace
+
+    @property
+    def name(self) -> str:
+        """The object's name."""
+        return self.ref.name
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of a type, or None."""
@@ -338,10 +346,8 @@ def project(raw: wire.FluxObject, kind: FluxKind | None = None, *, keep_labels: 
     url = spec.url or spec.endpoint
     annotations = metadata.annotations
     return FluxObject(
-        kind=kind.kind,
+        ref=Ref(kind.kind, namespace, name),
         api_version=share(raw.apiVersion),
-        namespace=namespace,
-        name=name,
         created=parse_time(metadata.creationTimestamp),
         generation=metadata.generation,
         observed_generation=status.observedGeneration,
@@ -350,7 +356,6 @@ def project(raw: wire.FluxObject, kind: FluxKind | None = None, *, keep_labels: 
         requested_at=_share_opt(annotations.get(REQUESTED_AT)) if annotations else None,
         last_handled_at=_share_opt(status.lastHandledReconcileAt),
         timeout=parse_duration(spec.timeout),
-        interval=parse_duration(spec.interval),
         source=source,
         chart=chart,
         depends_on=depends_on,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from exporter.classify import SOURCE_KINDS
 from exporter.model import Ref
-from exporter.store import Key
+from exporter.store import Entry, Key
 from exporter.vocabulary import (
     Category,
     ConditionStatus,
@@ -33,21 +34,15 @@ class Violation:
 
 @dataclass(frozen=True, slots=True)
 class ResourceView:
-    """One object as published."""
+    """One object as published: its stored entry, and what the view derives across objects.
 
-    kind: str
-    namespace: str
-    name: str
+    What the object and its verdict say is read through the entry (the properties below), not copied: a
+    ResourceView exists for every object, and copies would double what each holds.
+    """
+
+    entry: Entry
     tenant: str
-    api_version: str
-    state: State
-    ready: ConditionStatus
-    category: Category | None
     owner: Owner | None
-    reason: str
-    message: str
-    since: float | None
-    since_source: SinceSource
     stuck: bool
     stuck_reason: StuckReason | None
     #: the object to page for: stuck itself and not blocked by another, or the root of a stuck dependent
@@ -55,18 +50,115 @@ class ResourceView:
     root_cause: Ref | None
     root_category: Category | None
     violations: tuple[Violation, ...]
-    revision: str | None
-    suspended: bool
-    generation_lag: int
     last_success: float | None
     source_drift_since: float | None
     attempt_drift_since: float | None
-    source: str | None
-    path: str | None
-    chart: str | None
-    url: str | None
-    #: the object's --resource-labels (key, value) pairs
-    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> Key:
+        """The store's key of the object."""
+        return self.entry.obj.ref
+
+    @property
+    def kind(self) -> str:
+        """The object's kind."""
+        return self.entry.obj.ref.kind
+
+    @property
+    def namespace(self) -> str:
+        """The object's namespace."""
+        return self.entry.obj.ref.namespace
+
+    @property
+    def name(self) -> str:
+        """The object's name."""
+        return self.entry.obj.ref.name
+
+    @property
+    def api_version(self) -> str:
+        """The object's apiVersion."""
+        return self.entry.obj.api_version
+
+    @property
+    def suspended(self) -> bool:
+        """Whether the object is suspended."""
+        return self.entry.obj.suspended
+
+    @property
+    def path(self) -> str | None:
+        """The object's path (a Kustomization's spec.path)."""
+        return self.entry.obj.path
+
+    @property
+    def chart(self) -> str | None:
+        """The chart's name (a HelmRelease's or HelmChart's)."""
+        return self.entry.obj.chart_name
+
+    @property
+    def url(self) -> str | None:
+        """The source's URL (redacted)."""
+        return self.entry.obj.url
+
+    @property
+    def labels(self) -> tuple[tuple[str, str], ...]:
+        """The object's --resource-labels (key, value) pairs."""
+        return self.entry.obj.labels
+
+    @property
+    def state(self) -> State:
+        """The verdict's state."""
+        return self.entry.verdict.state
+
+    @property
+    def ready(self) -> ConditionStatus:
+        """The Ready status of the verdict's state."""
+        return self.entry.verdict.ready
+
+    @property
+    def category(self) -> Category | None:
+        """The verdict's category."""
+        return self.entry.verdict.category
+
+    @property
+    def reason(self) -> str:
+        """The verdict's reason."""
+        return self.entry.verdict.reason
+
+    @property
+    def message(self) -> str:
+        """The verdict's message."""
+        return self.entry.verdict.message
+
+    @property
+    def since(self) -> float | None:
+        """When the object entered its state."""
+        return self.entry.verdict.since
+
+    @property
+    def since_source(self) -> SinceSource:
+        """Where ``since`` comes from."""
+        return self.entry.verdict.since_source
+
+    @property
+    def revision(self) -> str | None:
+        """A source's artifact revision, or the revision the object last applied."""
+        obj = self.entry.obj
+        return obj.artifact_revision if obj.ref.kind in SOURCE_KINDS else obj.applied_revision
+
+    @property
+    def generation_lag(self) -> int:
+        """Generations the controller has not observed; observedGeneration -1 (never reconciled) counts as 0."""
+        obj = self.entry.obj
+        if obj.observed_generation is None:
+            return 0
+        return max(0, obj.generation - max(0, obj.observed_generation))
+
+    @property
+    def source(self) -> str | None:
+        """``Kind/namespace/name`` of the object's source (a HelmRelease's: its chart)."""
+        obj = self.entry.obj
+        ref = obj.chart if obj.ref.kind == "HelmRelease" and obj.chart else obj.source
+        return str(ref) if ref else None
 
     @property
     def is_root(self) -> bool:

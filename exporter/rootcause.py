@@ -104,7 +104,7 @@ def attribute(entry: Entry, root_key: Key, objects: Mapping[Key, Entry]) -> Attr
     owner = CATEGORY_OWNER.get(verdict.category)
     if verdict.state != "failing":
         return Attribution(owner, None, verdict.category)
-    if root_key != (obj.kind, obj.namespace, obj.name):
+    if root_key != obj.ref:
         root_entry = objects[root_key]
         return Attribution(owner_of_root(root_entry), Ref(*root_key), root_entry.verdict.category)
     return Attribution(owner or "unknown", None, verdict.category)

@@ -109,7 +109,7 @@ class Store:
 
     def upsert(self, obj: FluxObject) -> bool:
         """Store an object; returns False (and does nothing) if its projection did not change."""
-        key = (obj.kind, obj.namespace, obj.name)
+        key = obj.ref
         old = self.objects.get(key)
         if old is not None and old.obj == obj:
             return False
@@ -142,7 +142,7 @@ class Store:
         fresh: set[Key] = set()
         for obj in objs:
             self.upsert(obj)
-            fresh.add((obj.kind, obj.namespace, obj.name))
+            fresh.add(obj.ref)
         self.retain(kind, namespace, fresh)
 
     def retain(self, kind: str, namespace: str | None, keys: set[Key]) -> None:

@@ -13,9 +13,7 @@ import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping
 
-from exporter.classify import SOURCE_KINDS
 from exporter.drift import drift, last_success
-from exporter.model import FluxObject, share
 from exporter.policy import violations
 from exporter.published import ResourceView, TenantView, View
 from exporter.rollup import roll_up
@@ -51,10 +49,9 @@ class ViewCache:
         self.keys: list[Key] = []  # sorted
         self.ordered: list[ResourceView] = []  # aligned with keys
         self.views: dict[Key, ResourceView] = {}
-        self.root_of: dict[Key, Key] = {}
-        self.stuck: dict[Key, bool] = {}
+        self.root_of: dict[Key, Key] = {}  # the root cause of each blocked object (others are their own root)
+        self.stuck: set[Key] = set()  # the objects stuck now
         self.stuck_dependents: Counter[Key] = Counter()  # root -> stuck objects it blocks
-        self.refs: dict[Key, tuple[Key, ...]] = {}
         self.dependents: dict[Key, list[Key]] = {}  # lists: most objects have one or two dependents
         self.pending_stuck: list[tuple[float, Key]] = []  # heap of future stuck times
         self.members: dict[str, list[Key]] = {}  # tenant -> its objects' keys, sorted
@@ -124,12 +121,13 @@ class ViewCache:
         roots = RootResolver(objects)
         rederive: set[Key] = set()
         for key in sorted(affected):  # a fixed order: nothing may depend on a set's hash order
-            old_root = self.root_of.pop(key, None)
-            if self.stuck.pop(key, False) and old_root is not None and old_root != key:
+            old_root = self.root_of.pop(key, key)
+            if key in self.stuck and old_root != key:
                 self.stuck_dependents[old_root] -= 1
                 if not self.stuck_dependents[old_root]:
                     del self.stuck_dependents[old_root]
                 rederive.add(old_root)
+            self.stuck.discard(key)
             self._unlink(key)
             rederive.add(key)
             entry = objects.get(key)
@@ -140,11 +138,13 @@ class ViewCache:
             if verdict.stuck_at is not None and not stuck:
                 heapq.heappush(self.pending_stuck, (verdict.stuck_at, key))
             root = roots.root(key) if is_blocked(entry) else key
-            self.root_of[key] = root
-            self.stuck[key] = stuck
-            if stuck and root != key:
-                self.stuck_dependents[root] += 1
-                rederive.add(root)
+            if root != key:
+                self.root_of[key] = root
+            if stuck:
+                self.stuck.add(key)
+                if root != key:
+                    self.stuck_dependents[root] += 1
+                    rederive.add(root)
             self._link(key, entry)
         if len(self.pending_stuck) > 2 * len(objects) + 1024:  # most are of objects changed since: rebuild
             self.pending_stuck = [(e.verdict.stuck_at, k) for k, e in objects.items()
@@ -171,7 +171,7 @@ class ViewCache:
                     self._remove(key, old)
                     touched.add(old.tenant)
                 continue
-            res = _resource(entry, tenant(key[1]), self.root_of[key], objects, tenant, stuck=self.stuck[key],
+            res = _resource(entry, tenant(key[1]), self.root_of.get(key, key), objects, tenant, stuck=key in self.stuck,
                             stuck_root=self._stuck_root(key, entry))
             self.derived += 1
             if old is not None and old == res:
@@ -199,19 +199,18 @@ class ViewCache:
 
     def _stuck_root(self, key: Key, entry: Entry) -> StuckReason | None:
         """Why ``key`` is a root cause to page for (stuck itself, or blocking a stuck object); None if it is not."""
-        if self.stuck.get(key) and self.root_of.get(key) == key:
+        if key in self.stuck and key not in self.root_of:
             return entry.verdict.stuck_reason
         return "dependent_stuck" if self.stuck_dependents.get(key, 0) > 0 else None
 
     def _link(self, key: Key, entry: Entry) -> None:
-        obj = entry.obj
-        refs = tuple({r for r in (obj.source, obj.chart, *obj.depends_on) if r})  # Refs are Keys: no copies
-        self.refs[key] = refs
-        for ref in refs:
+        for ref in _references(entry):
             self.dependents.setdefault(ref, []).append(key)
 
     def _unlink(self, key: Key) -> None:
-        for ref in self.refs.pop(key, ()):
+        """Undo the ``_link`` of ``key``'s published entry (the one its links were made from, or an equal one)."""
+        published = self.views.get(key)
+        for ref in _references(published.entry) if published is not None else ():
             users = self.dependents.get(ref)
             if users is not None:
                 users.remove(key)  # _link added it once
@@ -287,14 +286,15 @@ class ViewCache:
         self.changed_tenants.add(name)
 
 
+def _references(entry: Entry) -> set[Key]:
+    """The objects ``entry`` references (each once); Refs are Keys, so nothing is copied."""
+    obj = entry.obj
+    return {r for r in (obj.source, obj.chart, *obj.depends_on) if r}
+
+
 def build_view(store: Store, *, now: float, cache: ViewCache | None = None) -> View:
     """Derive the View from the store's current contents (incrementally, from what ``cache`` last derived)."""
     return (cache or ViewCache()).build(store, now)
-
-
-def _source_label(obj: FluxObject) -> str | None:
-    ref = obj.chart if obj.kind == "HelmRelease" and obj.chart else obj.source
-    return share(str(ref)) if ref else None
 
 
 def _resource(
@@ -311,41 +311,16 @@ def _resource(
     blame = attribute(entry, root_key, objects)
     source_drift, attempt_drift = drift(entry, objects)
     return ResourceView(
-        kind=obj.kind,
-        namespace=obj.namespace,
-        name=obj.name,
+        entry=entry,
         tenant=tenant,
-        api_version=obj.api_version,
-        state=verdict.state,
-        ready=verdict.ready,
-        category=verdict.category,
         owner=blame.owner,
-        reason=verdict.reason,
-        message=verdict.message,
-        since=verdict.since,
-        since_source=verdict.since_source,
         stuck=stuck,
         stuck_reason=verdict.stuck_reason if stuck else stuck_root,
         stuck_root=stuck_root is not None,
         root_cause=blame.root_cause,
         root_category=blame.root_category,
         violations=violations(obj, tenant, tenant_of),
-        revision=obj.artifact_revision if obj.kind in SOURCE_KINDS else obj.applied_revision,
-        suspended=obj.suspended,
-        generation_lag=_generation_lag(obj),
         last_success=last_success(obj, verdict.state, verdict.since),
         source_drift_since=source_drift,
         attempt_drift_since=attempt_drift,
-        source=_source_label(obj),
-        path=obj.path,
-        chart=obj.chart_name,
-        url=obj.url,
-        labels=obj.labels,
     )
-
-
-def _generation_lag(obj: FluxObject) -> int:
-    """Generations the controller has not observed; observedGeneration -1 (never reconciled) counts as 0."""
-    if obj.observed_generation is None:
-        return 0
-    return max(0, obj.generation - max(0, obj.observed_generation))

@@ -145,7 +145,7 @@ class FluxSink:
         listed = self._listed.setdefault(namespace, set())
         for obj in records:
             self.store.upsert(obj)
-            listed.add((obj.kind, obj.namespace, obj.name))
+            listed.add(obj.ref)
 
     def finish(self, namespace: str | None) -> None:
         """Forget the kind's objects the list did not return."""

@@ -64,7 +64,6 @@ class Spec(msgspec.Struct, frozen=True):
     targetNamespace: str | None = None  # noqa: N815
     path: str | None = None
     timeout: str | None = None
-    interval: str | None = None
     url: str | None = None
     endpoint: str | None = None
 
