@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from exporter.model import Condition, FluxObject, parse_time, truncate
+from exporter.model import Condition, FluxObject, Health, parse_time, truncate
 from exporter.settings import StuckThresholds
 from exporter.vocabulary import CATEGORIES, Category, ConditionStatus, SinceSource, State, StuckReason
 
@@ -162,22 +162,27 @@ def classify(
     routine reconcile of a healthy one, keeps the previous verdict; and a state that continues keeps the time
     it began (a failure that keeps failing keeps its first failure).
     """
-    if previous is not None and _is_attempt_of(obj, previous):
+    health = obj.health
+    if health is None:
+        msg = f"{obj.ref} has no health to classify: it is a stored object"
+        raise ValueError(msg)
+    if previous is not None and _is_attempt_of(obj, health, previous):
         return previous
-    verdict = _assess(obj, thresholds, observed_at, lag_since, began=None)
+    verdict = _assess(obj, health, thresholds, observed_at, lag_since, began=None)
     if (
         previous is not None
         and previous.state == verdict.state
         and previous.since is not None
         and (verdict.since is None or previous.since < verdict.since)
     ):
-        verdict = _assess(obj, thresholds, observed_at, lag_since, began=(previous.since, previous.since_source))
+        verdict = _assess(obj, health, thresholds, observed_at, lag_since,
+                          began=(previous.since, previous.since_source))
     return verdict
 
 
-def _is_attempt_of(obj: FluxObject, previous: Verdict) -> bool:
+def _is_attempt_of(obj: FluxObject, health: Health, previous: Verdict) -> bool:
     """Whether ``obj`` shows only that its controller started another attempt after ``previous``."""
-    ready, reconciling = obj.condition("Ready"), obj.condition("Reconciling")
+    ready, reconciling = health.condition("Ready"), health.condition("Reconciling")
     if obj.suspended or ready is None or ready.status != "Unknown" or not _is_true(reconciling):
         return False
     if previous.state == "failing":
@@ -188,6 +193,7 @@ def _is_attempt_of(obj: FluxObject, previous: Verdict) -> bool:
 
 def _assess(
     obj: FluxObject,
+    health: Health,
     thresholds: StuckThresholds,
     observed_at: float,
     lag_since: float | None,
@@ -195,9 +201,9 @@ def _assess(
     began: Since | None,
 ) -> Verdict:
     """The verdict of this status alone; ``began``: the state is known to have begun then (a continuing state)."""
-    ready = obj.condition("Ready")
-    reconciling = obj.condition("Reconciling")
-    stalled = obj.condition("Stalled")
+    ready = health.condition("Ready")
+    reconciling = health.condition("Reconciling")
+    stalled = health.condition("Stalled")
     reason = ready.reason if ready else ""
     message = truncate(ready.message) if ready else ""
     status: ConditionStatus = ready.status if ready else "Unknown"
@@ -205,21 +211,21 @@ def _assess(
     def first(*candidates: Since) -> Since:
         return _earliest_since(*candidates, began or (None, "observed"))
 
-    since, source = first((ready.since if ready else obj.created, "condition"))
+    since, source = first((ready.since if ready else health.created, "condition"))
     lag_at: Deadline = (
         (lag_since + thresholds.generation_lag, "generation_not_observed") if lag_since is not None else (None, None)
     )
-    request_at = _request_deadline(obj, thresholds, observed_at)
+    request_at = _request_deadline(health, thresholds, observed_at)
 
     if obj.suspended:
         return Verdict("suspended", "suspended", reason, message, since, source, status, None, None)
 
     if _is_true(stalled) and not _is_true(reconciling):
         assert stalled is not None
-        messages = (stalled.message, *(c.message for c in obj.conditions if c.status == "False" and c.message))
+        messages = (stalled.message, *(c.message for c in health.conditions if c.status == "False" and c.message))
         category = categorize(obj.kind, stalled.reason, messages)
         since, source = first((stalled.since or (ready.since if ready else None), "condition"),
-                              (obj.failing_since, "history"))
+                              (health.failing_since, "history"))
         return Verdict("failing", category, stalled.reason, truncate(stalled.message) or message, since, source,
                        status, stalled.since or observed_at, "stalled")
 
@@ -236,12 +242,12 @@ def _assess(
 
     if ready.status == "False":
         messages = tuple(
-            c.message for c in obj.conditions if c.message and (c.type == "Ready" or _is_failure(c))
+            c.message for c in health.conditions if c.message and (c.type == "Ready" or _is_failure(c))
         )
         category = categorize(obj.kind, reason, messages)
         # While the controller retries, Ready's lastTransitionTime is the last retry, not the first failure.
         retrying = _is_true(reconciling)
-        since, source = first((ready.since, "observed" if retrying else "condition"), (obj.failing_since, "history"))
+        since, source = first((ready.since, "observed" if retrying else "condition"), (health.failing_since, "history"))
         limit = thresholds.source_not_ready if obj.kind in SOURCE_KINDS else thresholds.not_ready
         # Not the generation lag: Flux leaves observedGeneration behind (-1 at first) until a success.
         stuck_at, why = _earliest(((since or observed_at) + limit, "not_ready"), request_at)
@@ -256,7 +262,7 @@ def _assess(
     begun = (reconciling.since if reconciling is not None and _is_true(reconciling) else None) or since
     started_at, source = first((begun, "condition") if begun is not None else (observed_at, "observed"))
     started = started_at or observed_at
-    budget = (obj.timeout or thresholds.default_timeout) + thresholds.progressing_margin
+    budget = (health.timeout or thresholds.default_timeout) + thresholds.progressing_margin
     stuck_at, why = _earliest((started + budget, "progressing_timeout"), lag_at, request_at)
     return Verdict("progressing", "progressing", reason, message, started, source, status, stuck_at, why)
 
@@ -268,9 +274,9 @@ def _is_failure(cond: Condition) -> bool:
     return cond.status == "False"
 
 
-def _request_deadline(obj: FluxObject, thresholds: StuckThresholds, observed_at: float) -> Deadline:
+def _request_deadline(health: Health, thresholds: StuckThresholds, observed_at: float) -> Deadline:
     """A ``reconcile.fluxcd.io/requestedAt`` the controller has not acknowledged in ``lastHandledReconcileAt``."""
-    if obj.requested_at is None or obj.requested_at == obj.last_handled_at:
+    if health.requested_at is None or health.requested_at == health.last_handled_at:
         return None, None
-    requested = parse_time(obj.requested_at) or observed_at
+    requested = parse_time(health.requested_at) or observed_at
     return requested + thresholds.request_unhandled, "reconcile_request_unhandled"

@@ -18,7 +18,7 @@ def drift(entry: Entry, objects: Mapping[Key, Entry]) -> tuple[float | None, flo
     source_since = None
     source_ref = obj.chart if obj.kind == "HelmRelease" else obj.source
     if source_ref is not None and (obj.kind == "Kustomization" or source_ref.kind == "HelmChart"):
-        source = objects.get((source_ref.kind, source_ref.namespace, source_ref.name))
+        source = objects.get(source_ref)
         if (
             source is not None
             and source.obj.artifact_revision
@@ -28,8 +28,7 @@ def drift(entry: Entry, objects: Mapping[Key, Entry]) -> tuple[float | None, flo
             source_since = source.obj.artifact_updated or source.observed_at
     attempt_since = None
     if obj.attempted_revision and obj.applied_revision and obj.attempted_revision != obj.applied_revision:
-        ready = obj.condition("Ready")
-        attempt_since = (ready.since if ready else None) or entry.observed_at
+        attempt_since = obj.ready_since or entry.observed_at
     return source_since, attempt_since
 
 

@@ -10,8 +10,11 @@ watcher counts, logs and skips those.
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+import msgspec
 
 from exporter import wire
 from exporter.durations import parse_duration
@@ -77,20 +80,48 @@ EMPTY_INVENTORY = Inventory(0, (), ())
 
 
 @dataclass(frozen=True, slots=True)
+class Health:
+    """What an object's verdict is judged from, and nothing reads after classification.
+
+    That is its conditions, and the times and the reconcile request they are judged by. The store classifies an
+    object once, on write, and then keeps only the ``digest`` of its health, to tell an unchanged status from a
+    changed one: the verdict says everything the health said.
+    """
+
+    conditions: tuple[Condition, ...]
+    created: float | None
+    requested_at: str | None
+    last_handled_at: str | None
+    timeout: float | None
+    #: when the status itself says the current failure began: the Kustomization history entry of the manifests
+    #: last reconciled (if that reconcile failed), or a HelmRelease's Released=False transition
+    failing_since: float | None
+
+    def condition(self, type_: str) -> Condition | None:
+        """The condition of a type, or None."""
+        for cond in self.conditions:
+            if cond.type == type_:
+                return cond
+        return None
+
+    def digest(self) -> bytes:
+        """128 bits of every field: equal digests mean the same health."""
+        return hashlib.blake2b(_HEALTH_ENCODER.encode(self), digest_size=16).digest()
+
+
+_HEALTH_ENCODER = msgspec.msgpack.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
 class FluxObject:
     """A Flux object projected to the fields the exporter uses."""
 
     #: kind, namespace and name; the store's key for the object
     ref: Ref
     api_version: str
-    created: float | None
     generation: int
     observed_generation: int | None
     suspended: bool
-    conditions: tuple[Condition, ...]
-    requested_at: str | None
-    last_handled_at: str | None
-    timeout: float | None
     source: Ref | None
     chart: Ref | None
     depends_on: tuple[Ref, ...]
@@ -104,12 +135,13 @@ class FluxObject:
     artifact_revision: str | None
     artifact_updated: float | None
     last_deployed: float | None
-    #: when the status itself says the current failure began: the Kustomization history entry of the manifests
-    #: last reconciled (if that reconcile failed), or a HelmRelease's Released=False transition
-    failing_since: float | None
+    #: the Ready condition's lastTransitionTime
+    ready_since: float | None
     inventory: Inventory
     #: the object's labels named by --resource-labels, in that order (absent ones left out)
     labels: tuple[tuple[str, str], ...] = ()
+    #: what the verdict is judged from; None once stored (the store keeps its digest, and the verdict)
+    health: Health | None = field(default=None, compare=False)
 
     @property
     def kind(self) -> str:
@@ -125,13 +157,6 @@ class FluxObject:
     def name(self) -> str:
         """The object's name."""
         return self.ref.name
-
-    def condition(self, type_: str) -> Condition | None:
-        """The condition of a type, or None."""
-        for cond in self.conditions:
-            if cond.type == type_:
-                return cond
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,17 +370,13 @@ def project(raw: wire.FluxObject, kind: FluxKind | None = None, *, keep_labels: 
     applied, last_deployed, failing_since = _history(kind, status, conditions)
     url = spec.url or spec.endpoint
     annotations = metadata.annotations
+    ready = next((c for c in conditions if c.type == "Ready"), None)
     return FluxObject(
         ref=Ref(kind.kind, namespace, name),
         api_version=share(raw.apiVersion),
-        created=parse_time(metadata.creationTimestamp),
         generation=metadata.generation,
         observed_generation=status.observedGeneration,
         suspended=spec.suspend,
-        conditions=conditions,
-        requested_at=_share_opt(annotations.get(REQUESTED_AT)) if annotations else None,
-        last_handled_at=_share_opt(status.lastHandledReconcileAt),
-        timeout=parse_duration(spec.timeout),
         source=source,
         chart=chart,
         depends_on=depends_on,
@@ -369,9 +390,17 @@ def project(raw: wire.FluxObject, kind: FluxKind | None = None, *, keep_labels: 
         artifact_revision=_share_opt(artifact.revision),
         artifact_updated=parse_time(artifact.lastUpdateTime),
         last_deployed=last_deployed,
-        failing_since=failing_since,
+        ready_since=ready.since if ready is not None else None,
         inventory=_inventory(status.inventory) if kind.kind == "Kustomization" else EMPTY_INVENTORY,
         labels=_kept_labels(metadata.labels, keep_labels),
+        health=Health(
+            conditions=conditions,
+            created=parse_time(metadata.creationTimestamp),
+            requested_at=_share_opt(annotations.get(REQUESTED_AT)) if annotations else None,
+            last_handled_at=_share_opt(status.lastHandledReconcileAt),
+            timeout=parse_duration(spec.timeout),
+            failing_since=failing_since,
+        ),
     )
 
 

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from exporter.classify import Verdict, classify
 from exporter.model import FluxObject, NamespaceInfo
@@ -37,6 +37,8 @@ class Entry:
     lag_since: float | None
     #: the last state other than progressing (a fix goes failing -> progressing -> ready: still a recovery)
     settled: State | None = None
+    #: the digest of the health ``obj`` was classified from (the stored object keeps no health)
+    health: bytes = b""
 
 
 class Store:
@@ -108,14 +110,22 @@ class Store:
         return self.changes[count - self.changes_base :]
 
     def upsert(self, obj: FluxObject) -> bool:
-        """Store an object; returns False (and does nothing) if its projection did not change."""
+        """Store a parsed object; returns False (and does nothing) if its projection did not change.
+
+        The stored object keeps no health (its conditions, ...): it is classified here, once, and its digest kept.
+        """
+        health = obj.health
+        if health is None:
+            msg = f"{obj.ref} has no health: only a parsed object can be stored"
+            raise ValueError(msg)
         key = obj.ref
+        digest = health.digest()
         old = self.objects.get(key)
-        if old is not None and old.obj == obj:
+        if old is not None and old.health == digest and old.obj == obj:
             return False
         now = self.clock()
         lagging = obj.observed_generation is not None and obj.observed_generation != obj.generation
-        if not lagging and obj.observed_generation is None and obj.generation and not obj.conditions:
+        if not lagging and obj.observed_generation is None and obj.generation and not health.conditions:
             lagging = True  # never observed by its controller
         lag_since = (old.lag_since if old and old.lag_since is not None else now) if lagging else None
         verdict = classify(obj, thresholds=self.thresholds, observed_at=now, lag_since=lag_since,
@@ -123,7 +133,7 @@ class Store:
         before = (old.settled or old.verdict.state) if old else None
         self._count_transition(obj, before, verdict)
         settled = (old.settled if old else None) if verdict.state == "progressing" else verdict.state
-        self.objects[key] = Entry(obj, verdict, now, lag_since, settled)
+        self.objects[key] = Entry(replace(obj, health=None), verdict, now, lag_since, settled, digest)
         self._record(key)
         self._bump()
         return True

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from exporter.durations import parse_duration
-from exporter.model import parse_namespace, parse_object, parse_time
+from exporter.model import Condition, parse_namespace, parse_object, parse_time
 from exporter.redact import redact
 from exporter.wire import MalformedObject
 from testbed import fleet
@@ -23,12 +25,19 @@ def test_kustomization_projection_keeps_only_used_fields() -> None:
     obj = parse_object(raw)
     assert str(obj.source) == "GitRepository/team-a/repo"
     assert [str(d) for d in obj.depends_on] == ["Kustomization/team-a/infra", "Kustomization/flux-system/crds"]
-    assert (obj.service_account, obj.target_namespace, obj.timeout) == ("flux", "web", 150.0)
+    assert obj.health is not None
+    assert (obj.service_account, obj.target_namespace, obj.health.timeout) == ("flux", "web", 150.0)
     assert obj.applied_revision == obj.attempted_revision == "main@sha1:abc"
     assert obj.inventory.size == 2
     assert obj.inventory.cluster_scoped == ("_admin_rbac.authorization.k8s.io_ClusterRole",)
     assert obj.inventory.namespaces == ("web",)
     assert not hasattr(obj, "__dict__")  # slots: no stray raw data
+
+
+def conditions(raw: dict[str, Any]) -> tuple[Condition, ...]:
+    health = parse_object(raw).health
+    assert health is not None
+    return health.conditions
 
 
 def test_conditions_kept_are_the_kstatus_ones_and_the_abnormal_others() -> None:
@@ -37,7 +46,7 @@ def test_conditions_kept_are_the_kstatus_ones_and_the_abnormal_others() -> None:
     the store's (kind, namespace, name) key."""
     healthy = fleet.gitrepository("team-a", "repo")
     healthy["status"] = fleet.ready_status("GitRepository", rev="main@sha1:abc")
-    assert [c.type for c in parse_object(healthy).conditions] == ["Ready"]
+    assert [c.type for c in conditions(healthy)] == ["Ready"]
     broken = fleet.gitrepository("team-a", "repo")
     broken["status"] = {"conditions": [
         fleet.condition("Ready", "False", "GitOperationFailed", "auth failed"),
@@ -47,7 +56,7 @@ def test_conditions_kept_are_the_kstatus_ones_and_the_abnormal_others() -> None:
         fleet.condition("SourceVerified", "True", "Succeeded", "verified"),
         fleet.condition("BuildFailed", "False", "Succeeded", "built"),
     ]}
-    kept = [(c.type, c.status) for c in parse_object(broken).conditions]
+    kept = [(c.type, c.status) for c in conditions(broken)]
     assert kept == [("Ready", "False"), ("Reconciling", "True"), ("FetchFailed", "True"),
                     ("ArtifactInStorage", "False")]
     ks = fleet.kustomization("team-a", "apps")
@@ -89,8 +98,8 @@ def test_credentials_are_removed_from_urls_and_messages() -> None:
     )
     obj = parse_object(raw)
     assert obj.url == "https://***@git.example.com/app.git"
-    assert "s3cr3t" not in obj.conditions[0].message
-    assert "hunter2" not in obj.conditions[0].message
+    assert "s3cr3t" not in conditions(raw)[0].message
+    assert "hunter2" not in conditions(raw)[0].message
     assert redact("oci://ghcr.io/x") == "oci://ghcr.io/x"
 
 

@@ -184,7 +184,8 @@ def test_churn_of_distinct_long_messages_keeps_the_string_caches_bounded(monkeyp
         message = f"health check {i} failed: " + "x" * 4000
         raw["status"] = fleet.failed_status("HealthCheckFailed", message)
         obj = parse_object(raw)
-        assert obj.conditions[0].message == message
+        assert obj.health is not None
+        assert obj.health.conditions[0].message == message
         store.upsert(obj)
         held = sum(len(k) + (len(v) if v is not k else 0) for k, v in model._redacted.items())
         assert held <= model.MESSAGE_CACHE_CHARS + 2 * model.MAX_MESSAGE

@@ -235,6 +235,27 @@ def test_relist_replaces_only_its_scope() -> None:
                                      ("Kustomization", "b", "three")]
 
 
+def test_the_store_keeps_a_digest_of_the_health_and_still_sees_every_status_change() -> None:
+    """The stored object drops its conditions (classified once, on write): an identical status is no change, a new
+    message or a new transition time of a condition is one, and a stored object cannot be classified again."""
+    store = make_store()
+    raw = fleet.kustomization("a", "app")
+    raw["metadata"]["generation"] = 1
+    raw["status"] = fleet.failed_status("HealthCheckFailed", "health check failed: deployment web")
+    assert store.upsert(parse_object(raw)) is True
+    entry = store.objects[("Kustomization", "a", "app")]
+    assert entry.obj.health is None
+    assert store.upsert(parse_object(raw)) is False  # a relist delivers the same object again
+    assert store.objects[("Kustomization", "a", "app")] is entry  # its stuck timer did not restart
+    raw["status"]["conditions"][0]["message"] = "health check failed: deployment api"
+    assert store.upsert(parse_object(raw)) is True
+    assert store.objects[("Kustomization", "a", "app")].verdict.message == "health check failed: deployment api"
+    raw["status"]["conditions"][0]["lastTransitionTime"] = "2026-01-01T00:00:00Z"
+    assert store.upsert(parse_object(raw)) is True
+    with pytest.raises(ValueError, match="has no health"):
+        store.upsert(store.objects[("Kustomization", "a", "app")].obj)
+
+
 def test_stuck_root_pages_once_per_root_cause() -> None:
     """Only the root of a blocked chain carries stuck_root, also when only its dependent is stuck yet."""
     store = make_store()
