@@ -10,6 +10,10 @@ size); printed as a table with ratios (ours / KSM: below 1 is better for us) and
 bench/results/results.{json,csv}. Cold starts and bare lists are the median of three; update lag is measured
 from the API server's acceptance of each write to the first 10 Hz /metrics poll that shows it, next to a bare
 watch's receipt of the same write (the floor: what the API server's watch delivery alone takes).
+
+Ours runs from a venv holding only the product's pinned runtime dependencies (requirements.lock, what the image
+installs; made once into the cache), not from the development venv: test tools there change what the product
+imports (structlog imports rich when it is installed). ``--runtime dev`` runs it from this Python instead.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import contextlib
 import csv
 import gzip
+import hashlib
 import json
 import os
 import platform
@@ -183,9 +188,10 @@ async def fetch(session: aiohttp.ClientSession, url: str, *, gzip_ok: bool = Fal
 class Target:
     """One exporter process under test."""
 
-    def __init__(self, name: str, argv: list[str], port: int, counter: re.Pattern[bytes]) -> None:
+    def __init__(self, name: str, argv: list[str], port: int, counter: re.Pattern[bytes],
+                 env: dict[str, str] | None = None) -> None:
         """``counter`` finds the samples that count the objects a /metrics body holds (each match adds its value)."""
-        self.name, self.argv, self.port, self.counter = name, argv, port, counter
+        self.name, self.argv, self.port, self.counter, self.env = name, argv, port, counter, env
         self.proc: subprocess.Popen[bytes] | None = None
 
     def objects(self, body: bytes) -> int:
@@ -202,7 +208,7 @@ class Target:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, log: Path) -> float:
-        self.proc = subprocess.Popen(self.argv, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=self.env)
         return time.monotonic()
 
     def stop(self) -> None:
@@ -454,7 +460,25 @@ async def report_seconds(admin: KubeClient, work: Path) -> float:
     return time.monotonic() - t0
 
 
+def product_python() -> Path:
+    """A Python whose venv holds exactly the product's pinned runtime dependencies (made once per requirements.lock)."""
+    lock = ROOT / "requirements.lock"
+    cache = Path(os.environ.get("FTE_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                 / "flux-tenant-exporter")
+    venv = cache / f"bench-runtime-{hashlib.sha256(lock.read_bytes()).hexdigest()[:12]}"
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(lock)],
+                       check=True)
+        (venv / ".complete").touch()
+    return python
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    python = str(product_python()) if args.runtime == "product" else sys.executable
+    ours_env = os.environ | {"PYTHONPATH": str(ROOT)}  # the checkout's product package, without installing it
     ksm = subprocess.run(["bash", str(ROOT / "tools" / "gotool.sh"), "kube-state-metrics"], capture_output=True,
                          text=True, check=True).stdout.strip()
     work = Path(tempfile.mkdtemp(prefix="fte-bench-"))
@@ -469,6 +493,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             kubeconfig, versions = cp.kubeconfig, cp.assets.versions
         results["versions"] = versions | {"kube-state-metrics": "v2.15.0"}
         results["ours_detail"] = args.detail or Settings().detail
+        results["ours_runtime"] = args.runtime
         admin = await KubeClient.from_kubeconfig(kubeconfig)
         have = max(args.sizes) if args.kubeconfig else 0
         for n in args.sizes:
@@ -477,12 +502,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             size: dict[str, Any] = {"create_fleet_s": create_s,
                                     "floor_list_s": await floor(admin, args.cold_starts)}
             ours_port, ksm_port = free_port(), free_port()
-            ours = Target("ours", [sys.executable, "-m", "exporter", "serve", "--kubeconfig", str(kubeconfig),
+            ours = Target("ours", [python, "-m", "exporter", "serve", "--kubeconfig", str(kubeconfig),
                                    "--listen-address", "127.0.0.1", "--port", str(ours_port), "--log-level",
                                    "warning", "--log-format", "json",
                                    *(["--detail", args.detail] if args.detail else [])],
                           # the tenant totals count every object at every --detail level
-                          ours_port, re.compile(rb"\nfluxtenant_tenant_resources\{[^}]*\} ([0-9.e+]+)"))
+                          ours_port, re.compile(rb"\nfluxtenant_tenant_resources\{[^}]*\} ([0-9.e+]+)"), ours_env)
             theirs = Target("ksm", [ksm, "--kubeconfig", str(kubeconfig), "--custom-resource-state-only",
                                     f"--custom-resource-state-config-file={work / 'ksm.yaml'}", "--host=127.0.0.1",
                                     f"--port={ksm_port}", f"--telemetry-port={free_port()}",
@@ -568,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["ours", "ksm"], help="measure one exporter only")
     parser.add_argument("--detail", choices=["all", "failing", "tenants"],
                         help="our exporter's --detail level (default: the exporter's default)")
+    parser.add_argument("--runtime", choices=["product", "dev"], default="product",
+                        help="run ours from a venv of only the product's pinned dependencies (default), or this Python")
     parser.add_argument("--quick-report", action="store_true", help="skip the report scenario")
     parser.add_argument("--write-loop", action="store_true", help=argparse.SUPPRESS)  # the writer process
     parser.add_argument("--tag", help=argparse.SUPPRESS)

@@ -302,7 +302,11 @@ class _Block:
         self.views = views
         self.keys = [v.key for v in views]
         self.parts = [b"".join(map(itemgetter(f), chunks)) for f in range(families)]
-        self.lengths = [array("I", map(len, map(itemgetter(f), chunks))) for f in range(families)]
+        #: each object's length of text per family; None for a family with no text in the block (at
+        #: --detail=failing most families of a block of healthy objects)
+        self.lengths: list[array[int] | None] = [
+            array("I", map(len, map(itemgetter(f), chunks))) if part else None for f, part in enumerate(self.parts)
+        ]
         #: objects with at least one sample (the ones --object-limit counts)
         self.shown = sum(1 for c in chunks if any(c))
 
@@ -314,8 +318,12 @@ class _Block:
     def replace(self, at: int, res: ResourceView, chunks: tuple[bytes, ...]) -> list[int]:
         """Put ``res`` and its ``chunks`` in place of the object at ``at``; returns the families whose text changed."""
         changed = []
-        was_shown = any(lengths[at] for lengths in self.lengths)
-        for family, (chunk, lengths) in enumerate(zip(chunks, self.lengths, strict=True)):
+        was_shown = any(lengths[at] for lengths in self.lengths if lengths is not None)
+        for family, (chunk, known) in enumerate(zip(chunks, self.lengths, strict=True)):
+            if known is None and not chunk:
+                continue
+            lengths = known if known is not None else array("I", bytes(4 * len(self.keys)))
+            self.lengths[family] = lengths
             start, size = sum(lengths[:at]), lengths[at]
             part = self.parts[family]
             if size == len(chunk) and part[start : start + size] == chunk:
@@ -331,6 +339,9 @@ class _Block:
         """Each object's chunks again, sliced out of the block's text."""
         columns = []
         for part, lengths in zip(self.parts, self.lengths, strict=True):
+            if lengths is None:
+                columns.append([b""] * len(self.keys))
+                continue
             ends = list(accumulate(lengths, initial=0))
             columns.append([part[ends[i] : ends[i + 1]] for i in range(len(lengths))])
         return list(zip(*columns, strict=True)) if columns else [() for _ in self.keys]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import msgspec
@@ -157,6 +158,13 @@ class FluxObject:
     def name(self) -> str:
         """The object's name."""
         return self.ref.name
+
+    def without_health(self) -> FluxObject:
+        """The object as the store keeps it: without its health (its verdict says what the health said)."""
+        return FluxObject(*_KEPT_FIELDS(self))  # positional: a third of what dataclasses.replace costs
+
+
+_KEPT_FIELDS = attrgetter(*(f.name for f in fields(FluxObject) if f.name != "health"))
 
 
 @dataclass(frozen=True, slots=True)

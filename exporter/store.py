@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from exporter.classify import Verdict, classify
 from exporter.model import FluxObject, NamespaceInfo
@@ -133,7 +133,7 @@ class Store:
         before = (old.settled or old.verdict.state) if old else None
         self._count_transition(obj, before, verdict)
         settled = (old.settled if old else None) if verdict.state == "progressing" else verdict.state
-        self.objects[key] = Entry(replace(obj, health=None), verdict, now, lag_since, settled, digest)
+        self.objects[key] = Entry(obj.without_health(), verdict, now, lag_since, settled, digest)
         self._record(key)
         self._bump()
         return True

@@ -11,7 +11,7 @@ import bisect
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from exporter.drift import drift, last_success
 from exporter.policy import violations
@@ -52,7 +52,8 @@ class ViewCache:
         self.root_of: dict[Key, Key] = {}  # the root cause of each blocked object (others are their own root)
         self.stuck: set[Key] = set()  # the objects stuck now
         self.stuck_dependents: Counter[Key] = Counter()  # root -> stuck objects it blocks
-        self.dependents: dict[Key, list[Key]] = {}  # lists: most objects have one or two dependents
+        #: the objects referencing each key: one as itself (most objects have one dependent), more in a list
+        self.dependents: dict[Key, Key | list[Key]] = {}
         self.pending_stuck: list[tuple[float, Key]] = []  # heap of future stuck times
         self.members: dict[str, list[Key]] = {}  # tenant -> its objects' keys, sorted
         self.tenant_namespaces: dict[str, set[str]] = {}  # tenant -> namespaces listed even without objects
@@ -109,7 +110,7 @@ class ViewCache:
         affected = set(dirty)
         todo = list(dirty)
         while todo:
-            for dependent in self.dependents.get(todo.pop(), ()):
+            for dependent in self._dependents_of(todo.pop()):
                 if dependent not in affected:
                     affected.add(dependent)
                     todo.append(dependent)
@@ -205,17 +206,31 @@ class ViewCache:
 
     def _link(self, key: Key, entry: Entry) -> None:
         for ref in _references(entry):
-            self.dependents.setdefault(ref, []).append(key)
+            users = self.dependents.get(ref)
+            if users is None:
+                self.dependents[ref] = key
+            elif isinstance(users, list):
+                users.append(key)
+            else:
+                self.dependents[ref] = [users, key]
 
     def _unlink(self, key: Key) -> None:
         """Undo the ``_link`` of ``key``'s published entry (the one its links were made from, or an equal one)."""
         published = self.views.get(key)
         for ref in _references(published.entry) if published is not None else ():
             users = self.dependents.get(ref)
-            if users is not None:
+            if isinstance(users, list):
                 users.remove(key)  # _link added it once
-                if not users:
-                    del self.dependents[ref]
+                if len(users) == 1:
+                    self.dependents[ref] = users[0]
+            elif users is not None:  # key itself
+                del self.dependents[ref]
+
+    def _dependents_of(self, key: Key) -> Sequence[Key]:
+        users = self.dependents.get(key)
+        if users is None:
+            return ()
+        return users if isinstance(users, list) else (users,)
 
     def _insert(self, key: Key, res: ResourceView) -> None:
         self.changed.add(key)

@@ -245,6 +245,7 @@ def test_the_store_keeps_a_digest_of_the_health_and_still_sees_every_status_chan
     assert store.upsert(parse_object(raw)) is True
     entry = store.objects[("Kustomization", "a", "app")]
     assert entry.obj.health is None
+    assert entry.obj == parse_object(raw)  # every other field kept
     assert store.upsert(parse_object(raw)) is False  # a relist delivers the same object again
     assert store.objects[("Kustomization", "a", "app")] is entry  # its stuck timer did not restart
     raw["status"]["conditions"][0]["message"] = "health check failed: deployment api"
