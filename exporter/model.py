@@ -159,12 +159,15 @@ class FluxObject:
         """The object's name."""
         return self.ref.name
 
-    def without_health(self) -> FluxObject:
-        """The object as the store keeps it: without its health (its verdict says what the health said)."""
-        return FluxObject(*_KEPT_FIELDS(self))  # positional: a third of what dataclasses.replace costs
+    def to_store(self, ref: Ref) -> FluxObject:
+        """The object as the store keeps it: without its health (its verdict says what the health said).
+
+        ``ref`` equals the object's own; it is the instance the store already holds, so one tuple is the key everywhere.
+        """
+        return FluxObject(ref, *_KEPT_FIELDS(self))  # positional: a third of what dataclasses.replace costs
 
 
-_KEPT_FIELDS = attrgetter(*(f.name for f in fields(FluxObject) if f.name != "health"))
+_KEPT_FIELDS = attrgetter(*(f.name for f in fields(FluxObject) if f.name not in {"ref", "health"}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,11 +118,11 @@ class Store:
         if health is None:
             msg = f"{obj.ref} has no health: only a parsed object can be stored"
             raise ValueError(msg)
-        key = obj.ref
         digest = health.digest()
-        old = self.objects.get(key)
+        old = self.objects.get(obj.ref)
         if old is not None and old.health == digest and old.obj == obj:
             return False
+        key = old.obj.ref if old is not None else obj.ref  # the key the dict, the change log and the view hold
         now = self.clock()
         lagging = obj.observed_generation is not None and obj.observed_generation != obj.generation
         if not lagging and obj.observed_generation is None and obj.generation and not health.conditions:
@@ -133,7 +133,7 @@ class Store:
         before = (old.settled or old.verdict.state) if old else None
         self._count_transition(obj, before, verdict)
         settled = (old.settled if old else None) if verdict.state == "progressing" else verdict.state
-        self.objects[key] = Entry(obj.without_health(), verdict, now, lag_since, settled, digest)
+        self.objects[key] = Entry(obj.to_store(key), verdict, now, lag_since, settled, digest)
         self._record(key)
         self._bump()
         return True

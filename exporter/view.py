@@ -136,7 +136,10 @@ class ViewCache:
                 continue
             verdict = entry.verdict
             stuck = verdict.stuck_at is not None and now >= verdict.stuck_at
-            if verdict.stuck_at is not None and not stuck:
+            published = self.views.get(key)
+            if verdict.stuck_at is not None and not stuck and (
+                published is None or published.entry.verdict.stuck_at != verdict.stuck_at
+            ):  # (a deadline the published entry had is in the heap already, or has passed)
                 heapq.heappush(self.pending_stuck, (verdict.stuck_at, key))
             root = roots.root(key) if is_blocked(entry) else key
             if root != key:

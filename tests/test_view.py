@@ -250,11 +250,29 @@ def test_the_store_keeps_a_digest_of_the_health_and_still_sees_every_status_chan
     assert store.objects[("Kustomization", "a", "app")] is entry  # its stuck timer did not restart
     raw["status"]["conditions"][0]["message"] = "health check failed: deployment api"
     assert store.upsert(parse_object(raw)) is True
+    assert store.objects[("Kustomization", "a", "app")].obj.ref is entry.obj.ref  # one key tuple, however many updates
     assert store.objects[("Kustomization", "a", "app")].verdict.message == "health check failed: deployment api"
     raw["status"]["conditions"][0]["lastTransitionTime"] = "2026-01-01T00:00:00Z"
     assert store.upsert(parse_object(raw)) is True
     with pytest.raises(ValueError, match="has no health"):
         store.upsert(store.objects[("Kustomization", "a", "app")].obj)
+
+
+def test_a_retried_failure_keeps_one_pending_stuck_deadline() -> None:
+    """Each retry of a failing object (a new revision, the same first failure) keeps its stuck deadline: the view
+    holds one pending deadline for it, not one per retry, and the object still turns stuck when it comes."""
+    store, cache = make_store(), ViewCache()
+    now = time.time()
+    since = datetime.datetime.fromtimestamp(now - 60, tz=datetime.UTC)
+    for attempt in range(20):
+        raw = fleet.kustomization("a", "app")
+        raw["metadata"]["generation"] = 1
+        raw["status"] = fleet.failed_status("BuildFailed", f"kustomize build failed (attempt {attempt})", since=since)
+        put(store, raw)
+        build_view(store, now=now + attempt, cache=cache)
+    assert len(cache.pending_stuck) == 1
+    later = build_view(store, now=now + 3600, cache=cache)
+    assert res(later, "Kustomization", "a", "app").stuck
 
 
 def test_stuck_root_pages_once_per_root_cause() -> None:
