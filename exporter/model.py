@@ -159,15 +159,19 @@ class FluxObject:
         """The object's name."""
         return self.ref.name
 
-    def to_store(self, ref: Ref) -> FluxObject:
+    def to_store(self, ref: Ref, source: Ref | None, chart: Ref | None, depends_on: tuple[Ref, ...]) -> FluxObject:
         """The object as the store keeps it: without its health (its verdict says what the health said).
 
-        ``ref`` equals the object's own; it is the instance the store already holds, so one tuple is the key everywhere.
+        The references equal the object's own; they are the instances the store already holds (its key, and the keys
+        of the objects referenced, where stored), so one tuple stands for an object everywhere.
         """
-        return FluxObject(ref, *_KEPT_FIELDS(self))  # positional: a third of what dataclasses.replace costs
+        # positional: a third of what dataclasses.replace costs
+        return FluxObject(*(ref, *_FIELDS_BEFORE_REFS(self), source, chart, depends_on, *_FIELDS_AFTER_REFS(self)))
 
 
-_KEPT_FIELDS = attrgetter(*(f.name for f in fields(FluxObject) if f.name not in {"ref", "health"}))
+_NAMES = [f.name for f in fields(FluxObject)]  # ref, ..., source, chart, depends_on, ..., health
+_FIELDS_BEFORE_REFS = attrgetter(*_NAMES[1 : _NAMES.index("source")])
+_FIELDS_AFTER_REFS = attrgetter(*_NAMES[_NAMES.index("depends_on") + 1 : _NAMES.index("health")])
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,11 +232,17 @@ def _message(text: str) -> str:
     return found
 
 
+#: distinct inventories kept for sharing (the Kustomizations of a namespace often apply the same shape)
+_inventories: dict[Inventory, Inventory] = {}
+
+
 def _bound_caches() -> None:
     """Start the sharing and message tables again when they hold too many strings or characters."""
-    if len(_shared) > _SHARED_LIMIT or len(_redacted) > _SHARED_LIMIT or _message_chars[0] > MESSAGE_CACHE_CHARS:
+    if (len(_shared) > _SHARED_LIMIT or len(_redacted) > _SHARED_LIMIT or len(_inventories) > _SHARED_LIMIT
+            or _message_chars[0] > MESSAGE_CACHE_CHARS):
         _shared.clear()  # bounded: sharing restarts, nothing is lost
         _redacted.clear()
+        _inventories.clear()
         _message_chars[0] = 0
 
 
@@ -282,7 +292,8 @@ def _inventory(raw: wire.Inventory | None) -> Inventory:
         share(object_id) for object_id in ids if object_id.startswith("_") and object_id.count("_") >= 3  # noqa: PLR2004
     ) if "" in namespaces else ()
     namespaces.discard("")
-    return Inventory(len(entries), cluster_scoped, tuple(sorted(map(share, namespaces))))
+    inventory = Inventory(len(entries), cluster_scoped, tuple(sorted(map(share, namespaces))))
+    return _inventories.setdefault(inventory, inventory)
 
 
 # -- parsing ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from exporter.classify import Verdict, classify
-from exporter.model import FluxObject, NamespaceInfo
+from exporter.model import FluxObject, NamespaceInfo, Ref
 from exporter.settings import StuckThresholds
 from exporter.tenants import TenantResolver
 from exporter.vocabulary import State
@@ -133,10 +133,20 @@ class Store:
         before = (old.settled or old.verdict.state) if old else None
         self._count_transition(obj, before, verdict)
         settled = (old.settled if old else None) if verdict.state == "progressing" else verdict.state
-        self.objects[key] = Entry(obj.to_store(key), verdict, now, lag_since, settled, digest)
+        stored = obj.to_store(key, self._stored(obj.source), self._stored(obj.chart), self._stored_all(obj.depends_on))
+        self.objects[key] = Entry(stored, verdict, now, lag_since, settled, digest)
         self._record(key)
         self._bump()
         return True
+
+    def _stored(self, ref: Ref | None) -> Ref | None:
+        """The store's own key for a referenced object, if it is stored (an equal tuple kept once), else ``ref``."""
+        entry = self.objects.get(ref) if ref is not None else None
+        return entry.obj.ref if entry is not None else ref
+
+    def _stored_all(self, refs: tuple[Ref, ...]) -> tuple[Ref, ...]:
+        stored = tuple(self._stored(r) or r for r in refs)
+        return stored if any(a is not b for a, b in zip(stored, refs, strict=True)) else refs
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Forget an object; returns whether it was there."""

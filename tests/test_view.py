@@ -256,6 +256,11 @@ def test_the_store_keeps_a_digest_of_the_health_and_still_sees_every_status_chan
     assert store.upsert(parse_object(raw)) is True
     with pytest.raises(ValueError, match="has no health"):
         store.upsert(store.objects[("Kustomization", "a", "app")].obj)
+    put(store, fleet.gitrepository("a", "repo"), fleet.ready_status("GitRepository"))
+    raw["status"]["conditions"][0]["message"] = "health check failed: deployment db"
+    assert store.upsert(parse_object(raw)) is True
+    repo = store.objects[("GitRepository", "a", "repo")]
+    assert store.objects[("Kustomization", "a", "app")].obj.source is repo.obj.ref  # a stored source's key, not a copy
 
 
 def test_a_retried_failure_keeps_one_pending_stuck_deadline() -> None:
