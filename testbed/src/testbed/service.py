@@ -8,6 +8,7 @@ work directory names the process that made it, so the next run removes what a ki
 
 from __future__ import annotations
 
+import abc
 import http.server
 import os
 import shutil
@@ -18,16 +19,16 @@ from types import TracebackType
 from typing import Self
 
 
-class Service:
+class Service(abc.ABC):
     """Started and stopped; a context manager that stops again if starting fails."""
 
+    @abc.abstractmethod
     def start(self) -> None:
         """Start; raise if that fails."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def stop(self) -> None:
         """Stop whatever was started (idempotent, safe after a failed start)."""
-        raise NotImplementedError
 
     def __enter__(self) -> Self:
         """Start; stop again if starting fails."""
