@@ -15,7 +15,6 @@ import os
 import time
 from collections.abc import Callable
 
-import prometheus_client
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -64,7 +63,6 @@ class Exporter:
 
     def __init__(self, settings: Settings, client: KubeClient, *, registry: CollectorRegistry | None = None) -> None:
         """Build the store and state; ``run`` starts the work."""
-        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
         self.settings = settings
         self.client = client
         mapping = TenantMapping.load(settings.tenant_mapping) if settings.tenant_mapping else TenantMapping.empty()
@@ -140,7 +138,6 @@ class Exporter:
             log.info("exporter_ready", objects=len(self.view.resources), tenants=len(self.view.tenants))
         self._last_publish_seconds = time.perf_counter() - started
         self.metrics.publish_duration.observe(self._last_publish_seconds)
-        release_free_memory()
         self.metrics.last_publish.set(time.time())
 
     def freshen(self) -> None:
@@ -208,6 +205,8 @@ class Exporter:
                     await self.store.changed.wait()
             # Until every kind listed once (or the grace period is over), derive without exposing.
             self.publish(expose=self._ready or time.monotonic() >= sync_deadline)
+            # Here, not in publish(): a read's small publish (freshen) does not make its reader wait for this.
+            release_free_memory()
             await self._announce()
             # Batch the next events for at least as long as a publish takes: at most half the CPU goes to publishing.
             await asyncio.sleep(max(self.settings.publish_interval, self._last_publish_seconds))

@@ -17,7 +17,6 @@ from typing import Protocol
 
 import orjson
 from aiohttp import web
-from prometheus_client import generate_latest
 
 from exporter import statuspage
 from exporter.documents import FilterError, Filters, tenant_doc, tenants_doc, timestamp
@@ -69,7 +68,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     state = request.app[STATE]
     exposition = state.exposition
-    own = generate_latest(state.metrics.registry)
+    own = state.metrics.render()
     headers = {"Content-Type": CONTENT_TYPE_METRICS}
     resp = web.StreamResponse(headers=headers)
     if "gzip" in request.headers.get("Accept-Encoding", ""):
