@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from operator import attrgetter, itemgetter
-from typing import Final
+from typing import Final, NamedTuple
 
 from exporter.errors import UserError
 from exporter.published import ResourceView, TenantView, View
@@ -209,15 +209,29 @@ def render_gotk(res: ResourceView, drop: tuple[InfoLabel, ...] = ()) -> bytes:
 PER_TENANT: Final = TENANT_FAMILIES[:-2]
 
 
-def render_tenant(t: TenantView) -> tuple[bytes, ...]:
-    """One tenant's samples, one chunk per PER_TENANT family."""
-    ident = _labels((("tenant", t.name),))
+class TenantTotals(NamedTuple):
+    """What one tenant's samples show: equal totals render the same text."""
+
+    name: str
+    by_kind_state: tuple[tuple[tuple[str, str], int], ...]
+    failures: tuple[tuple[tuple[str, str], int], ...]
+    roots: tuple[tuple[tuple[str, str], int], ...]
+    stuck: int
+    violations: tuple[tuple[str, int], ...]
+    status: str
+    health: float
+    namespace: str | None
+
+
+def tenant_totals(t: TenantView) -> TenantTotals:
+    """The counts a tenant's samples show (by kind and state, failures by category and owner, ...)."""
     by_kind_state: dict[tuple[str, str], int] = {}
     failures: dict[tuple[str, str], int] = {}
     roots: dict[tuple[str, str], int] = {}
     for res in t.resources:
-        by_kind_state[(res.kind, res.state)] = by_kind_state.get((res.kind, res.state), 0) + 1
-        if res.state == "failing":
+        state = res.state
+        by_kind_state[(res.kind, state)] = by_kind_state.get((res.kind, state), 0) + 1
+        if state == "failing":
             key = (res.category or "unknown", res.owner or "unknown")
             failures[key] = failures.get(key, 0) + 1
             if res.is_root:
@@ -226,17 +240,25 @@ def render_tenant(t: TenantView) -> tuple[bytes, ...]:
     for v in t.violations:
         rules[v.rule] += 1
     active = t.counts["total"] - t.counts["suspended"]
+    return TenantTotals(
+        t.name, tuple(sorted(by_kind_state.items())), tuple(sorted(failures.items())), tuple(sorted(roots.items())),
+        t.counts["stuck"], tuple(rules.items()), t.status, t.counts["ready"] / active if active else 1,
+        min(t.namespaces) if t.namespaces else None,
+    )
+
+
+def render_tenant(totals: TenantTotals) -> tuple[bytes, ...]:
+    """One tenant's samples, one chunk per PER_TENANT family."""
+    ident = _labels((("tenant", totals.name),))
     chunks = [
-        [_sample(TENANT_RESOURCES, ident, (("kind", k), ("state", s)), n)
-         for (k, s), n in sorted(by_kind_state.items())],
-        [_sample(TENANT_FAILURES, ident, (("category", c), ("owner", o)), n) for (c, o), n in sorted(failures.items())],
-        [_sample(TENANT_ROOT_FAILURES, ident, (("category", c), ("owner", o)), n)
-         for (c, o), n in sorted(roots.items())],
-        [_sample(TENANT_STUCK, ident, (), t.counts["stuck"])],
-        [_sample(TENANT_VIOLATIONS, ident, (("rule", r),), n) for r, n in rules.items()],
-        [_sample(TENANT_STATUS, ident, (("status", s),), 1 if s == t.status else 0) for s in TENANT_STATUSES],
-        [_sample(TENANT_HEALTH, ident, (), t.counts["ready"] / active if active else 1)],
-        [_sample(TENANT_INFO, ident, (("namespace", min(t.namespaces)),), 1)] if t.namespaces else [],
+        [_sample(TENANT_RESOURCES, ident, (("kind", k), ("state", s)), n) for (k, s), n in totals.by_kind_state],
+        [_sample(TENANT_FAILURES, ident, (("category", c), ("owner", o)), n) for (c, o), n in totals.failures],
+        [_sample(TENANT_ROOT_FAILURES, ident, (("category", c), ("owner", o)), n) for (c, o), n in totals.roots],
+        [_sample(TENANT_STUCK, ident, (), totals.stuck)],
+        [_sample(TENANT_VIOLATIONS, ident, (("rule", r),), n) for r, n in totals.violations],
+        [_sample(TENANT_STATUS, ident, (("status", s),), 1 if s == totals.status else 0) for s in TENANT_STATUSES],
+        [_sample(TENANT_HEALTH, ident, (), totals.health)],
+        [_sample(TENANT_INFO, ident, (("namespace", totals.namespace),), 1)] if totals.namespace is not None else [],
     ]
     return tuple("".join(c).encode() for c in chunks)
 
@@ -387,7 +409,7 @@ class Renderer:
         self._empty = (b"",) * len(self._families)
         self._blocks: list[_Block] = []
         self._serial = -1
-        self._tenants: dict[str, tuple[TenantView, tuple[bytes, ...]]] = {}
+        self._tenants: dict[str, tuple[TenantView, TenantTotals, tuple[bytes, ...]]] = {}
         #: the object families' part of the output (headers and block texts), kept between renders and patched
         #: where a block's text changed in place; None when blocks were added, removed or split
         self._object_parts: list[bytes] | None = None
@@ -395,6 +417,7 @@ class Renderer:
         self._tenant_parts: list[bytes] | None = None
         self._tenant_rows: dict[str, int] = {}
         self.rendered_objects = 0
+        self.rendered_tenants = 0  # tenants whose samples were formatted (not reused)
         #: objects left without per-object series by the object limit at the last render
         self.over_limit = 0
 
@@ -521,28 +544,42 @@ class Renderer:
         if incremental and parts is not None and same_rows:  # patch the changed tenants' rows in place
             stride = len(self._tenant_rows) + 1
             for name in view.changed_tenants:
-                tenant = view.tenants[name]
-                if self._tenants[name][0] is tenant:
+                cached = self._tenants[name]
+                chunks = self._tenant_chunks(view.tenants[name], cached)
+                if chunks is cached[2]:
                     continue
-                chunks = render_tenant(tenant)
-                self._tenants[name] = (tenant, chunks)
                 row = self._tenant_rows[name]
                 for column, index in enumerate(self._per_tenant):
                     parts[column * stride + 1 + row] = chunks[index]
             return parts
-        fresh: dict[str, tuple[TenantView, tuple[bytes, ...]]] = {}
-        for name, tenant in view.tenants.items():
-            cached = self._tenants.get(name)
-            fresh[name] = (tenant, cached[1] if cached is not None and cached[0] is tenant else render_tenant(tenant))
-        self._tenants = fresh
-        self._tenant_rows = {name: row for row, name in enumerate(fresh)}
-        rows = [chunks for _, chunks in fresh.values()]
+        previous, self._tenants = self._tenants, {}
+        rows = [self._tenant_chunks(tenant, previous.get(name)) for name, tenant in view.tenants.items()]
+        self._tenant_rows = {name: row for row, name in enumerate(view.tenants)}
         parts = []
         for index in self._per_tenant:
             parts.append(TENANT_FAMILIES[index].header())
             parts.extend(map(itemgetter(index), rows))
         self._tenant_parts = parts
         return parts
+
+    def _tenant_chunks(
+        self, tenant: TenantView, cached: tuple[TenantView, TenantTotals, tuple[bytes, ...]] | None
+    ) -> tuple[bytes, ...]:
+        """A tenant's chunks: the cached ones while its view is the same object or its totals are equal.
+
+        A retried failure (a new revision, message or timestamp) derives a new TenantView with the same totals.
+        """
+        if cached is not None and cached[0] is tenant:
+            self._tenants[tenant.name] = cached
+            return cached[2]
+        totals = tenant_totals(tenant)
+        if cached is not None and cached[1] == totals:
+            chunks = cached[2]
+        else:
+            chunks = render_tenant(totals)
+            self.rendered_tenants += 1
+        self._tenants[tenant.name] = (tenant, totals, chunks)
+        return chunks
 
 
 def _changed_views(view: View) -> list[ResourceView]:

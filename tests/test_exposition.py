@@ -117,3 +117,31 @@ def test_a_view_from_another_cache_is_rendered_in_full() -> None:
     renderer = Renderer()
     renderer.render(build_view(stores[0], now=time.time(), cache=caches[0]), stores[0])
     assert renderer.render(other, stores[1]).body == Renderer().render(other, stores[1]).body
+
+
+def test_a_retried_failure_reuses_its_tenants_samples_until_the_totals_change() -> None:
+    """A failing Kustomization retried with a new revision and message derives a new tenant view with the same
+    totals: the tenant's samples are not formatted again. A recovery changes the totals and they are."""
+    store = Store(resolver=TenantResolver())
+    ks = fleet.kustomization("team-a", "apps")
+    ks["metadata"]["generation"] = 1
+    ks["status"] = fleet.failed_status(*FAILURES[1], since=fleet.ago(minutes=5))
+    store.upsert(parse_object(ks))
+    store.upsert(parse_object(fleet.kustomization("team-b", "apps") | {"status": fleet.ready_status("Kustomization")}))
+    renderer, cache = Renderer(), ViewCache()
+    renderer.render(build_view(store, now=time.time(), cache=cache), store)
+    tenants = renderer.rendered_tenants
+    for attempt in range(3):
+        reason, message = FAILURES[1]
+        status = fleet.failed_status(reason, f"{message} (attempt {attempt})", since=fleet.ago(minutes=1))
+        store.upsert(parse_object(ks | {"status": status | {"lastAttemptedRevision": f"main@sha1:{attempt}"}}))
+        view = build_view(store, now=time.time(), cache=cache)
+        assert view.changed_tenants == {"team-a"}
+        assert renderer.render(view, store).body == Renderer().render(view, store).body
+    assert renderer.rendered_tenants == tenants
+    store.upsert(parse_object(ks | {"status": fleet.ready_status("Kustomization")}))
+    view = build_view(store, now=time.time(), cache=cache)
+    body = renderer.render(view, store).body
+    assert renderer.rendered_tenants == tenants + 1
+    assert body == Renderer().render(view, store).body
+    assert b'fluxtenant_tenant_status{tenant="team-a",status="healthy"} 1\n' in body
