@@ -5,10 +5,10 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry, PlatformCollector
 
 from exporter import __version__
-from exporter.instruments import Collected, Counter, Gauge, Histogram, Info, Instruments
+from exporter.instruments import Collected, Counter, Gauge, Histogram, Info, Instruments, ProcessMetrics
 from exporter.vocabulary import KindStatus
 
 
@@ -85,7 +85,7 @@ class SelfMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
         ))
         # process_resident_memory_bytes, process_cpu_seconds_total, ...; python_info
-        add(Collected(ProcessCollector(registry=None)))
+        add(ProcessMetrics())
         add(Collected(PlatformCollector(registry=None)))
         add(Info(p + "build", "The exporter's version.",
                      {"version": __version__, "python_version": platform.python_version()}))

@@ -1,4 +1,4 @@
-"""Counters, gauges and histograms for the exporter's own metrics, cheap to expose at every scrape.
+"""Counters, gauges, histograms and process metrics for the exporter's own metrics, cheap to expose at every scrape.
 
 prometheus-client's metrics build a label dict and two ``Sample`` tuples for every series at every collection: on
 a 1,000-object fleet its ``generate_latest`` spent 2.4 ms of a 5 ms /metrics answer on our 220 self-metric
@@ -13,9 +13,13 @@ They are not thread-safe: the exporter writes them from its event loop only.
 from __future__ import annotations
 
 import bisect
+import os
+import resource
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
+from prometheus_client import ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import INF, floatToGoString
@@ -247,6 +251,59 @@ class Collected:
             name = family.name + _SUFFIXES.get(family.type, "")
             out.append(_header(name, family.documentation, family.type))
             out.extend([f"{_prefix(s.name, s.labels.items())}{_number(s.value)}\n" for s in family.samples])
+
+
+class ProcessMetrics:
+    """prometheus-client's ``process_*`` families (same names, help and values), read at less cost per scrape.
+
+    ProcessCollector parses /proc/self/stat and /proc/self/limits at every collection. This reads the memory
+    from the shorter /proc/self/statm, the CPU time from ``os.times()`` (the same clock ticks), the file limit
+    from ``getrlimit`` and the start time once; like ProcessCollector, it exposes nothing where /proc is missing.
+    """
+
+    def __init__(self, proc: str = "/proc") -> None:
+        """Read the start time (and check that ``proc`` is there)."""
+        self._statm, self._fds = Path(proc, "self", "statm"), str(Path(proc, "self", "fd"))
+        self._page = resource.getpagesize()
+        started = {f.name: f.samples[0].value for f in ProcessCollector(proc=proc, registry=None).collect()}
+        self._start_time = started.get("process_start_time_seconds")
+        self._families = [
+            (GaugeMetricFamily, "process_virtual_memory_bytes", "Virtual memory size in bytes."),
+            (GaugeMetricFamily, "process_resident_memory_bytes", "Resident memory size in bytes."),
+            (GaugeMetricFamily, "process_start_time_seconds", "Start time of the process since unix epoch in seconds."),
+            (CounterMetricFamily, "process_cpu_seconds", "Total user and system CPU time spent in seconds."),
+            (GaugeMetricFamily, "process_open_fds", "Number of open file descriptors."),
+            (GaugeMetricFamily, "process_max_fds", "Maximum number of open file descriptors."),
+        ]
+        self._prefixes = [
+            _header(name + ("_total" if family is CounterMetricFamily else ""), doc,
+                    "counter" if family is CounterMetricFamily else "gauge") + name
+            + ("_total " if family is CounterMetricFamily else " ")
+            for family, name, doc in self._families
+        ]
+
+    def _values(self) -> list[float]:
+        if self._start_time is None:
+            return []
+        try:
+            pages = self._statm.read_bytes().split()
+            open_fds = len(os.listdir(self._fds))  # noqa: PTH208 (a count: no Path object per descriptor)
+        except OSError:
+            return []
+        times = os.times()
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return [float(pages[0]) * self._page, float(pages[1]) * self._page, self._start_time,
+                times.user + times.system, float(open_fds), INF if limit == resource.RLIM_INFINITY else float(limit)]
+
+    def render(self, out: list[str]) -> None:
+        """Append the six families' lines to ``out``."""
+        out.extend([f"{prefix}{_number(value)}\n" for prefix, value in zip(self._prefixes, self._values(),
+                                                                          strict=False)])
+
+    def collect(self) -> list[Metric]:
+        """The six families with their values."""
+        return [family(name, doc, value=value)
+                for (family, name, doc), value in zip(self._families, self._values(), strict=False)]
 
 
 class Instruments:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.health import KindHealth, SelfMetrics
-from exporter.instruments import Counter, Gauge, Histogram, Instruments
+from exporter.instruments import Counter, Gauge, Histogram, Instruments, ProcessMetrics
 
 #: the process collector's values move between two renderings (CPU time, resident memory)
 _PROCESS_VALUES = re.compile(rb"(?m)^(process_[a-z_]+) \S+$")
@@ -97,3 +98,31 @@ def test_misuse_is_refused() -> None:
         counter.labels("x", "y")
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         instruments.add(Counter("c", "The same name again.", ["kind"]))
+
+
+def test_the_process_families_are_prometheus_clients_with_the_same_values() -> None:
+    """ProcessMetrics exposes ProcessCollector's families (names, help, types, order) with its values: the same
+    start time and file limit; open descriptors, memory and CPU time of this process within what moves between
+    two readings."""
+    theirs = list(ProcessCollector(registry=None).collect())
+    ours = ProcessMetrics().collect()
+    assert [(f.name, f.documentation, f.type) for f in ours] == [(f.name, f.documentation, f.type) for f in theirs]
+    values = {f.name: (f.samples[0].value, g.samples[0].value) for f, g in zip(ours, theirs, strict=True)}
+    for exact in ("process_start_time_seconds", "process_max_fds"):
+        assert values[exact][0] == values[exact][1], exact
+    assert abs(values["process_open_fds"][0] - values["process_open_fds"][1]) <= 2
+    for name in ("process_virtual_memory_bytes", "process_resident_memory_bytes"):
+        assert abs(values[name][0] - values[name][1]) < 2**20, name
+    assert abs(values["process_cpu_seconds"][0] - values["process_cpu_seconds"][1]) <= 0.05
+    out: list[str] = []
+    ProcessMetrics().render(out)
+    assert {f.name: f.type for f in text_string_to_metric_families("".join(out))} == {f.name: f.type for f in theirs}
+
+
+def test_without_proc_there_are_no_process_families(tmp_path: Path) -> None:
+    """Where /proc is missing (not Linux), nothing is exposed, as with ProcessCollector."""
+    metrics = ProcessMetrics(proc=str(tmp_path))
+    out: list[str] = []
+    metrics.render(out)
+    assert out == []
+    assert metrics.collect() == []
