@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, PlatformCollector
 
 from exporter import __version__
-from exporter.instruments import Collected, Counter, Gauge, Histogram, Info, Instruments, ProcessMetrics
+from exporter.instruments import Constant, Counter, Gauge, Histogram, Info, Instruments, ProcessMetrics
 from exporter.vocabulary import KindStatus
 
 
@@ -86,7 +86,7 @@ class SelfMetrics:
         ))
         # process_resident_memory_bytes, process_cpu_seconds_total, ...; python_info
         add(ProcessMetrics())
-        add(Collected(PlatformCollector(registry=None)))
+        add(Constant(PlatformCollector(registry=None)))
         add(Info(p + "build", "The exporter's version.",
                      {"version": __version__, "python_version": platform.python_version()}))
 

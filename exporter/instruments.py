@@ -235,23 +235,43 @@ class Info:
         return [InfoMetricFamily(self.name, self.documentation, value=self.value)]
 
 
-class Collected:
-    """Another prometheus-client collector (the process and platform ones), rendered from what it collects."""
+class Constant:
+    """Another prometheus-client collector whose samples never change (PlatformCollector's ``python_info``).
+
+    Its text is written once, here, as generate_latest writes it; a scrape appends it.
+    """
 
     def __init__(self, collector: Collector) -> None:
-        """Wrap ``collector`` (not registered anywhere yet)."""
+        """Wrap ``collector`` (not registered anywhere yet) and render what it collects."""
         self.collector = collector
+        lines = []
+        for family in collector.collect():
+            name = family.name + _SUFFIXES.get(family.type, "")
+            lines.append(_header(name, family.documentation, family.type))
+            lines.extend(f"{_prefix(s.name, s.labels.items())}{_number(s.value)}\n" for s in family.samples)
+        self._text = "".join(lines)
 
     def collect(self) -> Iterable[Metric]:
         """What the wrapped collector collects."""
         return self.collector.collect()
 
     def render(self, out: list[str]) -> None:
-        """Append each collected family's lines to ``out``, as generate_latest writes them."""
-        for family in self.collector.collect():
-            name = family.name + _SUFFIXES.get(family.type, "")
-            out.append(_header(name, family.documentation, family.type))
-            out.extend([f"{_prefix(s.name, s.labels.items())}{_number(s.value)}\n" for s in family.samples])
+        """Append the text rendered at construction to ``out``."""
+        out.append(self._text)
+
+
+#: ProcessCollector's families: name, help and type, in its order
+_PROCESS_FAMILIES = (
+    ("process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge"),
+    ("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge"),
+    ("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", "gauge"),
+    ("process_cpu_seconds", "Total user and system CPU time spent in seconds.", "counter"),
+    ("process_open_fds", "Number of open file descriptors.", "gauge"),
+    ("process_max_fds", "Maximum number of open file descriptors.", "gauge"),
+)
+_FAMILY_TYPES: dict[str, type[CounterMetricFamily | GaugeMetricFamily]] = {
+    "counter": CounterMetricFamily, "gauge": GaugeMetricFamily,
+}
 
 
 class ProcessMetrics:
@@ -268,19 +288,9 @@ class ProcessMetrics:
         self._page = resource.getpagesize()
         started = {f.name: f.samples[0].value for f in ProcessCollector(proc=proc, registry=None).collect()}
         self._start_time = started.get("process_start_time_seconds")
-        self._families = [
-            (GaugeMetricFamily, "process_virtual_memory_bytes", "Virtual memory size in bytes."),
-            (GaugeMetricFamily, "process_resident_memory_bytes", "Resident memory size in bytes."),
-            (GaugeMetricFamily, "process_start_time_seconds", "Start time of the process since unix epoch in seconds."),
-            (CounterMetricFamily, "process_cpu_seconds", "Total user and system CPU time spent in seconds."),
-            (GaugeMetricFamily, "process_open_fds", "Number of open file descriptors."),
-            (GaugeMetricFamily, "process_max_fds", "Maximum number of open file descriptors."),
-        ]
         self._prefixes = [
-            _header(name + ("_total" if family is CounterMetricFamily else ""), doc,
-                    "counter" if family is CounterMetricFamily else "gauge") + name
-            + ("_total " if family is CounterMetricFamily else " ")
-            for family, name, doc in self._families
+            _header(name + _SUFFIXES.get(type_, ""), doc, type_) + name + _SUFFIXES.get(type_, "") + " "
+            for name, doc, type_ in _PROCESS_FAMILIES
         ]
 
     def _values(self) -> list[float]:
@@ -303,8 +313,8 @@ class ProcessMetrics:
 
     def collect(self) -> list[Metric]:
         """The six families with their values."""
-        return [family(name, doc, value=value)
-                for (family, name, doc), value in zip(self._families, self._values(), strict=False)]
+        return [_FAMILY_TYPES[type_](name, doc, value=value)
+                for (name, doc, type_), value in zip(_PROCESS_FAMILIES, self._values(), strict=False)]
 
 
 class Instruments:
