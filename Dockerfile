@@ -9,7 +9,8 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md requirements.lock ./
-COPY exporter ./exporter
+COPY LICENSE ./
+COPY flux_tenant_exporter ./flux_tenant_exporter
 RUN python -m venv /opt/flux-tenant-exporter \
  && python -m pip wheel --no-deps --wheel-dir /dist . \
  && /opt/flux-tenant-exporter/bin/pip install -c requirements.lock /dist/*.whl \

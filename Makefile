@@ -1,17 +1,19 @@
 # The two commands of the README:
 #   make demo   - set everything up and run the exporter against a local demo cluster
 #   make test   - set everything up and run the whole test suite (what CI runs)
+# and the fast lane for contributors:
+#   make unit   - every test that needs only Python (no Go build, no cluster, no Debian tools)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo cluster test lint controlplane controllers gotools debian-tools ui-tools screenshots monitoring image clean
+.PHONY: demo cluster test unit lint controlplane controllers gotools debian-tools ui-tools screenshots monitoring image clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-$(BIN)/.installed: pyproject.toml testbed/pyproject.toml
+$(BIN)/.installed: pyproject.toml testbed/pyproject.toml mixin/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]' -e ./testbed
+	$(BIN)/pip install --quiet -e '.[test]' -e ./testbed -e ./mixin
 	touch $@
 
 controlplane:
@@ -50,9 +52,9 @@ ui-tools:
 screenshots: $(BIN)/.installed controlplane ui-tools
 	FTE_SCREENSHOT_DIR=docs $(BIN)/pytest -q tests/test_statuspage.py -k chromium
 
-# Regenerate alerts/*.rules.yaml, deploy/prometheusrule.yaml and dashboards/*.json from exporter/mixin/.
+# Regenerate alerts/*.rules.yaml, deploy/prometheusrule.yaml and dashboards/*.json from mixin/src/fte_mixin/.
 monitoring: $(BIN)/.installed
-	$(BIN)/python -m exporter.mixin .
+	$(BIN)/python -m fte_mixin .
 
 demo: $(BIN)/.installed controlplane controllers
 	$(BIN)/flux-tenant-exporter demo
@@ -63,13 +65,18 @@ cluster: $(BIN)/.installed controlplane controllers
 	$(BIN)/python -m testbed.cluster $(ARGS)
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check exporter testbed tests bench
+	$(BIN)/ruff check flux_tenant_exporter mixin testbed tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 # Build the Dockerfile with buildah on a debootstrap base and run the image (no container engine needed).
 image:
 	bash tools/image/build.sh
+
+# Every test that needs only Python: no Go build, no cluster, no Debian tools (the markers are in pyproject.toml).
+UNIT_LANE := not apiserver and not flux and not gotools and not prometheus and not ui
+unit: $(BIN)/.installed
+	$(BIN)/pytest -m "$(UNIT_LANE)"
 
 test: $(BIN)/.installed controlplane controllers gotools debian-tools ui-tools lint image
 	$(BIN)/pytest

@@ -25,26 +25,26 @@ sys.path.insert(0, str(ROOT / "bench"))
 import orjson  # noqa: E402
 from run import fleet_objects  # noqa: E402
 
-from exporter import wire  # noqa: E402
-from exporter.exposition import Renderer, RenderOptions  # noqa: E402
-from exporter.kinds import KUSTOMIZATION  # noqa: E402
-from exporter.model import NamespaceInfo, parse_object  # noqa: E402
-from exporter.settings import Settings  # noqa: E402
-from exporter.store import Store  # noqa: E402
-from exporter.tenants import TenantResolver  # noqa: E402
-from exporter.view import ViewCache, build_view  # noqa: E402
-from exporter.watcher import FluxSink  # noqa: E402
+from flux_tenant_exporter.base.config import ServeSettings  # noqa: E402
+from flux_tenant_exporter.base.kinds import KUSTOMIZATION  # noqa: E402
+from flux_tenant_exporter.flux.model import NamespaceInfo  # noqa: E402
+from flux_tenant_exporter.flux.projection import Projector, parse_object  # noqa: E402
+from flux_tenant_exporter.ingest.sinks import FluxSink  # noqa: E402
+from flux_tenant_exporter.kube import codec as wire  # noqa: E402
+from flux_tenant_exporter.render.prometheus.renderer import Renderer, RenderOptions  # noqa: E402
+from flux_tenant_exporter.state.store import Store  # noqa: E402
+from flux_tenant_exporter.state.view import ViewCache, build_view  # noqa: E402
 from testbed import fleet  # noqa: E402
 
 
-def event_stream(raws: list[dict[str, Any]], store: Store, cache: ViewCache, renderer: Renderer, count: int,
-                 rate: int) -> tuple[float, int]:
+def event_stream(raws: list[dict[str, Any]], store: Store, projector: Projector, cache: ViewCache,
+                 renderer: Renderer, count: int, rate: int) -> tuple[float, int]:
     """CPU seconds for ``count`` watch events, and the batch size.
 
     The events are status changes of Kustomizations as the JSON lines the API server sends, decoded and applied
     by the watcher's sink and published in 100 ms batches, as the exporter does under load.
     """
-    sink = FluxSink(KUSTOMIZATION, store)
+    sink = FluxSink(KUSTOMIZATION, store, projector)
     kustomizations = [raw for raw in raws if raw["kind"] == "Kustomization"]
     events = []
     for i in range(count):
@@ -58,7 +58,7 @@ def event_stream(raws: list[dict[str, Any]], store: Store, cache: ViewCache, ren
         for line in events[start : start + batch]:
             event = wire.EVENTS.decode(line)
             sink.apply(event.type, event.object)
-        renderer.render(build_view(store, now=time.time(), cache=cache), store)
+        renderer.render(build_view(store, now=time.time(), cache=cache))
     gc.enable()
     return time.process_time() - t0, batch
 
@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=4000, help="watch events in the stream")
     parser.add_argument("--event-rate", type=int, default=200, help="events per second the stream stands for")
     parser.add_argument("--memory", action="store_true", help="trace allocations (slows everything ~2x)")
-    parser.add_argument("--detail", choices=["all", "failing", "tenants"], default=Settings().detail,
+    parser.add_argument("--detail", choices=["all", "failing", "tenants"], default=ServeSettings().detail,
                         help="the --detail level rendered (default: the exporter's default)")
     args = parser.parse_args()
     raws = []
@@ -80,18 +80,19 @@ def main() -> int:
     gc.collect()
     if args.memory:
         tracemalloc.start()
-    store = Store(resolver=TenantResolver())
+    store = Store()
+    projector = Projector()  # one per exporter: the records share their strings
     t0 = time.perf_counter()
     for raw in raws:
-        store.upsert(parse_object(raw))
+        store.upsert(parse_object(raw, projector=projector))
     for i in range(args.objects // 10 + 1):
         store.upsert_namespace(NamespaceInfo(f"ns-{i:05d}", f"tenant-{i // 4:04d}"))
     parse_s = time.perf_counter() - t0
-    renderer = Renderer(options=RenderOptions(detail=args.detail))
+    renderer = Renderer(RenderOptions(detail=args.detail))
     cache = ViewCache()
     t0 = time.perf_counter()
     view = build_view(store, now=time.time(), cache=cache)
-    body = renderer.render(view, store)
+    body = renderer.render(view)
     first_s = time.perf_counter() - t0
     times = []
     gc.collect()
@@ -99,14 +100,14 @@ def main() -> int:
     for i in range(5):
         changed = raws[i * 997 % len(raws)]
         changed["status"] = fleet.failed_status("BuildFailed", f"kustomize build failed: yaml: line {i}")
-        store.upsert(parse_object(changed))
+        store.upsert(parse_object(changed, projector=projector))
         t0 = time.perf_counter()
         gc.disable()  # as the exporter's publish does
         view = build_view(store, now=time.time(), cache=cache)
-        body = renderer.render(view, store)
+        body = renderer.render(view)
         gc.enable()
         times.append(time.perf_counter() - t0)
-    stream_s, batch = event_stream(raws, store, cache, renderer, args.events, args.event_rate)
+    stream_s, batch = event_stream(raws, store, projector, cache, renderer, args.events, args.event_rate)
     del raws
     gc.collect()
     current = tracemalloc.get_traced_memory()[0] if args.memory else 0

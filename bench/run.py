@@ -46,9 +46,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from exporter.kinds import FLUX_KINDS  # noqa: E402
-from exporter.kubeapi import KubeClient  # noqa: E402
-from exporter.settings import Settings  # noqa: E402
+from flux_tenant_exporter.base.config import ServeSettings  # noqa: E402
+from flux_tenant_exporter.base.kinds import FLUX_KINDS  # noqa: E402
+from flux_tenant_exporter.kube.client import KubeClient  # noqa: E402
 from testbed import fleet  # noqa: E402
 from testbed.controlplane import ControlPlane, find_assets, free_port  # noqa: E402
 
@@ -455,8 +455,8 @@ async def report_seconds(admin: KubeClient, work: Path) -> float:
     dump = work / "dump.json"
     dump.write_text(json.dumps({"kind": "List", "items": items}))
     t0 = time.monotonic()
-    subprocess.run([sys.executable, "-m", "exporter", "report", "--input", str(dump), "--log-level", "error"],
-                   check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "flux_tenant_exporter", "report", "--input", str(dump),
+                    "--log-level", "error"], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     return time.monotonic() - t0
 
 
@@ -492,7 +492,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             cp = stack.enter_context(ControlPlane(watch_cache=True))
             kubeconfig, versions = cp.kubeconfig, cp.assets.versions
         results["versions"] = versions | {"kube-state-metrics": "v2.15.0"}
-        results["ours_detail"] = args.detail or Settings().detail
+        results["ours_detail"] = args.detail or ServeSettings().detail
         results["ours_runtime"] = args.runtime
         admin = await KubeClient.from_kubeconfig(kubeconfig)
         have = max(args.sizes) if args.kubeconfig else 0
@@ -502,7 +502,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             size: dict[str, Any] = {"create_fleet_s": create_s,
                                     "floor_list_s": await floor(admin, args.cold_starts)}
             ours_port, ksm_port = free_port(), free_port()
-            ours = Target("ours", [python, "-m", "exporter", "serve", "--kubeconfig", str(kubeconfig),
+            ours = Target("ours", [python, "-m", "flux_tenant_exporter", "serve", "--kubeconfig", str(kubeconfig),
                                    "--listen-address", "127.0.0.1", "--port", str(ours_port), "--log-level",
                                    "warning", "--log-format", "json",
                                    *(["--detail", args.detail] if args.detail else [])],

@@ -24,12 +24,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from run import fleet_objects  # noqa: E402
 
-from exporter.exposition import Renderer, RenderOptions, escape, needs_attention  # noqa: E402
-from exporter.model import NamespaceInfo, parse_object  # noqa: E402
-from exporter.published import ResourceView  # noqa: E402
-from exporter.store import Store  # noqa: E402
-from exporter.tenants import TenantResolver  # noqa: E402
-from exporter.view import build_view  # noqa: E402
+from flux_tenant_exporter.base.textformat import escape  # noqa: E402
+from flux_tenant_exporter.flux.model import NamespaceInfo  # noqa: E402
+from flux_tenant_exporter.flux.projection import Projector  # noqa: E402
+from flux_tenant_exporter.flux.schema import FLUX  # noqa: E402
+from flux_tenant_exporter.render.prometheus.renderer import Renderer, RenderOptions, needs_attention  # noqa: E402
+from flux_tenant_exporter.state.published import ResourceView  # noqa: E402
+from flux_tenant_exporter.state.store import Store  # noqa: E402
+from flux_tenant_exporter.state.view import build_view  # noqa: E402
 
 #: a per-object sample (the transition counters are per tenant)
 PER_OBJECT = re.compile(rb"fluxtenant_resource_(?!failures_total|recoveries_total)")
@@ -60,12 +62,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=20000)
     args = parser.parse_args()
-    store = Store(resolver=TenantResolver())
+    store = Store()
+    projector = Projector(keep_labels=LABELS)
     for i, (obj, status) in enumerate(fleet_objects(0, args.objects)):
         obj["metadata"] |= {"generation": 1, "uid": "u", "resourceVersion": "1",
                             "labels": {"team": f"team-{i // 400}", "app.kubernetes.io/part-of": f"app-{i // 40}"}}
         obj["status"] = status
-        store.upsert(parse_object(obj, keep_labels=LABELS))
+        store.upsert(projector.project(FLUX.one(obj)))
     for i in range(args.objects // 10 + 1):
         store.upsert_namespace(NamespaceInfo(f"ns-{i:05d}", f"tenant-{i // 4:04d}"))
     view = build_view(store, now=time.time())
@@ -77,7 +80,7 @@ def main() -> int:
     print(f"{'setting':<58} {'body MiB':>9} {'gzip MiB':>9} {'samples':>8} {'/object':>8} {'/healthy':>9} "
           f"{'/other':>7}")
     for name, options in SETTINGS.items():
-        body = Renderer(options=options).render(view, store).body
+        body = Renderer(options).render(view).body
         lines = [line for line in body.splitlines() if line and not line.startswith(b"#")]
         per_object = [line for line in lines if PER_OBJECT.match(line)]
         healthy_samples = sum(1 for line in per_object if object_of(line) in healthy_ids)

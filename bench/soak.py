@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from run import fleet_objects, grow_fleet  # noqa: E402
 
-from exporter.kubeapi import ApiError, KubeClient  # noqa: E402
+from flux_tenant_exporter.kube.client import ApiError, KubeClient  # noqa: E402
 from testbed import fleet  # noqa: E402
 from testbed.controlplane import ControlPlane, free_port  # noqa: E402
 
@@ -146,7 +146,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  {await grow_fleet(admin, 0, args.objects):.1f} s", flush=True)
         port = free_port()
         proc = subprocess.Popen(  # noqa: ASYNC220 - the exporter runs for the whole soak
-            [sys.executable, "-m", "exporter", "serve", "--kubeconfig", str(cp.kubeconfig),
+            [sys.executable, "-m", "flux_tenant_exporter", "serve", "--kubeconfig", str(cp.kubeconfig),
              "--listen-address", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

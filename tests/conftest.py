@@ -1,7 +1,13 @@
-"""Fixtures: one real control plane per test session, a fresh namespace per test, API clients."""
+"""Fixtures: one real control plane per test session, a fresh namespace per test, API clients, a store, exporters.
+
+A test's needs beyond Python are markers (``pyproject.toml``), set here from the fixtures it uses (the control plane,
+the Flux controllers, Go tools, Debian tools) or by its module; ``make unit`` deselects every one of them. Under
+``CI=true`` a skipped test fails the run.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -13,11 +19,24 @@ from typing import Any
 
 import pytest
 
-from exporter.kubeapi import KubeClient
+from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.serve.app import Exporter
+from flux_tenant_exporter.state.store import Store
 from testbed import fleet
 from testbed.controllers import ControllersError
 from testbed.controlplane import ControlPlane, ControlPlaneError
 from testbed.realflux import RealFlux, real_flux
+from testbed.running import StartExporter, exporter_settings, running_exporter
+
+#: what a fixture needs beyond Python: its markers (they reach every test that uses the fixture, even indirectly)
+FIXTURE_NEEDS: dict[str, tuple[str, ...]] = {
+    "control_plane": ("apiserver",),
+    "flux": ("apiserver", "flux"),
+    "helm": ("gotools",),  # test_chart: the pinned helm
+    "monitoring_crds": ("gotools",),  # the prometheus-operator CRDs, fetched by tools/gotool.sh
+    "tmux": ("ui",),  # test_get: a real terminal
+    "browser": ("ui",),  # test_statuspage: headless Chromium
+}
 
 
 def _sigterm_to_interrupt(_signum: int, _frame: Any) -> None:
@@ -26,6 +45,26 @@ def _sigterm_to_interrupt(_signum: int, _frame: Any) -> None:
 
 
 signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with what its fixtures need."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        for fixture, markers in FIXTURE_NEEDS.items():
+            if fixture in names:
+                for marker in markers:
+                    item.add_marker(marker)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under CI=true a skipped test is a failure: `make test` runs everything, or the run is red."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if os.environ.get("CI") == "true" and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid} skipped under CI=true ({call.when}): {report.longrepr}"
 
 
 @pytest.fixture(scope="session")
@@ -89,32 +128,23 @@ async def namespace(admin: KubeClient, ns_name: str) -> str:
     return ns_name
 
 
-async def restricted_identity(
-    admin: KubeClient, control_plane: ControlPlane, namespace: str, rules: list[dict[str, Any]], tmp_path: Path
-) -> Path:
-    """A ServiceAccount in ``namespace`` bound by a Role with ``rules``; returns a kubeconfig with its token."""
-    name = "restricted"
-    await admin.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts", body={"metadata": {"name": name}})
-    await admin.request(
-        "POST",
-        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles",
-        body={"metadata": {"name": name}, "rules": rules},
-    )
-    await admin.request(
-        "POST",
-        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
-        body={
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-        },
-    )
-    token = await admin.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-        body={"spec": {"expirationSeconds": 3600}},
-    )
-    return control_plane.token_kubeconfig(token["status"]["token"], tmp_path / "restricted.kubeconfig")
+@pytest.fixture
+def store() -> Store:
+    """An empty store with the default tenancy (a namespace's label, else its own name; flux-system: platform)."""
+    return Store()
+
+
+@pytest.fixture
+async def start_exporter(control_plane: ControlPlane) -> AsyncIterator[StartExporter]:
+    """Starts exporters on the control plane (``kubeconfig=`` another identity's), ready on return, stopped after
+    the test; keyword arguments override ``testbed.running.exporter_settings``."""
+    async with contextlib.AsyncExitStack() as running:
+
+        async def start(kubeconfig: Path | None = None, **overrides: Any) -> Exporter:
+            settings = exporter_settings(**overrides)
+            return await running.enter_async_context(running_exporter(settings, kubeconfig or control_plane.kubeconfig))
+
+        yield start
 
 
 @pytest.fixture(scope="module")

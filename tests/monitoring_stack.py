@@ -19,7 +19,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from exporter.mixin.alerts import AlertDurations, rule_groups
+from fte_mixin.alerts import AlertDurations, rule_groups
 from testbed.controlplane import free_port
 
 ROOT = Path(__file__).parent.parent

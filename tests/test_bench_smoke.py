@@ -7,9 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 
 
+@pytest.mark.apiserver
+@pytest.mark.gotools
 def test_benchmark_smoke_run(tmp_path: Path) -> None:
     """`bench/run.py --sizes 300 --quick` measures both exporters on the same fleet and prints ratios."""
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", "300", "--quick",

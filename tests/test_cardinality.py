@@ -6,37 +6,29 @@ exit 2."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 import structlog
 
-from exporter.app import Exporter
-from exporter.kubeapi import KubeClient
-from exporter.settings import Settings, WatchSettings
+from flux_tenant_exporter.base.config import ServeSettings
+from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.serve.app import Exporter
 from testbed import fleet
-from testbed.controlplane import ControlPlane
-from testbed.running import running_exporter
-
-StartExporter = Callable[..., Awaitable[Exporter]]
+from testbed.running import StartExporter
 
 
 @pytest.fixture
-async def start_exporter(control_plane: ControlPlane, namespace: str) -> AsyncIterator[StartExporter]:
+def start_exporter(start_exporter: StartExporter, namespace: str) -> StartExporter:
     """Starts exporters watching only the test's namespace."""
-    async with contextlib.AsyncExitStack() as running:
 
-        async def start(**overrides: Any) -> Exporter:
-            settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01, namespaces=(namespace,),
-                                watch=WatchSettings(backoff_initial=0.05), **overrides)
-            return await running.enter_async_context(running_exporter(settings, control_plane.kubeconfig))
+    async def start(**overrides: Any) -> Exporter:
+        return await start_exporter(namespaces=(namespace,), **overrides)
 
-        yield start
+    return start
 
 
 def body(exporter: Exporter) -> str:
@@ -94,7 +86,7 @@ async def test_detail_levels_choose_the_objects_with_series(
     everything = {"ok-1", "ok-2", "ok-3", "broken"}
     assert names == {"all": everything, "failing": {"broken"}, "tenants": set()}
     assert gotk == {"all": everything, "failing": everything, "tenants": set()}
-    assert Settings().detail == "failing"
+    assert ServeSettings().detail == "failing"
 
 
 @pytest.mark.usefixtures("fleet_of_four")
@@ -143,8 +135,8 @@ async def test_object_limit_caps_series_with_a_gauge_and_a_log_line(
 ])
 def test_bad_cardinality_values_are_one_line_and_exit_2(args: list[str], expected: str) -> None:
     """Each bad value is one line naming it, exit code 2, no traceback."""
-    proc = subprocess.run([sys.executable, "-m", "exporter", "serve", *args], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run([sys.executable, "-m", "flux_tenant_exporter", "serve", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1, proc.stderr

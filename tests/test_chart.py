@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.kubeapi import KubeClient
-from exporter.settings import build_parser, from_args
-from exporter.vocabulary import DETAILS, INFO_LABELS
+from flux_tenant_exporter.base.vocabulary import DETAILS, INFO_LABELS
+from flux_tenant_exporter.cli.flags import build_parser, parse_serve
+from flux_tenant_exporter.kube.client import KubeClient
 from testbed import fleet
 from testbed.controlplane import ControlPlane, free_port
 from testbed.manifests import REST, apply, gotool
@@ -183,13 +183,13 @@ def test_template_renders_each_value_set_into_what_it_asks(helm: Any) -> None:
     assert "PodDisruptionBudget" not in kinds
     rule = next(o for o in default if o["kind"] == "PrometheusRule")
     assert rule["spec"] == rules  # no overrides: exactly the generated rules
-    assert from_args(args_of(default)).log_format == "json"
+    assert parse_serve(args_of(default)).log.format == "json"
 
     namespaced = template(helm, VALUE_SETS["namespaced"])
     assert {(o["kind"], o["metadata"]["namespace"]) for o in namespaced if o["kind"] in {"Role", "RoleBinding"}} == {
         ("Role", "team-a"), ("Role", "team-b"), ("RoleBinding", "team-a"), ("RoleBinding", "team-b")}
     assert "ClusterRole" not in {o["kind"] for o in namespaced}
-    assert from_args(args_of(namespaced)).namespaces == ("team-a", "team-b")
+    assert parse_serve(args_of(namespaced)).namespaces == ("team-a", "team-b")
 
     assert "PodDisruptionBudget" in {o["kind"] for o in template(helm, VALUE_SETS["ha"])}
     assert {o["kind"] for o in template(helm, VALUE_SETS["minimal"])} == {
@@ -203,9 +203,9 @@ def test_template_with_every_value_set(helm: Any) -> None:
     rules = yaml.safe_load((CHART / "files" / "flux-tenant-exporter.rules.yaml").read_text())
     alert_names = [r["alert"] for g in rules["groups"] for r in g["rules"]]
     everything = template(helm, EVERYTHING)
-    settings = from_args(args_of(everything))
+    settings = parse_serve(args_of(everything))
     assert settings.kinds == ("kustomization", "helmrelease")
-    assert settings.tenant_label == "example.com/tenant"
+    assert settings.tenancy.tenant_label == "example.com/tenant"
     assert settings.thresholds.not_ready == 20 * 60
     assert settings.gotk_compat is True
     assert settings.api_compression is False
@@ -216,7 +216,7 @@ def test_template_with_every_value_set(helm: Any) -> None:
     assert settings.object_limit == 1000000
     assert settings.watch.rediscover_interval == 5 * 60  # extraArgs come last
     assert settings.watch.inactivity_timeout == 3 * 60
-    assert settings.tenant_mapping == Path("/etc/flux-tenant-exporter/tenant-mapping.yaml")
+    assert settings.tenancy.tenant_mapping == Path("/etc/flux-tenant-exporter/tenant-mapping.yaml")
     mapping = next(o for o in everything if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("mapping"))
     assert yaml.safe_load(mapping["data"]["tenant-mapping.yaml"]) == EVERYTHING["tenantMapping"]
     pod = next(o for o in everything if o["kind"] == "Deployment")["spec"]["template"]
@@ -330,7 +330,7 @@ async def test_helm_install_then_the_exporter_syncs_with_its_service_account(
                                      body={"spec": {"expirationSeconds": 3600}})
         token_config = control_plane.token_kubeconfig(answer["status"]["token"], tmp_path / "sa.kubeconfig")
         port = free_port()
-        argv = [sys.executable, "-m", "exporter", *container["args"], f"--kubeconfig={token_config}",
+        argv = [sys.executable, "-m", "flux_tenant_exporter", *container["args"], f"--kubeconfig={token_config}",
                 "--listen-address=127.0.0.1", f"--port={port}"]
         log = (tmp_path / "exporter.log").open("wb")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # noqa: ASYNC220

@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.kubeapi import ApiError, KubeClient
+from flux_tenant_exporter.kube.client import ApiError, KubeClient
 from testbed import fleet
 from testbed.controlplane import free_port
 from testbed.realflux import RealFlux
+
+pytestmark = pytest.mark.gotools
 
 ROOT = Path(__file__).parent.parent
 CHART = ROOT / "charts" / "flux-tenant-exporter"

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from exporter.classify import RULES, categorize, classify
-from exporter.model import parse_object
-from exporter.settings import StuckThresholds
-from exporter.vocabulary import CATEGORIES
+from flux_tenant_exporter.base.config import StuckThresholds
+from flux_tenant_exporter.base.vocabulary import CATEGORIES
+from flux_tenant_exporter.flux.classify import RULES, categorize, classify
+from flux_tenant_exporter.flux.projection import parse_object
 from testbed import fleet
 
 CASES: list[tuple[str, str, str, str, str]] = [

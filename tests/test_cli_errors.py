@@ -33,8 +33,8 @@ def _run(*args: str, home: Path, env: dict[str, str] | None = None, prefix: list
              if not k.startswith("FTE_") and k not in {"KUBECONFIG", "KUBERNETES_SERVICE_HOST"}}
     clean |= {"HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"} | (env or {})
     return subprocess.run(
-        [*(prefix or []), sys.executable, "-m", "exporter", *args], capture_output=True, text=True, env=clean,
-        timeout=60, check=False, cwd=Path(__file__).resolve().parent.parent,
+        [*(prefix or []), sys.executable, "-m", "flux_tenant_exporter", *args], capture_output=True, text=True,
+        env=clean, timeout=60, check=False, cwd=Path(__file__).resolve().parent.parent,
     )
 
 

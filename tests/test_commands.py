@@ -13,20 +13,20 @@ from typing import Any
 import orjson
 import pytest
 import yaml
-from conftest import restricted_identity
 
-from exporter.app import Exporter
-from exporter.cli import main
-from exporter.exposition import Renderer
-from exporter.kubeapi import ApiError, KubeClient
-from exporter.model import parse_object
-from exporter.report import ReportError, build_report, format_table, load_items, run_report
-from exporter.settings import Settings, WatchSettings, from_args
-from exporter.store import Store
-from exporter.tenants import TenantResolver
-from exporter.view import build_view
+from flux_tenant_exporter.base.config import ReportSettings, ServeSettings, WatchSettings
+from flux_tenant_exporter.cli.flags import parse_serve
+from flux_tenant_exporter.cli.main import main
+from flux_tenant_exporter.cli.report import ReportError, build_report, format_table, load_items, run_report
+from flux_tenant_exporter.flux.projection import parse_object
+from flux_tenant_exporter.kube.client import ApiError, KubeClient
+from flux_tenant_exporter.render.prometheus.renderer import Renderer, RenderOptions
+from flux_tenant_exporter.serve.app import Exporter
+from flux_tenant_exporter.state.store import Store
+from flux_tenant_exporter.state.view import build_view
 from testbed import fleet
 from testbed.controlplane import ControlPlane
+from testbed.identities import restricted_identity
 from testbed.synthetic import load_synthetic_fleet
 
 # -- settings ---------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def test_flags_fall_back_to_environment_variables(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("FTE_KINDS", "kustomization,helmrelease")
     monkeypatch.setenv("FTE_STUCK_AFTER", "20m")
     monkeypatch.setenv("FTE_NAMESPACES", "a, b")
-    settings = from_args(["serve", "--port", "1234"])
+    settings = parse_serve(["serve", "--port", "1234"])
     assert settings.port == 1234
     assert settings.kinds == ("kustomization", "helmrelease")
     assert settings.thresholds.not_ready == 1200
@@ -48,11 +48,11 @@ def test_flags_fall_back_to_environment_variables(monkeypatch: pytest.MonkeyPatc
 def test_bad_flags_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     """An unknown kind or a bad duration exits with a usage error naming the problem."""
     with pytest.raises(SystemExit) as info:
-        from_args(["serve", "--kinds", "kustomization,widget"])
+        parse_serve(["serve", "--kinds", "kustomization,widget"])
     assert info.value.code == 2
     assert "unknown kind(s) widget" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        from_args(["serve", "--stuck-after", "soon"])
+        parse_serve(["serve", "--stuck-after", "soon"])
     assert "is not a duration" in capsys.readouterr().err
 
 
@@ -73,7 +73,7 @@ async def test_report_of_a_kubectl_dump_matches_the_live_classification(
                  "/apis/kustomize.toolkit.fluxcd.io/v1/kustomizations"):
         items += (await admin.request("GET", path.replace("/v1/", f"/v1/namespaces/{namespace}/")))["items"]
     dump = {"apiVersion": "v1", "kind": "List", "items": items}
-    settings = Settings()
+    settings = ReportSettings()
     doc = build_report(load_items(orjson.dumps(dump).decode()), settings)
     tenant = next(t for t in doc["tenants"] if t["name"] == namespace)
     app = next(r for r in tenant["resources"] if r["name"] == "app")
@@ -91,7 +91,7 @@ def test_report_command_reads_stdin_and_reports_bad_items(tmp_path: Path) -> Non
     good["status"] = fleet.failed_status("BuildFailed", "kustomize build failed: yaml: line 4")
     bad = {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "x"}}
     out, err = io.StringIO(), io.StringIO()
-    code = run_report(Settings(command="report", input="-"),
+    code = run_report(ReportSettings(input="-"),
                       stdin=io.StringIO(orjson.dumps({"items": [good, bad]}).decode()), stdout=out, stderr=err)
     assert code == 0
     doc = orjson.loads(out.getvalue())
@@ -100,19 +100,18 @@ def test_report_command_reads_stdin_and_reports_bad_items(tmp_path: Path) -> Non
     junk = tmp_path / "junk.txt"
     junk.write_text("{{{ not: [valid")
     with pytest.raises(ReportError, match="neither JSON nor YAML"):  # the CLI turns it into one line, exit 2
-        run_report(Settings(command="report", input=str(junk)), stdout=io.StringIO(), stderr=io.StringIO())
+        run_report(ReportSettings(input=str(junk)), stdout=io.StringIO(), stderr=io.StringIO())
 
 
-def test_report_entry_point_with_table_format(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_report_entry_point_with_table_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`flux-tenant-exporter report --input FILE --format table` prints one line per tenant."""
-    monkeypatch.setattr("exporter.cli.configure_logging", lambda **_: None)  # keep the tests' logging as it is
     obj = fleet.helmrelease("team-c", "api")
     obj["status"] = fleet.failed_status("UpgradeFailed", "upgrade retries exhausted", stalled=True)
     path = tmp_path / "dump.yaml"
     path.write_text(yaml.safe_dump({"kind": "List", "items": [obj]}))
-    assert main(["report", "--input", str(path), "--format", "table", "--log-format", "json"]) == 0
+    # (the tests' logging stays as it is)
+    assert main(["report", "--input", str(path), "--format", "table", "--log-format", "json"],
+                configure=lambda **_: None) == 0
     output = capsys.readouterr().out
     assert "team-c" in output
     assert "helm_release_failed (owner: tenant)" in output
@@ -162,7 +161,7 @@ async def test_demo_fleet_shows_every_failure_category(control_plane: ControlPla
         await load_synthetic_fleet(admin)
     finally:
         await admin.close()
-    settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01,
+    settings = ServeSettings(listen_address="127.0.0.1", port=0, publish_interval=0.01,
                         namespaces=("flux-system", "team-a", "team-a-web", "team-b", "team-c", "team-d"),
                         watch=WatchSettings(backoff_initial=0.05))
     exporter = Exporter(settings, await KubeClient.from_kubeconfig(control_plane.kubeconfig))
@@ -224,44 +223,42 @@ GOLDEN_CASES = {"blocked_kustomization": _golden_blocked_kustomization, "drift_a
 
 
 @pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
-def test_golden_exposition(case: str) -> None:
+def test_golden_exposition(case: str, store: Store) -> None:
     """The whole exposition of each case is exactly its golden text, compared as sorted lines (as
     kube-state-metrics' compareOutput does); an unchanged object is not rendered again on the next publish.
     `FTE_UPDATE_GOLDEN=1` rewrites the golden files from the code (review the diff)."""
-    store = Store(resolver=TenantResolver())
     objects = GOLDEN_CASES[case]()
     for raw in objects:
         raw["metadata"]["generation"] = 1
         store.upsert(parse_object(raw))
     renderer = Renderer()
-    body = renderer.render(build_view(store, now=time.time()), store).body.decode()
+    body = renderer.render(build_view(store, now=time.time())).body.decode()
     golden = GOLDEN_DIR / f"{case}.prom"
     if os.environ.get("FTE_UPDATE_GOLDEN"):
         golden.write_text(body)
     assert sorted(body.splitlines()) == sorted(golden.read_text().splitlines())
     assert renderer.rendered_objects == len(objects)
-    renderer.render(build_view(store, now=time.time()), store)
+    renderer.render(build_view(store, now=time.time()))
     assert renderer.rendered_objects == len(objects)
 
 
-def test_gotk_resource_info_uses_the_flux_kube_state_metrics_label_set() -> None:
+def test_gotk_resource_info_uses_the_flux_kube_state_metrics_label_set(store: Store) -> None:
     """--gotk-resource-info adds gotk_resource_info with the labels the official Flux dashboards query."""
-    store = Store(resolver=TenantResolver())
     raw = fleet.kustomization("apps", "podinfo")
     raw["metadata"]["generation"] = 1
     raw["status"] = fleet.ready_status("Kustomization", rev="main@sha1:abc")
     store.upsert(parse_object(raw))
-    body = Renderer(gotk_compat=True).render(build_view(store, now=time.time()), store).body.decode()
+    body = Renderer(RenderOptions(gotk_compat=True)).render(build_view(store, now=time.time())).body.decode()
     assert ('gotk_resource_info{customresource_group="kustomize.toolkit.fluxcd.io",customresource_kind='
             '"Kustomization",customresource_version="v1",exported_namespace="apps",name="podinfo",ready="True",'
             'suspended="false",revision="main@sha1:abc",source_name="repo"} 1') in body
-    assert "gotk_resource_info" not in Renderer().render(build_view(store, now=time.time()), store).body.decode()
+    assert "gotk_resource_info" not in Renderer().render(build_view(store, now=time.time())).body.decode()
 
 
 def test_kubeconfig_reading_without_kubernetes_asyncio(tmp_path: Path) -> None:
     """Tokens, token files (re-read on rotation) and KUBECONFIG lists are read directly; exec plugins go to
     kubernetes-asyncio; a missing context is a clear error."""
-    from exporter import kubeconfig  # noqa: PLC0415
+    from flux_tenant_exporter.kube import kubeconfig  # noqa: PLC0415
 
     (tmp_path / "token").write_text("from-file")
     first = {"apiVersion": "v1", "kind": "Config", "current-context": "a",

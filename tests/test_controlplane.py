@@ -9,12 +9,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import restricted_identity
 
-from exporter.kinds import FLUX_KINDS, FluxKind
-from exporter.kubeapi import ApiError, KubeClient
+from flux_tenant_exporter.base.kinds import FLUX_KINDS, WatchedKind
+from flux_tenant_exporter.kube.client import ApiError, KubeClient
 from testbed import fleet
 from testbed.controlplane import ControlPlane
+from testbed.identities import restricted_identity
 
 SAMPLES = {
     "Kustomization": lambda ns: fleet.kustomization(ns, "obj"),
@@ -35,7 +35,7 @@ def test_control_plane_reports_pinned_versions(control_plane: ControlPlane) -> N
 
 
 @pytest.mark.parametrize("kind", FLUX_KINDS, ids=lambda k: k.kind)
-def test_each_flux_kind_is_served_at_its_ga_version(control_plane: ControlPlane, kind: FluxKind) -> None:
+def test_each_flux_kind_is_served_at_its_ga_version(control_plane: ControlPlane, kind: WatchedKind) -> None:
     """Discovery lists every Flux kind at its GA version with the status subresource."""
     resources = control_plane.request("GET", f"/apis/{kind.group}/{kind.versions[0]}")["resources"]
     names = {r["name"] for r in resources}
@@ -44,7 +44,7 @@ def test_each_flux_kind_is_served_at_its_ga_version(control_plane: ControlPlane,
 
 
 @pytest.mark.parametrize("kind", FLUX_KINDS, ids=lambda k: k.kind)
-async def test_schema_rejects_an_invalid_object(admin: KubeClient, namespace: str, kind: FluxKind) -> None:
+async def test_schema_rejects_an_invalid_object(admin: KubeClient, namespace: str, kind: WatchedKind) -> None:
     """The CRD's OpenAPI schema is enforced: a bad interval (pattern) is rejected with 422, a good object is not."""
     good = SAMPLES[kind.kind](namespace)
     created = await fleet.create(admin, good)

@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 import pytest
 
-from exporter.classify import categorize, classify
-from exporter.model import parse_object
-from exporter.settings import StuckThresholds
+from flux_tenant_exporter.base.config import StuckThresholds
+from flux_tenant_exporter.flux.classify import categorize, classify
+from flux_tenant_exporter.flux.projection import parse_object
 
 CORPUS_FILE = Path(__file__).parent / "data" / "flux-corpus.json"
 CORPUS: dict[str, Any] = orjson.loads(CORPUS_FILE.read_bytes())

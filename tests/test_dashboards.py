@@ -153,6 +153,7 @@ RULES: dict[str, Callable[[Board], list[str]]] = {
 # -- tests -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.gotools
 def test_grafana_sdk_parses_every_dashboard_strictly(tmp_path: Path) -> None:
     """The Foundation SDK's strict parse and validation accept every committed dashboard, and reject one with an
     unknown panel field and a mistyped option, naming both, and one with a panel type it cannot decode strictly."""
@@ -181,6 +182,7 @@ def test_grafana_sdk_parses_every_dashboard_strictly(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", BOARDS, ids=[p.stem for p in BOARDS])
+@pytest.mark.prometheus
 def test_dashboards_pass_the_lint_rules(path: Path, tmp_path: Path) -> None:
     """Each committed dashboard has no finding under any rule, and every target is valid PromQL."""
     board = load(path)
@@ -190,6 +192,7 @@ def test_dashboards_pass_the_lint_rules(path: Path, tmp_path: Path) -> None:
     assert findings == {name: [] for name in findings}
 
 
+@pytest.mark.prometheus
 def test_each_lint_rule_finds_what_it_looks_for(tmp_path: Path) -> None:
     """A dashboard broken in one way per rule gets exactly the finding of that rule."""
     good = load(ROOT / "dashboards" / "flux-tenant-exporter.json")

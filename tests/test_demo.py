@@ -26,7 +26,7 @@ import aiohttp
 import pytest
 import yaml
 
-from exporter.kubeapi import KubeClient
+from flux_tenant_exporter.kube.client import KubeClient
 from testbed import scenario
 from testbed.controlplane import free_port
 from testbed.gitserver import GIT
@@ -74,6 +74,8 @@ async def poll(check: Any, what: str, *, limit: float) -> Any:
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.apiserver
+@pytest.mark.flux
 async def test_demo_prints_real_failures_and_a_pushed_fix_makes_the_tenant_healthy(tmp_path: Path) -> None:
     """`flux-tenant-exporter demo` prints the URLs, a summary with real failures in at least 12 categories over
     4 tenants (team-d healthy), the working copies and one-line fixes; running team-a's printed fix (a git push
@@ -119,6 +121,8 @@ async def test_demo_prints_real_failures_and_a_pushed_fix_makes_the_tenant_healt
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.apiserver
+@pytest.mark.flux
 async def test_make_cluster_prints_four_lines_serves_pushes_and_charts(tmp_path: Path) -> None:
     """`make cluster` prints exactly KUBECONFIG=, GIT_URL=, HELM_REPO_URL=, HELM_CHARTS_DIR=; a `git push` to a new
     path creates the repository, and the real source-controller fetches it (GitRepository Ready with that

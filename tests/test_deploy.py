@@ -15,13 +15,16 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.app import Exporter
-from exporter.kubeapi import ApiError, KubeClient
-from exporter.settings import WatchSettings, build_parser, from_args
+from flux_tenant_exporter.base.config import WatchSettings
+from flux_tenant_exporter.cli.flags import build_parser, parse_serve
+from flux_tenant_exporter.kube.client import ApiError, KubeClient
+from flux_tenant_exporter.serve.app import Exporter
 from testbed import fleet
 from testbed.controlplane import ControlPlane
 from testbed.manifests import REST, apply, gotool, path_of
 from testbed.running import running_exporter
+
+pytestmark = pytest.mark.gotools
 
 ROOT = Path(__file__).parent.parent
 OVERLAYS = ("deploy", "deploy/overlays/namespaced", "deploy/overlays/ha")
@@ -78,7 +81,7 @@ def test_deployment_hardening_and_flags() -> None:
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["resources"]["limits"]["memory"]
-        settings = from_args(container["args"])
+        settings = parse_serve(container["args"])
         assert settings.port == container["ports"][0]["containerPort"]
         parser_help = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr,index]
         for env in container.get("env", []):
@@ -106,7 +109,7 @@ async def run() -> AsyncIterator[Any]:
     async with contextlib.AsyncExitStack() as running:
 
         async def start(kubeconfig: Path, *args: str) -> Exporter:
-            settings = from_args(["serve", "--listen-address", "127.0.0.1", "--port", "0", *args])
+            settings = parse_serve(["serve", "--listen-address", "127.0.0.1", "--port", "0", *args])
             settings = replace(settings, watch=WatchSettings(backoff_initial=0.05))
             return await running.enter_async_context(running_exporter(settings, kubeconfig))
 
@@ -174,7 +177,7 @@ def test_selectors_ports_and_metric_names_line_up() -> None:
     """The Service selects the Deployment's pods, the ServiceMonitor selects the Service and scrapes its named
     port, the NetworkPolicy admits that port to the pods, and the PrometheusRule only names metrics the
     exporter produces (the same check as the plain rule file, on the manifest)."""
-    from exporter.exposition import ALL_FAMILIES  # noqa: PLC0415
+    from flux_tenant_exporter.render.prometheus.families import ALL_FAMILIES  # noqa: PLC0415
 
     objects = {o["kind"]: o for o in render("deploy")}
     pod = objects["Deployment"]["spec"]["template"]

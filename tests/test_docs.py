@@ -1,6 +1,6 @@
 """The README and the JSON contract document what the code does: every metric family, flag and closed
 vocabulary (states, categories, owners, stuck reasons, policy rules, tenant statuses) is in them, as spelled in
-``exporter/vocabulary.py``."""
+``flux_tenant_exporter/base/vocabulary.py``."""
 
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
-from exporter import vocabulary
-from exporter.exposition import ALL_FAMILIES
-from exporter.health import SelfMetrics
-from exporter.settings import build_parser
+from flux_tenant_exporter.base import vocabulary
+from flux_tenant_exporter.cli.flags import build_parser
+from flux_tenant_exporter.render.prometheus.families import ALL_FAMILIES
+from flux_tenant_exporter.telemetry.selfmetrics import SelfMetrics
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
 def test_every_metric_has_help_and_a_readme_row() -> None:
     """Each family the exporter can emit has HELP text and a row in the README metrics table."""
-    names = {f.name: f.help for f in ALL_FAMILIES}
+    names: dict[str, str] = {f.name: f.help for f in ALL_FAMILIES}
     for family in SelfMetrics(CollectorRegistry()).registry.collect():
         if family.name.startswith(("process_", "python_")):
             continue  # prometheus-client's standard collectors, named in one README sentence
@@ -44,7 +44,7 @@ def test_every_flag_has_a_readme_row() -> None:
 
 # -- the closed vocabularies ------------------------------------------------------------------------
 
-OPENAPI = yaml.safe_load((Path(__file__).parent.parent / "exporter" / "openapi.yaml").read_text())
+OPENAPI = yaml.safe_load((Path(__file__).parent.parent / "flux_tenant_exporter" / "openapi.yaml").read_text())
 #: The named enum schemas of openapi.yaml and the vocabulary each one spells.
 ENUM_SCHEMAS = {
     "State": vocabulary.STATES,

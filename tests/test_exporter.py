@@ -3,43 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import gzip
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
-from conftest import restricted_identity
 
-from exporter.app import Exporter
-from exporter.documents import tenants_doc
-from exporter.kubeapi import KubeClient
-from exporter.settings import Settings, WatchSettings
+from flux_tenant_exporter.base.config import WatchSettings
+from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.render.documents import tenants_doc
+from flux_tenant_exporter.serve.app import Exporter
 from testbed import fleet
 from testbed.controlplane import ControlPlane
-from testbed.running import running_exporter
-
-StartExporter = Callable[..., Awaitable[Exporter]]
-
-
-def exporter_settings(**overrides: Any) -> Settings:
-    watch = overrides.pop("watch", WatchSettings(backoff_initial=0.05, backoff_max=0.5, rediscover_interval=0.2))
-    return Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01, watch=watch, **overrides)
-
-
-@pytest.fixture
-async def start_exporter(control_plane: ControlPlane) -> AsyncIterator[StartExporter]:
-    async with contextlib.AsyncExitStack() as running:
-
-        async def start(kubeconfig: Path | None = None, **overrides: Any) -> Exporter:
-            settings = exporter_settings(**overrides)
-            return await running.enter_async_context(running_exporter(settings, kubeconfig or control_plane.kubeconfig))
-
-        yield start
+from testbed.identities import restricted_identity
+from testbed.running import StartExporter, exporter_settings
 
 
 async def get(exporter: Exporter, path: str, **headers: str) -> tuple[int, bytes, dict[str, str]]:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 
 import pytest
 
-from exporter import exposition
-from exporter.exposition import Renderer, RenderOptions
-from exporter.model import NamespaceInfo, parse_object
-from exporter.store import Store
-from exporter.tenants import TenantResolver
-from exporter.view import ViewCache, build_view
+from flux_tenant_exporter.base.vocabulary import METRIC_FAMILIES
+from flux_tenant_exporter.flux.model import NamespaceInfo
+from flux_tenant_exporter.flux.projection import parse_object
+from flux_tenant_exporter.render.prometheus.renderer import BLOCK, Renderer, RenderOptions
+from flux_tenant_exporter.state.store import Store
+from flux_tenant_exporter.state.view import ViewCache, build_view
 from testbed import fleet
 
 FAILURES = [
@@ -49,27 +50,26 @@ OPTIONS = {
     "failing-limited": RenderOptions(gotk_compat=True, detail="failing", object_limit=11),
     "limited": RenderOptions(object_limit=23),
     "trimmed": RenderOptions(drop_info_labels=("revision", "url"), resource_labels=("team",),
-                             families=frozenset(exposition.FAMILY_NAMES) - {"fluxtenant_resource_state"}),
+                             families=frozenset(METRIC_FAMILIES) - {"fluxtenant_resource_state"}),
 }
 
 
-@pytest.mark.parametrize("block", [3, exposition.BLOCK])
+@pytest.mark.parametrize("block", [3, BLOCK])
 @pytest.mark.parametrize("options", list(OPTIONS.values()), ids=list(OPTIONS))
 @pytest.mark.parametrize("seed", range(6))
 def test_incremental_body_equals_a_full_render_after_any_changes(
-    seed: int, block: int, options: RenderOptions, monkeypatch: pytest.MonkeyPatch
+    seed: int, block: int, options: RenderOptions, store: Store
 ) -> None:
     """Updates, deletes, new objects (which shift the order) and tenant relabels, in random batches: after each
     publish the body is byte-for-byte what a fresh renderer produces (with blocks so small that they split and
     empty), and only the objects whose view changed are rendered again; with every cardinality option too (the
     object limit cuts inside a block)."""
-    monkeypatch.setattr(exposition, "BLOCK", block)
+    options = dataclasses.replace(options, block=block)
     rng = random.Random(seed)
-    store = Store(resolver=TenantResolver())
     for i in range(60):
         store.upsert(parse_object(_random_object(rng, i)))
-    renderer, cache = Renderer(options=options), ViewCache()
-    renderer.render(build_view(store, now=time.time(), cache=cache), store)
+    renderer, cache = Renderer(options), ViewCache()
+    renderer.render(build_view(store, now=time.time(), cache=cache))
     for _ in range(25):
         for _ in range(rng.choice([0, 1, 1, 2, 5, 20])):
             action = rng.random()
@@ -82,23 +82,22 @@ def test_incremental_body_equals_a_full_render_after_any_changes(
                 store.upsert_namespace(NamespaceInfo(ns, rng.choice([None, "team-a", "team-b"])))
         before = renderer.rendered_objects
         view = build_view(store, now=time.time(), cache=cache)
-        body = renderer.render(view, store).body
-        expected = Renderer(options=options).render(view, store).body
+        body = renderer.render(view).body
+        expected = Renderer(options).render(view).body
         assert body == expected
         if view.parent >= 0:
             assert renderer.rendered_objects - before <= len(view.changed)
 
 
-def test_a_publish_without_changes_renders_nothing_and_keeps_the_body() -> None:
+def test_a_publish_without_changes_renders_nothing_and_keeps_the_body(store: Store) -> None:
     """No change: no object is rendered again and the body is identical."""
-    store = Store(resolver=TenantResolver())
     rng = random.Random(1)
     for i in range(30):
         store.upsert(parse_object(_random_object(rng, i)))
     renderer, cache = Renderer(), ViewCache()
-    first = renderer.render(build_view(store, now=time.time(), cache=cache), store).body
+    first = renderer.render(build_view(store, now=time.time(), cache=cache)).body
     rendered = renderer.rendered_objects
-    assert renderer.render(build_view(store, now=time.time(), cache=cache), store).body == first
+    assert renderer.render(build_view(store, now=time.time(), cache=cache)).body == first
     assert renderer.rendered_objects == rendered
 
 
@@ -106,7 +105,7 @@ def test_a_view_from_another_cache_is_rendered_in_full() -> None:
     """A renderer given a View that does not follow the last one it rendered renders it from scratch (its change
     list is relative to a build the renderer never saw)."""
     rng = random.Random(3)
-    stores = [Store(resolver=TenantResolver()), Store(resolver=TenantResolver())]
+    stores = [Store(), Store()]
     for store in stores:
         for i in range(20):
             store.upsert(parse_object(_random_object(rng, i)))
@@ -115,21 +114,20 @@ def test_a_view_from_another_cache_is_rendered_in_full() -> None:
     stores[1].upsert(parse_object(_random_object(rng, 50)))
     other = build_view(stores[1], now=time.time(), cache=caches[1])  # follows a build this renderer never saw
     renderer = Renderer()
-    renderer.render(build_view(stores[0], now=time.time(), cache=caches[0]), stores[0])
-    assert renderer.render(other, stores[1]).body == Renderer().render(other, stores[1]).body
+    renderer.render(build_view(stores[0], now=time.time(), cache=caches[0]))
+    assert renderer.render(other).body == Renderer().render(other).body
 
 
-def test_a_retried_failure_reuses_its_tenants_samples_until_the_totals_change() -> None:
+def test_a_retried_failure_reuses_its_tenants_samples_until_the_totals_change(store: Store) -> None:
     """A failing Kustomization retried with a new revision and message derives a new tenant view with the same
     totals: the tenant's samples are not formatted again. A recovery changes the totals and they are."""
-    store = Store(resolver=TenantResolver())
     ks = fleet.kustomization("team-a", "apps")
     ks["metadata"]["generation"] = 1
     ks["status"] = fleet.failed_status(*FAILURES[1], since=fleet.ago(minutes=5))
     store.upsert(parse_object(ks))
     store.upsert(parse_object(fleet.kustomization("team-b", "apps") | {"status": fleet.ready_status("Kustomization")}))
     renderer, cache = Renderer(), ViewCache()
-    renderer.render(build_view(store, now=time.time(), cache=cache), store)
+    renderer.render(build_view(store, now=time.time(), cache=cache))
     tenants = renderer.rendered_tenants
     for attempt in range(3):
         reason, message = FAILURES[1]
@@ -137,11 +135,11 @@ def test_a_retried_failure_reuses_its_tenants_samples_until_the_totals_change() 
         store.upsert(parse_object(ks | {"status": status | {"lastAttemptedRevision": f"main@sha1:{attempt}"}}))
         view = build_view(store, now=time.time(), cache=cache)
         assert view.changed_tenants == {"team-a"}
-        assert renderer.render(view, store).body == Renderer().render(view, store).body
+        assert renderer.render(view).body == Renderer().render(view).body
     assert renderer.rendered_tenants == tenants
     store.upsert(parse_object(ks | {"status": fleet.ready_status("Kustomization")}))
     view = build_view(store, now=time.time(), cache=cache)
-    body = renderer.render(view, store).body
+    body = renderer.render(view).body
     assert renderer.rendered_tenants == tenants + 1
-    assert body == Renderer().render(view, store).body
+    assert body == Renderer().render(view).body
     assert b'fluxtenant_tenant_status{tenant="team-a",status="healthy"} 1\n' in body

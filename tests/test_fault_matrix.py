@@ -8,15 +8,13 @@ API server holds. The control plane is this module's own: the faults would distu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,55 +22,33 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.app import Exporter
-from exporter.kinds import GITREPOSITORY
-from exporter.kubeapi import ApiError, KubeClient
-from exporter.settings import Settings, WatchSettings
+from flux_tenant_exporter.base.config import WatchSettings
+from flux_tenant_exporter.base.kinds import GITREPOSITORY
+from flux_tenant_exporter.kube.client import ApiError, KubeClient
+from flux_tenant_exporter.serve.app import Exporter
 from testbed import fleet
 from testbed.controlplane import ControlPlane, find_assets, free_port
 from testbed.proxy import FaultProxy
-from testbed.running import running_exporter
+from testbed.running import StartExporter
 
 pytestmark = pytest.mark.faults
 
-FAST = WatchSettings(backoff_initial=0.05, backoff_max=0.5, rediscover_interval=0.2)
-StartExporter = Callable[..., Awaitable[Exporter]]
-
-
 @pytest.fixture(scope="module")
-def cp() -> Iterator[ControlPlane]:
-    """This module's control plane (the faults below would disturb other tests')."""
+def control_plane() -> Iterator[ControlPlane]:
+    """This module's own control plane (the faults below would disturb other tests'); the conftest's admin,
+    namespace and start_exporter fixtures use it."""
     with ControlPlane() as plane:
         yield plane
 
 
 @pytest.fixture
-async def admin(cp: ControlPlane) -> AsyncIterator[KubeClient]:
-    client = await KubeClient.from_kubeconfig(cp.kubeconfig)
-    yield client
-    await client.close()
+def start(start_exporter: StartExporter) -> StartExporter:
+    """Starts exporters watching GitRepositories (unless told otherwise)."""
 
+    async def start(kubeconfig: Path | None = None, **overrides: Any) -> Exporter:
+        return await start_exporter(kubeconfig, **{"kinds": ("gitrepository",), **overrides})
 
-_names = iter(range(10**6))
-
-
-@pytest.fixture
-async def ns(admin: KubeClient) -> str:
-    name = f"faults-{os.getpid() % 1000}-{next(_names)}"
-    await fleet.create(admin, fleet.namespace(name, tenant=name))
-    return name
-
-
-@pytest.fixture
-async def start(cp: ControlPlane) -> AsyncIterator[StartExporter]:
-    async with contextlib.AsyncExitStack() as running:
-
-        async def start_exporter(kubeconfig: Path | None = None, **overrides: Any) -> Exporter:
-            settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01,
-                                **{"watch": FAST, "kinds": ("gitrepository",), **overrides})
-            return await running.enter_async_context(running_exporter(settings, kubeconfig or cp.kubeconfig))
-
-        yield start_exporter
+    return start
 
 
 async def until(predicate: Callable[[], bool], limit: float = 30, what: str = "") -> None:
@@ -126,15 +102,15 @@ async def converged(exporter: Exporter, admin: KubeClient, namespace: str, limit
 
 
 async def test_api_server_sigkill_and_restart_with_writes_during_and_after(
-    cp: ControlPlane, admin: KubeClient, ns: str, start: StartExporter
+    control_plane: ControlPlane, admin: KubeClient, namespace: str, start: StartExporter
 ) -> None:
     """kube-apiserver SIGKILLed and restarted on the same port while a writer keeps writing statuses (retrying
     through the outage): during it, /readyz stays 200, ``kind_connected`` drops to 0 and the last state is served;
     afterwards the exporter reconnects by itself and serves exactly the API server's objects and messages."""
-    repos = [await fleet.create(admin, fleet.gitrepository(ns, f"repo-{i}"),
+    repos = [await fleet.create(admin, fleet.gitrepository(namespace, f"repo-{i}"),
                                 status=fleet.failed_status("GitOperationFailed", "write 0")) for i in range(10)]
     exporter = await start()
-    await converged(exporter, admin, ns)
+    await converged(exporter, admin, namespace)
     writes = 0
     stop_writing = asyncio.Event()
 
@@ -152,7 +128,7 @@ async def test_api_server_sigkill_and_restart_with_writes_during_and_after(
     writing = asyncio.create_task(writer())
     try:
         await until(lambda: writes >= 10, what="writes before the kill")
-        await asyncio.to_thread(cp.kill_apiserver)
+        await asyncio.to_thread(control_plane.kill_apiserver)
         before_outage = writes
         health = exporter.kinds["gitrepository"]
         await until(lambda: not health.connected, what="kind_connected = 0")
@@ -161,185 +137,191 @@ async def test_api_server_sigkill_and_restart_with_writes_during_and_after(
         status, ready = await get(exporter, "/readyz")
         assert status == 200
         assert ready["kinds"]["gitrepository"]["connected"] is False
-        assert served(exporter, ns)  # the last known state is still served
-        cp.start_apiserver(wait=False)  # from this (the main) thread: the child dies with the thread that made it
-        await asyncio.to_thread(cp.wait_ready)
+        assert served(exporter, namespace)  # the last known state is still served
+        # from this (the main) thread: the child dies with the thread that made it
+        control_plane.start_apiserver(wait=False)
+        await asyncio.to_thread(control_plane.wait_ready)
         await until(lambda: writes >= before_outage + 20, what="writes after the restart")
     finally:
         stop_writing.set()
         await writing
-    await converged(exporter, admin, ns)
+    await converged(exporter, admin, namespace)
     await until(lambda: health.connected, what="kind_connected = 1 again")
     assert sample(exporter, "fluxtenant_exporter_kind_connected", kind="GitRepository") == 1
 
 
 async def test_compaction_while_disconnected_relists_without_ghosts(
-    cp: ControlPlane, admin: KubeClient, ns: str, start: StartExporter, tmp_path: Path
+    control_plane: ControlPlane, admin: KubeClient, namespace: str, start: StartExporter, tmp_path: Path
 ) -> None:
     """The network path is cut (connections reset, new ones refused) while an object is deleted, another created
     and etcd compacted: on reconnect the watch gets 410, the exporter relists, and serves exactly the API server's
     objects (the deleted one is gone from /metrics too)."""
     for name in ("keep", "drop"):
-        await fleet.create(admin, fleet.gitrepository(ns, name))
-    async with FaultProxy(cp.apiserver_port) as proxy:
-        exporter = await start(cp.write_kubeconfig(tmp_path / "proxied", server=proxy.url))
-        await converged(exporter, admin, ns)
+        await fleet.create(admin, fleet.gitrepository(namespace, name))
+    async with FaultProxy(control_plane.apiserver_port) as proxy:
+        exporter = await start(control_plane.write_kubeconfig(tmp_path / "proxied", server=proxy.url))
+        await converged(exporter, admin, namespace)
         proxy.mode = "refuse"
         assert proxy.cut() >= 1
         health = exporter.kinds["gitrepository"]
         await until(lambda: not health.connected, what="disconnected")
-        await fleet.delete(admin, fleet.gitrepository(ns, "drop"))
-        await fleet.create(admin, fleet.gitrepository(ns, "new"))
-        await asyncio.to_thread(cp.compact)
+        await fleet.delete(admin, fleet.gitrepository(namespace, "drop"))
+        await fleet.create(admin, fleet.gitrepository(namespace, "new"))
+        await asyncio.to_thread(control_plane.compact)
         proxy.mode = "pass"
-        assert set(await converged(exporter, admin, ns)) == {"keep", "new"}
+        assert set(await converged(exporter, admin, namespace)) == {"keep", "new"}
     assert (sample(exporter, "fluxtenant_exporter_relists_total", kind="GitRepository", reason="gone") or 0) >= 1
     _, metrics = await get(exporter, "/metrics")
-    assert f'namespace="{ns}",name="drop"' not in metrics
-    assert f'namespace="{ns}",name="new"' in metrics
+    assert f'namespace="{namespace}",name="drop"' not in metrics
+    assert f'namespace="{namespace}",name="new"' in metrics
 
 
 async def test_a_blackholed_stream_is_abandoned_and_writes_made_meanwhile_arrive(
-    cp: ControlPlane, admin: KubeClient, ns: str, start: StartExporter, tmp_path: Path
+    control_plane: ControlPlane, admin: KubeClient, namespace: str, start: StartExporter, tmp_path: Path
 ) -> None:
     """A half-open path (bytes vanish, no reset): the inactivity watchdog ends the silent watch, the kind shows
     disconnected, and once the path works again the writes made meanwhile are served."""
-    await fleet.create(admin, fleet.gitrepository(ns, "repo"), status=fleet.failed_status("X", "before"))
-    async with FaultProxy(cp.apiserver_port) as proxy:
+    await fleet.create(admin, fleet.gitrepository(namespace, "repo"), status=fleet.failed_status("X", "before"))
+    async with FaultProxy(control_plane.apiserver_port) as proxy:
         watch = WatchSettings(backoff_initial=0.05, backoff_max=0.5, inactivity_timeout=1.0)
-        exporter = await start(cp.write_kubeconfig(tmp_path / "proxied", server=proxy.url), watch=watch)
-        await converged(exporter, admin, ns)
+        exporter = await start(control_plane.write_kubeconfig(tmp_path / "proxied", server=proxy.url), watch=watch)
+        await converged(exporter, admin, namespace)
         proxy.mode = "blackhole"
-        repo = await admin.request("GET", fleet.path_of(fleet.gitrepository(ns, "repo")))
+        repo = await admin.request("GET", fleet.path_of(fleet.gitrepository(namespace, "repo")))
         await fleet.write_status(admin, repo, fleet.failed_status("X", "during"))
         await until(lambda: (sample(exporter, "fluxtenant_exporter_watch_requests_total", kind="GitRepository",
                                     result="timeout") or 0) >= 1, what="the watchdog fired")
         assert not exporter.kinds["gitrepository"].connected
-        assert served(exporter, ns) == {"repo": "before"}
+        assert served(exporter, namespace) == {"repo": "before"}
         proxy.mode = "pass"
         proxy.cut()  # the blackholed connections are dropped by the client's timeouts; do it now
-        assert await converged(exporter, admin, ns) == {"repo": "during"}
+        assert await converged(exporter, admin, namespace) == {"repo": "during"}
 
 
 async def test_crd_deleted_and_reinstalled(
-    cp: ControlPlane, admin: KubeClient, ns: str, start: StartExporter
+    control_plane: ControlPlane, admin: KubeClient, namespace: str, start: StartExporter
 ) -> None:
     """Deleting the Bucket CRD (its objects go with it) makes the kind absent with no objects left, and other kinds
     unaffected; reinstalling it brings the kind back, synced, with the objects created since."""
     crd = [c for c in find_assets().crds if "buckets" in c.name]
-    await fleet.create(admin, fleet.bucket(ns, "old"))
-    await fleet.create(admin, fleet.gitrepository(ns, "repo"))
+    await fleet.create(admin, fleet.bucket(namespace, "old"))
+    await fleet.create(admin, fleet.gitrepository(namespace, "repo"))
     exporter = await start(kinds=("bucket", "gitrepository"))
     bucket = exporter.kinds["bucket"]
-    await until(lambda: served(exporter, ns, "Bucket") == {"old": ""}, what="bucket listed")
+    await until(lambda: served(exporter, namespace, "Bucket") == {"old": ""}, what="bucket listed")
     try:
-        await asyncio.to_thread(cp.delete_crds, crd)
-        await until(lambda: bucket.status == "absent" and not served(exporter, ns, "Bucket"), what="absent")
+        await asyncio.to_thread(control_plane.delete_crds, crd)
+        await until(lambda: bucket.status == "absent" and not served(exporter, namespace, "Bucket"), what="absent")
         await exporter.wait_for(lambda e: not [r for r in e.view.resources if r.kind == "Bucket"])
         assert sample(exporter, "fluxtenant_exporter_kind_absent", kind="Bucket") == 1
-        assert served(exporter, ns) == {"repo": ""}
+        assert served(exporter, namespace) == {"repo": ""}
         status, _ = await get(exporter, "/readyz")
         assert status == 200
     finally:
-        await asyncio.to_thread(cp.install_crds, crd)
-    await fleet.create(admin, fleet.bucket(ns, "new"))
-    await until(lambda: bucket.status == "synced" and served(exporter, ns, "Bucket") == {"new": ""},
+        await asyncio.to_thread(control_plane.install_crds, crd)
+    await fleet.create(admin, fleet.bucket(namespace, "new"))
+    await until(lambda: bucket.status == "synced" and served(exporter, namespace, "Bucket") == {"new": ""},
                 what="bucket kind back")
     assert sample(exporter, "fluxtenant_exporter_kind_absent", kind="Bucket") == 0
 
 
-async def service_account_token(admin: KubeClient, ns: str, sa: str, bound_secret: str | None = None) -> str:
+async def service_account_token(admin: KubeClient, namespace: str, sa: str, bound_secret: str | None = None) -> str:
     """A TokenRequest token of ``sa`` (bound to a Secret, so deleting the Secret revokes it)."""
     spec: dict[str, Any] = {"expirationSeconds": 3600}
     if bound_secret:
-        secret = await admin.request("POST", f"/api/v1/namespaces/{ns}/secrets",
+        secret = await admin.request("POST", f"/api/v1/namespaces/{namespace}/secrets",
                                      body={"metadata": {"name": bound_secret}})
         spec["boundObjectRef"] = {"kind": "Secret", "apiVersion": "v1", "name": bound_secret,
                                   "uid": secret["metadata"]["uid"]}
-    token = await admin.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token", body={"spec": spec})
+    token = await admin.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{sa}/token",
+                                body={"spec": spec})
     return str(token["status"]["token"])
 
 
-async def grant(admin: KubeClient, ns: str, sa: str) -> None:
-    """A Role and RoleBinding letting ``sa`` read GitRepositories in ``ns``."""
-    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}"
+async def grant(admin: KubeClient, namespace: str, sa: str) -> None:
+    """A Role and RoleBinding letting ``sa`` read GitRepositories in ``namespace``."""
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
     rules = [{"apiGroups": ["source.toolkit.fluxcd.io"], "resources": ["gitrepositories"],
               "verbs": ["get", "list", "watch"]}]
     await admin.request("POST", f"{rbac}/roles", body={"metadata": {"name": sa}, "rules": rules})
     await admin.request("POST", f"{rbac}/rolebindings", body={
         "metadata": {"name": sa},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
-        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}],
     })
 
 
 async def test_rbac_granted_and_revoked_at_runtime(
-    cp: ControlPlane, admin: KubeClient, ns: str, start: StartExporter, tmp_path: Path
+    control_plane: ControlPlane, admin: KubeClient, namespace: str, start: StartExporter, tmp_path: Path
 ) -> None:
     """An identity without rights starts ready with the kind forbidden; a RoleBinding granted at runtime is picked
     up (synced, objects served); revoking it makes the kind forbidden again at the next watch request, and its
     objects leave the metrics (no stale data shown as current)."""
-    await fleet.create(admin, fleet.gitrepository(ns, "repo"))
-    await admin.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", body={"metadata": {"name": "reader"}})
-    kubeconfig = cp.token_kubeconfig(await service_account_token(admin, ns, "reader"), tmp_path / "reader")
+    await fleet.create(admin, fleet.gitrepository(namespace, "repo"))
+    await admin.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts",
+                        body={"metadata": {"name": "reader"}})
+    token = await service_account_token(admin, namespace, "reader")
+    kubeconfig = control_plane.token_kubeconfig(token, tmp_path / "reader")
     watch = WatchSettings(backoff_initial=0.05, backoff_max=0.5, server_timeout=(1, 1))
-    exporter = await start(kubeconfig, namespaces=(ns,), watch=watch)
+    exporter = await start(kubeconfig, namespaces=(namespace,), watch=watch)
     health = exporter.kinds["gitrepository"]
     assert health.status == "forbidden"
-    assert served(exporter, ns) == {}
-    await grant(admin, ns, "reader")
-    await until(lambda: health.status == "synced" and served(exporter, ns) == {"repo": ""}, what="granted")
+    assert served(exporter, namespace) == {}
+    await grant(admin, namespace, "reader")
+    await until(lambda: health.status == "synced" and served(exporter, namespace) == {"repo": ""}, what="granted")
     assert sample(exporter, "fluxtenant_exporter_kind_forbidden", kind="GitRepository") == 0
-    await admin.request("DELETE", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings/reader")
-    await until(lambda: health.status == "forbidden" and served(exporter, ns) == {}, what="revoked")
+    await admin.request("DELETE", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings/reader")
+    await until(lambda: health.status == "forbidden" and served(exporter, namespace) == {}, what="revoked")
     assert sample(exporter, "fluxtenant_exporter_kind_forbidden", kind="GitRepository") == 1
 
 
 async def test_token_rotation_the_kubelet_way_and_an_empty_file_window(
-    cp: ControlPlane, admin: KubeClient, ns: str, start: StartExporter, tmp_path: Path
+    control_plane: ControlPlane, admin: KubeClient, namespace: str, start: StartExporter, tmp_path: Path
 ) -> None:
     """The token file is a projected volume: ``token`` -> ``..data/token``, and rotation swaps ``..data`` to a new
     directory; the old token is then revoked. Watches re-authenticate (1 s server timeout) with the new token and
     writes keep arriving. Then the file is rewritten in place and left empty for several reconnects: the exporter
     keeps the last good token, stays alive, and takes the next token once it is written."""
-    await admin.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", body={"metadata": {"name": "reader"}})
-    await grant(admin, ns, "reader")
+    await admin.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts",
+                        body={"metadata": {"name": "reader"}})
+    await grant(admin, namespace, "reader")
     volume = tmp_path / "serviceaccount"
     volume.mkdir()
 
     async def project(generation: int, secret: str) -> Path:
         folder = volume / f"..2026_token_{generation}"
         folder.mkdir()
-        (folder / "token").write_text(await service_account_token(admin, ns, "reader", bound_secret=secret))
+        (folder / "token").write_text(await service_account_token(admin, namespace, "reader", bound_secret=secret))
         (volume / "..data_tmp").symlink_to(folder.name)
         (volume / "..data_tmp").replace(volume / "..data")  # the atomic swap the kubelet does
         return folder / "token"
 
     await project(1, "token-1")
     (volume / "token").symlink_to("..data/token")
-    kubeconfig = cp.write_kubeconfig(tmp_path / "kubeconfig", user={"tokenFile": str(volume / "token")})
+    kubeconfig = control_plane.write_kubeconfig(tmp_path / "kubeconfig", user={"tokenFile": str(volume / "token")})
     watch = WatchSettings(backoff_initial=0.05, backoff_max=0.5, server_timeout=(1, 1))
-    await fleet.create(admin, fleet.gitrepository(ns, "first"))
-    exporter = await start(kubeconfig, namespaces=(ns,), watch=watch)
-    await converged(exporter, admin, ns)
+    await fleet.create(admin, fleet.gitrepository(namespace, "first"))
+    exporter = await start(kubeconfig, namespaces=(namespace,), watch=watch)
+    await converged(exporter, admin, namespace)
 
     current = await project(2, "token-2")
-    await admin.request("DELETE", f"/api/v1/namespaces/{ns}/secrets/token-1")  # revokes the first token
-    await fleet.create(admin, fleet.gitrepository(ns, "after-rotation"))
-    await converged(exporter, admin, ns)
+    await admin.request("DELETE", f"/api/v1/namespaces/{namespace}/secrets/token-1")  # revokes the first token
+    await fleet.create(admin, fleet.gitrepository(namespace, "after-rotation"))
+    await converged(exporter, admin, namespace)
     watches = sample(exporter, "fluxtenant_exporter_watch_requests_total", kind="GitRepository", result="closed")
     assert watches is not None
 
     current.write_text("")  # `kubectl create token ... > file`: empty until the command finishes
-    await fleet.create(admin, fleet.gitrepository(ns, "during-empty"))
+    await fleet.create(admin, fleet.gitrepository(namespace, "during-empty"))
     await until(lambda: (sample(exporter, "fluxtenant_exporter_watch_requests_total", kind="GitRepository",
                                 result="closed") or 0) >= watches + 3, what="three reconnects with an empty file")
-    await converged(exporter, admin, ns)
+    await converged(exporter, admin, namespace)
     assert exporter.alive()
-    current.write_text(await service_account_token(admin, ns, "reader", bound_secret="token-3"))
-    await admin.request("DELETE", f"/api/v1/namespaces/{ns}/secrets/token-2")
-    await fleet.create(admin, fleet.gitrepository(ns, "after-refill"))
-    assert set(await converged(exporter, admin, ns)) == {"first", "after-rotation", "during-empty", "after-refill"}
+    current.write_text(await service_account_token(admin, namespace, "reader", bound_secret="token-3"))
+    await admin.request("DELETE", f"/api/v1/namespaces/{namespace}/secrets/token-2")
+    await fleet.create(admin, fleet.gitrepository(namespace, "after-refill"))
+    assert set(await converged(exporter, admin, namespace)) == {
+        "first", "after-rotation", "during-empty", "after-refill"}
     assert exporter.alive()
     status, _ = await get(exporter, "/healthz")
     assert status == 200
@@ -370,13 +352,13 @@ asyncio.run(main())
 
 
 async def test_bounded_http_load_with_writes_then_lag_returns_to_baseline(
-    admin: KubeClient, ns: str, start: StartExporter
+    admin: KubeClient, namespace: str, start: StartExporter
 ) -> None:
     """16 concurrent scrapers of /metrics and /tenants for 4 s while statuses are written: every response is a 200
     whose exposition parses, writes keep arriving, and after the load the update lag is back near its baseline."""
-    repos = [await fleet.create(admin, fleet.gitrepository(ns, f"repo-{i}")) for i in range(200)]
-    exporter = await start(namespaces=(ns,))
-    await converged(exporter, admin, ns)
+    repos = [await fleet.create(admin, fleet.gitrepository(namespace, f"repo-{i}")) for i in range(200)]
+    exporter = await start(namespaces=(namespace,))
+    await converged(exporter, admin, namespace)
     counter = 0
 
     async def lag() -> float:
@@ -387,7 +369,7 @@ async def test_bounded_http_load_with_writes_then_lag_returns_to_baseline(
         await fleet.write_status(admin, repo, fleet.failed_status("GitOperationFailed", message))
         written = time.monotonic()
         name = repo["metadata"]["name"]
-        await until(lambda: served(exporter, ns).get(name) == message, limit=20, what=message)
+        await until(lambda: served(exporter, namespace).get(name) == message, limit=20, what=message)
         return time.monotonic() - written
 
     baseline = [await lag() for _ in range(5)]
@@ -407,7 +389,7 @@ async def test_bounded_http_load_with_writes_then_lag_returns_to_baseline(
     assert ok >= 16  # every scraper got answers
     assert during
     assert max(after) <= max(3 * max(baseline), max(baseline) + 0.5), (baseline, during, after)
-    await converged(exporter, admin, ns)
+    await converged(exporter, admin, namespace)
     families = {f.name for f in text_string_to_metric_families((await get(exporter, "/metrics"))[1])}
     assert "fluxtenant_resource_info" in families
 
@@ -417,13 +399,13 @@ TRIALS = 8
 
 
 async def test_sigterm_at_random_points_of_a_5000_object_list_exits_cleanly_and_fast(
-    cp: ControlPlane, admin: KubeClient, ns: str
+    control_plane: ControlPlane, admin: KubeClient, namespace: str
 ) -> None:
     """The exporter process gets SIGTERM at a random moment of its first list of 5,000 objects (and once after it
     is ready): every time it exits with status 0 within 2 s. (Last in the module: it leaves the objects behind.)"""
-    objects = [fleet.gitrepository(ns, f"repo-{i:04d}") for i in range(LIST_OBJECTS)]
-    await asyncio.to_thread(cp.seed, objects, group=GITREPOSITORY.group, plural=GITREPOSITORY.plural)
-    listed = await admin.request("GET", repos_path(ns), params={"limit": "1"})
+    objects = [fleet.gitrepository(namespace, f"repo-{i:04d}") for i in range(LIST_OBJECTS)]
+    await asyncio.to_thread(control_plane.seed, objects, group=GITREPOSITORY.group, plural=GITREPOSITORY.plural)
+    listed = await admin.request("GET", repos_path(namespace), params={"limit": "1"})
     assert listed["metadata"]["remainingItemCount"] == LIST_OBJECTS - 1
     rng = random.Random(13)
     list_seconds = 0.0
@@ -431,9 +413,9 @@ async def test_sigterm_at_random_points_of_a_5000_object_list_exits_cleanly_and_
     for trial in range(TRIALS + 1):
         port = free_port()
         proc = subprocess.Popen(  # noqa: ASYNC220 - one child at a time, read line by line
-            [sys.executable, "-m", "exporter", "serve", "--kubeconfig", str(cp.kubeconfig),
+            [sys.executable, "-m", "flux_tenant_exporter", "serve", "--kubeconfig", str(control_plane.kubeconfig),
              "--listen-address", "127.0.0.1", "--port", str(port), "--kinds", "gitrepository",
-             "--namespaces", ns, "--log-format", "json"],
+             "--namespaces", namespace, "--log-format", "json"],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         )
         assert proc.stderr is not None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.kubeapi import KubeClient
+from flux_tenant_exporter.kube.client import KubeClient
 from testbed import scenario
 from testbed.controllers import NAMES, WORKDIR_PREFIX, create_tenant, tenant_objects
 from testbed.gitserver import GitServerError

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +18,21 @@ import orjson
 import pytest
 import yaml
 
-from exporter.app import Exporter
-from exporter.cli import main
-from exporter.documents import Filters, tenant_doc, tenants_doc
-from exporter.get import Printer
-from exporter.kubeapi import KubeClient
-from exporter.model import NamespaceInfo, parse_object
-from exporter.settings import GetSettings, Settings
-from exporter.store import Store
-from exporter.tables import human_age, resources_table, tenants_table
-from exporter.tenants import TenantResolver
-from exporter.view import build_view
+from flux_tenant_exporter.base.config import GetQuery
+from flux_tenant_exporter.base.timefmt import human_age
+from flux_tenant_exporter.cli.get import Printer
+from flux_tenant_exporter.cli.main import main
+from flux_tenant_exporter.flux.model import NamespaceInfo
+from flux_tenant_exporter.flux.projection import parse_object
+from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.render.documents import Filters, tenant_doc, tenants_doc
+from flux_tenant_exporter.render.tables import resources_table, tenants_table
+from flux_tenant_exporter.serve.app import Exporter
+from flux_tenant_exporter.state.store import Store
+from flux_tenant_exporter.state.view import build_view
 from testbed import fleet
 from testbed.controlplane import ControlPlane
-from testbed.running import running_exporter
+from testbed.running import StartExporter
 from testbed.synthetic import load_synthetic_fleet
 
 BIN = Path(sys.executable).parent
@@ -44,7 +45,7 @@ DEMO_NAMESPACES = ("flux-system", "team-a", "team-a-web", "team-b", "team-c", "t
 
 def small_fleet(app_status: dict[str, Any] | None = None) -> dict[str, Any]:
     """A tenant whose failing source blocks a Kustomization, beside a ready one: the /tenants document."""
-    store = Store(resolver=TenantResolver())
+    store = Store()
     store.upsert_namespace(NamespaceInfo("shop", "shop"))
     for raw, status in (
         (fleet.gitrepository("shop", "repo"),
@@ -87,7 +88,7 @@ def test_tables_put_root_causes_first_and_name_the_blocker() -> None:
 def test_watch_off_a_terminal_prints_only_the_changed_rows() -> None:
     """Piped, --watch prints the table once, then only rows that changed (no header); an unchanged snapshot prints
     nothing; JSON under --watch is one document per line, printed only when it changed."""
-    query = GetSettings(what="resources", tenant="shop", watch=True)
+    query = GetQuery(what="resources", tenant="shop", watch=True)
     out = io.StringIO()
     printer = Printer(query, out, terminal=False)
     printer.show(small_fleet())
@@ -101,7 +102,7 @@ def test_watch_off_a_terminal_prints_only_the_changed_rows() -> None:
     assert changed.split()[:4] == ["Kustomization", "shop", "app", "ready"]
 
     out = io.StringIO()
-    printer = Printer(GetSettings(what="tenants", output="json", watch=True), out, terminal=False)
+    printer = Printer(GetQuery(what="tenants", output="json", watch=True), out, terminal=False)
     printer.show(small_fleet())
     printer.show(small_fleet())
     printer.show(small_fleet(fleet.ready_status("Kustomization")))
@@ -118,13 +119,11 @@ def test_watch_off_a_terminal_prints_only_the_changed_rows() -> None:
     (["get", "tenants", "--url", "http://127.0.0.1:9"], "cannot read http://127.0.0.1:9/tenants"),
     (["get", "tenants", "--kubeconfig", "/nonexistent/kubeconfig"], "kubeconfig"),
 ])
-def test_user_errors_are_one_line_and_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_errors_are_one_line_and_exit_2(argv: list[str], message: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
     """A bad command, filter, URL or kubeconfig is one line on stderr and exit code 2, never a traceback."""
-    for module in ("exporter.cli", "exporter.get"):  # keep the tests' logging off the captured (later closed) stderr
-        monkeypatch.setattr(f"{module}.configure_logging", lambda **_: None)
     try:
-        code = main(argv)
+        code = main(argv, configure=lambda **_: None)  # the tests' logging stays off the captured (later closed) stderr
     except SystemExit as exit_:
         code = int(exit_.code or 0)
     err = capsys.readouterr().err
@@ -137,17 +136,10 @@ def test_user_errors_are_one_line_and_exit_2(argv: list[str], message: str, caps
 
 
 @pytest.fixture
-async def exporter(control_plane: ControlPlane, namespace: str) -> AsyncIterator[Exporter]:
+async def exporter(admin: KubeClient, namespace: str, start_exporter: StartExporter) -> Exporter:
     """The exporter on the demo fleet and this test's namespace."""
-    admin = await KubeClient.from_kubeconfig(control_plane.kubeconfig)
-    try:
-        await load_synthetic_fleet(admin)
-    finally:
-        await admin.close()
-    settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.05,
-                        namespaces=(*DEMO_NAMESPACES, namespace))
-    async with running_exporter(settings, control_plane.kubeconfig) as exp:
-        yield exp
+    await load_synthetic_fleet(admin)
+    return await start_exporter(namespaces=(*DEMO_NAMESPACES, namespace))
 
 
 class Tmux:

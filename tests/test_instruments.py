@@ -10,23 +10,34 @@ import pytest
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.health import KindHealth, SelfMetrics
-from exporter.instruments import Counter, Gauge, Histogram, Instruments, ProcessMetrics
+from flux_tenant_exporter.base.textformat import number
+from flux_tenant_exporter.telemetry.instruments import Counter, Gauge, Histogram, Instruments, ProcessMetrics
+from flux_tenant_exporter.telemetry.selfmetrics import SelfMetrics
+from flux_tenant_exporter.telemetry.sync import KindSync, KindTelemetry
 
 #: the process collector's values move between two renderings (CPU time, resident memory)
 _PROCESS_VALUES = re.compile(rb"(?m)^(process_[a-z_]+) \S+$")
+#: a sample's value, and a histogram bucket's bound: numbers as the text format module writes them
+_VALUE = re.compile(rb"(?m)^([^#\n][^\n]*) (\S+)$")
+_BOUND = re.compile(rb'le="([^"]+)"')
+
+
+def _number(match: re.Match[bytes], group: int) -> bytes:
+    return number(float(match.group(group))).encode()
 
 
 def _comparable(text: bytes) -> bytes:
+    """``text`` with its numbers spelled as ``base.textformat`` spells them (``1`` where prometheus-client writes
+    ``1.0``), and the process values (which move between two renderings) hidden."""
+    text = _VALUE.sub(lambda m: m.group(1) + b" " + _number(m, 2), text)
+    text = _BOUND.sub(lambda m: b'le="' + _number(m, 1) + b'"', text)
     return _PROCESS_VALUES.sub(rb"\1 <value>", text)
 
 
 def busy_self_metrics() -> SelfMetrics:
     metrics = SelfMetrics(CollectorRegistry(auto_describe=True))
     for kind in ("Kustomization", "GitRepository"):
-        health = KindHealth(kind, status="synced", last_contact=1_795_000_000.25)
-        metrics.init_kind(kind)
-        metrics.kind_status(health)
+        KindTelemetry(KindSync(kind, status="synced", last_contact=1_795_000_000.25), metrics)
     metrics.watch_requests.labels("Kustomization", "gone").inc(3)
     metrics.events.labels("Kustomization", "MODIFIED").inc(12_345_678)  # Go's exponent form: 1.2345678e+07
     metrics.last_event.labels("Kustomization").set(1_795_000_123.5)
@@ -41,14 +52,16 @@ def busy_self_metrics() -> SelfMetrics:
 
 
 def test_the_self_metrics_render_as_generate_latest_writes_them() -> None:
-    """Every family, in registration order: zeros, counts, Go float forms, histogram buckets, a removed series."""
+    """Every family, in registration order, line for line: zeros, counts, large counts, histogram buckets, a removed
+    series; the numbers are the text format module's (``1``, ``12345678``, ``0.005``)."""
     metrics = busy_self_metrics()
     rendered = metrics.render()
     assert _comparable(rendered) == _comparable(generate_latest(metrics.registry))
     assert b'fluxtenant_exporter_kind_api_version_info{kind="Kustomization",version="v1beta2"}' not in rendered
-    assert b'fluxtenant_exporter_events_total{kind="Kustomization",type="MODIFIED"} 1.2345678e+07\n' in rendered
-    assert b'fluxtenant_exporter_publish_duration_seconds_bucket{le="0.005"} 2.0\n' in rendered
-    assert b"fluxtenant_exporter_publish_duration_seconds_count 6.0\n" in rendered
+    assert b'fluxtenant_exporter_events_total{kind="Kustomization",type="MODIFIED"} 12345678\n' in rendered
+    assert b'fluxtenant_exporter_publish_duration_seconds_bucket{le="0.005"} 2\n' in rendered
+    assert b'fluxtenant_exporter_publish_duration_seconds_bucket{le="1"} 5\n' in rendered
+    assert b"fluxtenant_exporter_publish_duration_seconds_count 6\n" in rendered
     assert b"process_resident_memory_bytes " in rendered
     assert b'fluxtenant_exporter_build_info{python_version="' in rendered
 
@@ -62,7 +75,7 @@ def test_a_changed_value_is_rendered_again() -> None:
     for value in (1, 1, 2.5, math.inf, math.nan, 0):
         series.set(value)
         lines.append(instruments.render().decode().splitlines()[-1])
-    assert lines == ['g{a="x"} 1.0', 'g{a="x"} 1.0', 'g{a="x"} 2.5', 'g{a="x"} +Inf', 'g{a="x"} NaN', 'g{a="x"} 0.0']
+    assert lines == ['g{a="x"} 1', 'g{a="x"} 1', 'g{a="x"} 2.5', 'g{a="x"} +Inf', 'g{a="x"} NaN', 'g{a="x"} 0']
 
 
 def test_label_values_are_escaped_and_the_registry_reads_the_same_samples() -> None:
@@ -75,7 +88,7 @@ def test_label_values_are_escaped_and_the_registry_reads_the_same_samples() -> N
     histogram.observe(0.1)  # a bound belongs to its own bucket
     histogram.observe(5)
     text = instruments.render()
-    assert text == generate_latest(registry)
+    assert _comparable(text) == _comparable(generate_latest(registry))
     families = {f.name: f for f in text_string_to_metric_families(text.decode())}
     (sample,) = families["weird"].samples
     assert sample.labels == {"b": 'say "hi"', "a": "back\\slash\nnext"}

@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
-from exporter.durations import parse_duration
-from exporter.model import Condition, parse_namespace, parse_object, parse_time
-from exporter.redact import redact
-from exporter.wire import MalformedObject
+from flux_tenant_exporter.base.durations import parse_duration
+from flux_tenant_exporter.base.redact import redact
+from flux_tenant_exporter.base.timefmt import parse_time
+from flux_tenant_exporter.flux.model import Condition
+from flux_tenant_exporter.flux.projection import parse_namespace, parse_object
+from flux_tenant_exporter.kube.codec import MalformedObject
 from testbed import fleet
 
 
@@ -25,8 +27,8 @@ def test_kustomization_projection_keeps_only_used_fields() -> None:
     obj = parse_object(raw)
     assert str(obj.source) == "GitRepository/team-a/repo"
     assert [str(d) for d in obj.depends_on] == ["Kustomization/team-a/infra", "Kustomization/flux-system/crds"]
-    assert obj.health is not None
-    assert (obj.service_account, obj.target_namespace, obj.health.timeout) == ("flux", "web", 150.0)
+    assert obj.signals is not None
+    assert (obj.service_account, obj.target_namespace, obj.signals.timeout) == ("flux", "web", 150.0)
     assert obj.applied_revision == obj.attempted_revision == "main@sha1:abc"
     assert obj.inventory.size == 2
     assert obj.inventory.cluster_scoped == ("_admin_rbac.authorization.k8s.io_ClusterRole",)
@@ -35,9 +37,9 @@ def test_kustomization_projection_keeps_only_used_fields() -> None:
 
 
 def conditions(raw: dict[str, Any]) -> tuple[Condition, ...]:
-    health = parse_object(raw).health
-    assert health is not None
-    return health.conditions
+    signals = parse_object(raw).signals
+    assert signals is not None
+    return signals.conditions
 
 
 def test_conditions_kept_are_the_kstatus_ones_and_the_abnormal_others() -> None:

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from exporter.exposition import ALL_FAMILIES
-from exporter.health import SelfMetrics
-from exporter.mixin import PROMETHEUS_RULE_FILE, RULES_FILE, render
+from flux_tenant_exporter.render.prometheus.families import ALL_FAMILIES
+from flux_tenant_exporter.telemetry.selfmetrics import SelfMetrics
+from fte_mixin import PROMETHEUS_RULE_FILE, RULES_FILE, render
 
 ROOT = Path(__file__).parent.parent
 
@@ -28,7 +28,7 @@ def tool(name: str) -> str:
 
 
 def known_metrics() -> set[str]:
-    names = {f.name for f in ALL_FAMILIES}
+    names: set[str] = {f.name for f in ALL_FAMILIES}
     for family in SelfMetrics(CollectorRegistry()).registry.collect():
         suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "info": ("_info",)}
         names |= {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
@@ -58,6 +58,7 @@ def test_prometheusrule_holds_the_same_groups_as_the_rule_file() -> None:
     assert crd["spec"] == plain
 
 
+@pytest.mark.prometheus
 def test_promtool_checks_and_unit_tests_pass() -> None:
     """`promtool check rules` and `promtool test rules` (every alert fires in one case, stays silent in another)."""
     promtool = tool("promtool")
@@ -116,6 +117,7 @@ def test_dashboards_use_the_datasource_cluster_and_tenant_variables() -> None:
             assert all('tenant=~"$tenant"' in t["expr"] for p in board["panels"] for t in p["targets"])
 
 
+@pytest.mark.prometheus
 def test_example_alertmanager_config_is_valid() -> None:
     """amtool accepts the example routing that the end-to-end test uses."""
     amtool = tool("amtool")

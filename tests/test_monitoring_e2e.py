@@ -22,14 +22,16 @@ import pytest
 import yaml
 from monitoring_stack import Receiver, eventually, monitoring, query, substitute
 
-from exporter.app import Exporter
-from exporter.kubeapi import KubeClient
-from exporter.mixin import needs_objects
-from exporter.settings import Settings, WatchSettings
-from exporter.vocabulary import Detail
+from flux_tenant_exporter.base.config import ServeSettings, WatchSettings
+from flux_tenant_exporter.base.vocabulary import Detail
+from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.serve.app import Exporter
+from fte_mixin import needs_objects
 from testbed import fleet
 from testbed.controlplane import ControlPlane
 from testbed.synthetic import load_synthetic_fleet
+
+pytestmark = pytest.mark.prometheus
 
 ROOT = Path(__file__).parent.parent
 #: the webhook path of the receiver team-a/flux-tenant-alerts/team-a-oncall of the AlertmanagerConfig example
@@ -86,7 +88,7 @@ async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[S
                                             "namespaces")
     await fleet.patch(admin, namespaces, {"metadata": {"labels": {"team": "alpha",
                                                                   "app.kubernetes.io/part-of": "platform-base"}}})
-    settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.05, namespaces=DEMO_NAMESPACES,
+    settings = ServeSettings(listen_address="127.0.0.1", port=0, publish_interval=0.05, namespaces=DEMO_NAMESPACES,
                         watch=WatchSettings(backoff_initial=0.05), resource_labels=RESOURCE_LABELS, detail="all")
     exporter = Exporter(settings, await KubeClient.from_kubeconfig(control_plane.kubeconfig))
     stop = asyncio.Event()
@@ -240,7 +242,7 @@ async def lower_levels_keep_what_they_document(
     stack: Stack, rules: list[dict[str, Any]], targets: list[tuple[str, str, str]]
 ) -> None:
     """At --detail=failing every panel query and every rule selector that has data at `all` has data too; at
-    --detail=tenants only the queries reading per-object series (exporter.mixin.needs_objects, listed in the
+    --detail=tenants only the queries reading per-object series (fte_mixin.needs_objects, listed in the
     README as needing `failing`) return nothing, and every other panel and rule keeps its data. Across the three
     jobs (as across HA replicas) every query still evaluates: no join meets duplicate series."""
     for expr in [substitute(t[2]) for t in targets] + [r["expr"] for r in rules]:

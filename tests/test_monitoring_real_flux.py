@@ -25,12 +25,14 @@ import pytest
 import yaml
 from monitoring_stack import Receiver, eventually, monitoring, query, substitute
 
-from exporter.app import Exporter
-from exporter.kubeapi import KubeClient
-from exporter.settings import from_args
+from flux_tenant_exporter.cli.flags import parse_serve
+from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.serve.app import Exporter
 from testbed import demofleet, scenario
 from testbed.demofleet import DemoFleet
 from testbed.realflux import RealFlux
+
+pytestmark = pytest.mark.prometheus
 
 ROOT = Path(__file__).parent.parent
 NAMESPACES = (demofleet.PLATFORM_NS, *demofleet.TENANTS, demofleet.SYNTHETIC_NS)
@@ -66,7 +68,7 @@ async def stack(flux: RealFlux, stack_dir: Path) -> AsyncIterator[Stack]:
     """The exporter (started first, so it sees every transition), the demo fleet on the real controllers,
     Prometheus and Alertmanager."""
     admin = await KubeClient.from_kubeconfig(flux.control_plane.kubeconfig)
-    settings = replace(from_args(["serve", *EXPORTER_FLAGS]), publish_interval=0.05)
+    settings = replace(parse_serve(["serve", *EXPORTER_FLAGS]), publish_interval=0.05)
     exporter = Exporter(settings, await KubeClient.from_kubeconfig(flux.control_plane.kubeconfig))
     stop = asyncio.Event()
     exporter_task = asyncio.create_task(exporter.run(stop))

@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from exporter.app import Exporter
-from exporter.documents import tenants_doc
-from exporter.kubeapi import KubeClient
-from exporter.settings import Settings, WatchSettings
+from flux_tenant_exporter.base.config import ServeSettings, WatchSettings
+from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.render.documents import tenants_doc
+from flux_tenant_exporter.serve.app import Exporter
 from testbed import fleet, scenario
 from testbed.cases import CASES, Case, set_up, settled, subject
 from testbed.controllers import create_tenant
@@ -50,7 +50,7 @@ async def start_exporter(flux: RealFlux) -> AsyncIterator[StartExporter]:
 
     async def start() -> Exporter:
         client = await KubeClient.from_kubeconfig(flux.control_plane.kubeconfig)
-        settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01,
+        settings = ServeSettings(listen_address="127.0.0.1", port=0, publish_interval=0.01,
                             watch=WatchSettings(backoff_initial=0.05, backoff_max=0.5, rediscover_interval=0.2))
         exporter = Exporter(settings, client)
         stop = asyncio.Event()

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from exporter.app import Exporter
-from exporter.documents import tenants_doc
-from exporter.kubeapi import KubeClient
-from exporter.settings import Settings, StuckThresholds, WatchSettings
+from flux_tenant_exporter.base.config import ServeSettings, StuckThresholds, WatchSettings
+from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.render.documents import tenants_doc
+from flux_tenant_exporter.serve.app import Exporter
 from testbed import scenario
 from testbed.controllers import create_tenant
 from testbed.realflux import RealFlux
@@ -49,7 +49,7 @@ def _resource(exporter: Exporter, tenant: str, name: str) -> dict[str, Any] | No
 @pytest.fixture
 async def start(flux: RealFlux) -> AsyncIterator[Start]:
     """Start exporters with a 25 s stuck threshold on the real controllers' cluster; stopped after the test."""
-    settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.01, refresh_interval=0.5,
+    settings = ServeSettings(listen_address="127.0.0.1", port=0, publish_interval=0.01, refresh_interval=0.5,
                         thresholds=StuckThresholds(not_ready=STUCK_AFTER),
                         watch=WatchSettings(backoff_initial=0.05, backoff_max=0.5))
     async with contextlib.AsyncExitStack() as running:

@@ -6,13 +6,12 @@ import time
 
 import pytest
 
-from exporter.documents import tenants_doc
-from exporter.exposition import Renderer
-from exporter.model import parse_object
-from exporter.redact import redact
-from exporter.store import Store
-from exporter.tenants import TenantResolver
-from exporter.view import build_view
+from flux_tenant_exporter.base.redact import redact
+from flux_tenant_exporter.flux.projection import parse_object
+from flux_tenant_exporter.render.documents import tenants_doc
+from flux_tenant_exporter.render.prometheus.renderer import Renderer, RenderOptions
+from flux_tenant_exporter.state.store import Store
+from flux_tenant_exporter.state.view import build_view
 from testbed import fleet
 
 JWT = ("eyJhbGciOiJSUzI1NiIsImtpZCI6IjEyMyJ9.eyJpc3MiOiJrdWJlcm5ldGVzL3NlcnZpY2VhY2NvdW50Iiwic3ViIjoieCJ9"
@@ -106,10 +105,9 @@ def test_redaction_is_idempotent() -> None:
         assert redact(once) == once
 
 
-def test_no_field_or_label_leaks_through_metrics_or_tenants() -> None:
+def test_no_field_or_label_leaks_through_metrics_or_tenants(store: Store) -> None:
     """Every free-text field (messages) and URL-like label (``url``, also of gotk_resource_info) is redacted: a
     fleet whose statuses and URLs hold every shape leaks none of them into /metrics or /tenants."""
-    store = Store(resolver=TenantResolver())
     secrets = [s for _, parts in LEAKS for s in parts]
     for i, (text, _) in enumerate(LEAKS):
         repo = fleet.gitrepository("t", f"repo-{i}", url="https://bot:p@ss@w0rd@git.example.com/app.git")
@@ -120,7 +118,7 @@ def test_no_field_or_label_leaks_through_metrics_or_tenants() -> None:
         bucket["status"] = fleet.failed_status("BucketOperationFailed", text)
         store.upsert(parse_object(bucket))
     view = build_view(store, now=time.time())
-    exposition = Renderer(gotk_compat=True).render(view, store)
+    exposition = Renderer(RenderOptions(gotk_compat=True)).render(view)
     metrics_text = b"".join(exposition.pieces()).decode()
     assert 'url="https://***@git.example.com/app.git"' in metrics_text
     assert "gotk_resource_info{" in metrics_text

@@ -15,22 +15,25 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from exporter import web as web_module
-from exporter.app import Exporter
-from exporter.documents import resource_doc, timestamp
-from exporter.kubeapi import KubeClient, TokenFile
-from exporter.model import NamespaceInfo, parse_namespace, parse_object, parse_time
-from exporter.settings import Settings
-from exporter.store import CHANGES_KEPT, Store
-from exporter.tenants import TenantMapping, TenantResolver
-from exporter.view import ViewCache, build_view
-from exporter.web import TENANTS_BODY, create_app
+from flux_tenant_exporter.base.config import ServeSettings
+from flux_tenant_exporter.base.timefmt import parse_time, timestamp
+from flux_tenant_exporter.flux.interning import MAX_MESSAGE, Interner
+from flux_tenant_exporter.flux.model import NamespaceInfo
+from flux_tenant_exporter.flux.projection import Projector, parse_namespace, parse_object
+from flux_tenant_exporter.flux.tenants import TenantMapping
+from flux_tenant_exporter.kube.client import KubeClient, TokenFile
+from flux_tenant_exporter.render.documents import resource_doc
+from flux_tenant_exporter.serve import web as web_module
+from flux_tenant_exporter.serve.app import Exporter
+from flux_tenant_exporter.serve.web import TENANTS_BODY, create_app
+from flux_tenant_exporter.state.store import CHANGES_KEPT, Store
+from flux_tenant_exporter.state.view import ViewCache, build_view
 from testbed import fleet
 
 
 def offline_exporter(**overrides: object) -> Exporter:
     """An Exporter that is never started: its publisher and web app run against its own store."""
-    settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.0, **overrides)  # type: ignore[arg-type]
+    settings = ServeSettings(listen_address="127.0.0.1", port=0, publish_interval=0.0, **overrides)  # type: ignore[arg-type]
     return Exporter(settings, KubeClient(host="https://127.0.0.1:1", ssl_context=False))
 
 
@@ -155,23 +158,21 @@ def parse_object_ns(name: str, tenant: str) -> NamespaceInfo:
     return parse_namespace(fleet.namespace(name, tenant=tenant), "toolkit.fluxcd.io/tenant")
 
 
-def test_year_one_timestamps_are_rfc3339() -> None:
+def test_year_one_timestamps_are_rfc3339(store: Store) -> None:
     """Go's zero time (year 1), which a status may carry, is served as 0001-01-01T00:00:00Z."""
     assert timestamp(parse_time("0001-01-01T00:00:00Z")) == "0001-01-01T00:00:00Z"
     assert timestamp(parse_time("2026-03-04T05:06:07Z")) == "2026-03-04T05:06:07Z"
     raw = fleet.kustomization("t", "app")
     raw["status"] = fleet.failed_status("ArtifactFailed", "Source artifact not found")
     raw["status"]["conditions"][0]["lastTransitionTime"] = "0001-01-01T00:00:00Z"
-    store = Store(resolver=TenantResolver())
     store.upsert(parse_object(raw))
     doc = resource_doc(build_view(store, now=time.time()).resources[0])
     assert doc["since"] == "0001-01-01T00:00:00Z"
 
 
-def test_a_never_reconciled_object_has_no_generation_lag_of_two() -> None:
+def test_a_never_reconciled_object_has_no_generation_lag_of_two(store: Store) -> None:
     """observedGeneration -1 (what the controllers write before the first success) is one unobserved generation
     for generation 1, not two; a current object has none."""
-    store = Store(resolver=TenantResolver())
     for name, generation, observed in (("new", 1, -1), ("current", 3, 3), ("behind", 5, 3)):
         raw = fleet.kustomization("t", name)
         raw["metadata"]["generation"] = generation
@@ -182,10 +183,9 @@ def test_a_never_reconciled_object_has_no_generation_lag_of_two() -> None:
     assert lags == {"new": 1, "current": 0, "behind": 2}
 
 
-def test_the_change_log_is_trimmed_to_what_the_publisher_has_not_read() -> None:
+def test_the_change_log_is_trimmed_to_what_the_publisher_has_not_read(store: Store) -> None:
     """Under churn the store's change log holds only changes the publisher has not derived yet, not up to
     CHANGES_KEPT keys; the next publish is still incremental and correct."""
-    store = Store(resolver=TenantResolver())
     cache = ViewCache()
     for round_ in range(3):
         for i in range(1000):
@@ -204,24 +204,21 @@ def test_the_change_log_is_trimmed_to_what_the_publisher_has_not_read() -> None:
     assert CHANGES_KEPT > 1000  # so the emptied log above is the trimming's doing, not the cap's
 
 
-def test_churn_of_distinct_long_messages_keeps_the_string_caches_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_churn_of_distinct_long_messages_keeps_the_string_caches_bounded(store: Store) -> None:
     """Every status write carrying a new 4 KiB message (the worst case for the sharing and redaction tables) holds
-    at most MESSAGE_CACHE_CHARS characters in them, however long the churn; messages are still served whole. (The
-    budget is lowered to 256 Ki characters so a few hundred writes cross it several times.)"""
-    from exporter import model  # noqa: PLC0415
-
-    monkeypatch.setattr(model, "MESSAGE_CACHE_CHARS", 256 * 1024)
-    store = Store(resolver=TenantResolver())
+    at most the interner's message budget of characters in them, however long the churn; messages are still served
+    whole. (The budget is lowered to 256 Ki characters so a few hundred writes cross it several times.)"""
+    interner = Interner(message_chars=256 * 1024)
+    projector = Projector(interner)
     resets = 0
     for i in range(300):
         raw = fleet.kustomization("t", f"app-{i % 50}")
         message = f"health check {i} failed: " + "x" * 4000
         raw["status"] = fleet.failed_status("HealthCheckFailed", message)
-        obj = parse_object(raw)
-        assert obj.health is not None
-        assert obj.health.conditions[0].message == message
+        obj = parse_object(raw, projector=projector)
+        assert obj.signals is not None
+        assert obj.signals.conditions[0].message == message
         store.upsert(obj)
-        held = sum(len(k) + (len(v) if v is not k else 0) for k, v in model._redacted.items())
-        assert held <= model.MESSAGE_CACHE_CHARS + 2 * model.MAX_MESSAGE
-        resets += len(model._redacted) == 1
+        assert interner.chars <= interner.message_chars + 2 * MAX_MESSAGE
+        resets += interner.messages == 1  # the tables started again with this message
     assert resets >= 3

@@ -18,13 +18,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from exporter.app import Exporter
-from exporter.kubeapi import KubeClient
-from exporter.settings import Settings
+from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.serve.app import Exporter
 from testbed import fleet
 from testbed.browser import Browser, Page, chromium
-from testbed.controlplane import ControlPlane, free_port
-from testbed.running import running_exporter
+from testbed.controlplane import free_port
+from testbed.running import StartExporter
 from testbed.synthetic import load_synthetic_fleet
 
 ROOT = Path(__file__).parent.parent
@@ -34,21 +33,14 @@ XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2
 
 
 @pytest.fixture
-async def exporter(control_plane: ControlPlane) -> AsyncIterator[Exporter]:
+async def exporter(admin: KubeClient, start_exporter: StartExporter) -> Exporter:
     """The exporter on the demo fleet plus a tenant whose failure message carries markup."""
-    admin = await KubeClient.from_kubeconfig(control_plane.kubeconfig)
-    try:
-        await load_synthetic_fleet(admin)
-        await fleet.create(admin, fleet.namespace(XSS_NS, XSS_NS), exist_ok=True)
-        await fleet.create(admin, fleet.kustomization(XSS_NS, "evil"), exist_ok=True,
-                           status=fleet.failed_status("BuildFailed", f"kustomize build failed: {XSS}",
-                                                      since=fleet.ago(minutes=30)))
-    finally:
-        await admin.close()
-    settings = Settings(listen_address="127.0.0.1", port=0, publish_interval=0.05,
-                        namespaces=(*DEMO_NAMESPACES, XSS_NS))
-    async with running_exporter(settings, control_plane.kubeconfig) as exp:
-        yield exp
+    await load_synthetic_fleet(admin)
+    await fleet.create(admin, fleet.namespace(XSS_NS, XSS_NS), exist_ok=True)
+    await fleet.create(admin, fleet.kustomization(XSS_NS, "evil"), exist_ok=True,
+                       status=fleet.failed_status("BuildFailed", f"kustomize build failed: {XSS}",
+                                                  since=fleet.ago(minutes=30)))
+    return await start_exporter(namespaces=(*DEMO_NAMESPACES, XSS_NS))
 
 
 @pytest.fixture

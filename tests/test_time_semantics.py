@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from exporter.model import parse_object
-from exporter.settings import StuckThresholds
-from exporter.store import Store
-from exporter.tenants import TenantResolver
+from flux_tenant_exporter.base.config import StuckThresholds
+from flux_tenant_exporter.flux.projection import parse_object
+from flux_tenant_exporter.flux.tenants import TenantResolver
+from flux_tenant_exporter.state.store import Store
 from testbed import fleet
 
 T0 = datetime.datetime(2026, 6, 1, 12, 0, tzinfo=datetime.UTC)

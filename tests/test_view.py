@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from exporter.model import NamespaceInfo, parse_object
-from exporter.rootcause import RootResolver
-from exporter.store import Store
-from exporter.tenants import TenantMapping, TenantResolver
-from exporter.view import ViewCache, build_view
+from flux_tenant_exporter.flux.model import NamespaceInfo
+from flux_tenant_exporter.flux.projection import parse_object
+from flux_tenant_exporter.flux.tenants import TenantMapping, TenantResolver
+from flux_tenant_exporter.state.rules.rootcause import RootResolver
+from flux_tenant_exporter.state.store import Store
+from flux_tenant_exporter.state.view import ViewCache, build_view
 from testbed import fleet
 
 
@@ -235,7 +236,7 @@ def test_relist_replaces_only_its_scope() -> None:
                                      ("Kustomization", "b", "three")]
 
 
-def test_the_store_keeps_a_digest_of_the_health_and_still_sees_every_status_change() -> None:
+def test_the_store_keeps_a_digest_of_the_signals_and_still_sees_every_status_change() -> None:
     """The stored object drops its conditions (classified once, on write): an identical status is no change, a new
     message or a new transition time of a condition is one, and a stored object cannot be classified again."""
     store = make_store()
@@ -244,7 +245,7 @@ def test_the_store_keeps_a_digest_of_the_health_and_still_sees_every_status_chan
     raw["status"] = fleet.failed_status("HealthCheckFailed", "health check failed: deployment web")
     assert store.upsert(parse_object(raw)) is True
     entry = store.objects[("Kustomization", "a", "app")]
-    assert entry.obj.health is None
+    assert entry.obj.signals is None
     assert entry.obj == parse_object(raw)  # every other field kept
     assert store.upsert(parse_object(raw)) is False  # a relist delivers the same object again
     assert store.objects[("Kustomization", "a", "app")] is entry  # its stuck timer did not restart
@@ -254,7 +255,7 @@ def test_the_store_keeps_a_digest_of_the_health_and_still_sees_every_status_chan
     assert store.objects[("Kustomization", "a", "app")].verdict.message == "health check failed: deployment api"
     raw["status"]["conditions"][0]["lastTransitionTime"] = "2026-01-01T00:00:00Z"
     assert store.upsert(parse_object(raw)) is True
-    with pytest.raises(ValueError, match="has no health"):
+    with pytest.raises(ValueError, match="has no signals"):
         store.upsert(store.objects[("Kustomization", "a", "app")].obj)
     put(store, fleet.gitrepository("a", "repo"), fleet.ready_status("GitRepository"))
     raw["status"]["conditions"][0]["message"] = "health check failed: deployment db"

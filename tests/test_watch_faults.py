@@ -16,13 +16,15 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from exporter.health import KindHealth, SelfMetrics
-from exporter.kinds import GITREPOSITORY
-from exporter.kubeapi import ApiError, KubeClient
-from exporter.settings import WatchSettings
-from exporter.store import Store
-from exporter.tenants import TenantResolver
-from exporter.watcher import FluxSink, Reflector
+from flux_tenant_exporter.base.config import WatchSettings
+from flux_tenant_exporter.base.kinds import GITREPOSITORY
+from flux_tenant_exporter.flux.projection import Projector
+from flux_tenant_exporter.ingest.reflector import Reflector
+from flux_tenant_exporter.ingest.sinks import FluxSink
+from flux_tenant_exporter.kube.client import ApiError, KubeClient
+from flux_tenant_exporter.state.store import Store
+from flux_tenant_exporter.telemetry.selfmetrics import SelfMetrics
+from flux_tenant_exporter.telemetry.sync import KindSync, KindTelemetry
 from testbed import fleet
 
 PATH = "/apis/source.toolkit.fluxcd.io/v1/gitrepositories"
@@ -98,18 +100,19 @@ def watch(*chunks: Any, status: int = 200) -> tuple[str, int, Any, dict[str, str
     return ("stream", status, list(chunks), {})
 
 
-def make(client: KubeClient, **watch_settings: Any) -> tuple[Reflector, Store, SelfMetrics, list[float]]:
-    store = Store(resolver=TenantResolver())
+def make(client: KubeClient, **watch_settings: Any) -> tuple[Reflector, Store, SelfMetrics, list[float], KindSync]:
+    store = Store()
     metrics = SelfMetrics(CollectorRegistry())
     sleeps: list[float] = []
 
     async def sleep(delay: float) -> None:
         sleeps.append(delay)
 
+    sync = KindSync("GitRepository")
     ref = Reflector(client=client, kind=GITREPOSITORY, version="v1", namespace=None,
-                    sink=FluxSink(GITREPOSITORY, store), health=KindHealth("GitRepository"), metrics=metrics,
+                    sink=FluxSink(GITREPOSITORY, store, Projector()), observer=KindTelemetry(sync, metrics),
                     settings=WatchSettings(**watch_settings), sleep=sleep)
-    return ref, store, metrics, sleeps
+    return ref, store, metrics, sleeps, sync
 
 
 def value(metrics: SelfMetrics, name: str, **labels: str) -> float:
@@ -125,7 +128,7 @@ async def test_a_3_mib_event_is_read_and_a_garbage_line_is_skipped(fake: tuple[S
         watch(b"{not json\n", event("MODIFIED", big)[:1000], event("MODIFIED", big)[1000:],
               event("WEIRD", repo("w", "3")), event("ADDED", repo("small", "4"))),
     ]
-    ref, store, metrics, _ = make(client)
+    ref, store, metrics, _, _ = make(client)
     await ref.run(iterations=1)
     assert set(store.objects) == {("GitRepository", "ns", "big"), ("GitRepository", "ns", "small")}
     assert value(metrics, "fluxtenant_exporter_malformed_events_total") == 1
@@ -136,7 +139,7 @@ async def test_a_list_answer_that_is_not_a_list_backs_off_and_retries(fake: tupl
     """A 200 whose body is not a list is an error: back off and list again, never crash."""
     script, client = fake
     script.responses += [("json", 200, {"kind": "Status"}, {}), listing("5", repo("a", "5")), watch()]
-    ref, store, _, sleeps = make(client)
+    ref, store, _, sleeps, _ = make(client)
     await ref.run(iterations=2)
     assert set(store.objects) == {("GitRepository", "ns", "a")}
     assert len(sleeps) == 1
@@ -152,7 +155,7 @@ async def test_error_410_inside_a_200_stream_relists(fake: tuple[Script, KubeCli
         listing("9", repo("a", "9")),
         watch(),
     ]
-    ref, store, metrics, _ = make(client)
+    ref, store, metrics, _, _ = make(client)
     await ref.run(iterations=2)
     assert set(store.objects) == {("GitRepository", "ns", "a")}
     assert value(metrics, "fluxtenant_exporter_relists_total", reason="gone") == 1
@@ -168,7 +171,7 @@ async def test_429_retries_the_watch_after_retry_after_without_relisting(fake: t
          {"Retry-After": "3"}),
         watch(),
     ]
-    ref, _, metrics, sleeps = make(client)
+    ref, _, metrics, sleeps, _ = make(client)
     await ref.run(iterations=2)
     assert sleeps == [3.0]
     assert [r.get("resourceVersion") for r in script.requests] == [None, "7", "7"]
@@ -186,7 +189,7 @@ async def test_an_expired_continue_token_restarts_the_list(fake: tuple[Script, K
         listing("2", repo("b", "2")),
         watch(),
     ]
-    ref, store, metrics, _ = make(client, page_size=1)
+    ref, store, metrics, _, _ = make(client, page_size=1)
     await ref.run(iterations=1)
     assert [r.get("continue") for r in script.requests[:4]] == [None, "tok1", None, "tok2"]
     assert set(store.objects) == {("GitRepository", "ns", "a"), ("GitRepository", "ns", "b")}
@@ -199,7 +202,7 @@ async def test_a_stalled_stream_is_abandoned_and_resumed_from_the_same_resource_
     """No bytes for the inactivity timeout: the watch is dropped and resumed from the last resourceVersion."""
     script, client = fake
     script.responses += [listing("3"), watch(event("ADDED", repo("a", "4")), "STALL"), watch()]
-    ref, store, metrics, sleeps = make(client, inactivity_timeout=0.3)
+    ref, store, metrics, sleeps, _ = make(client, inactivity_timeout=0.3)
     await ref.run(iterations=2)
     assert ("GitRepository", "ns", "a") in store.objects
     assert [r.get("resourceVersion") for r in script.requests] == [None, "3", "4"]
@@ -213,7 +216,7 @@ async def test_a_malformed_object_in_a_list_is_skipped_and_the_rest_kept(fake: t
     script, client = fake
     bad = {"kind": "GitRepository", "metadata": {"name": "bad", "namespace": "ns"}, "status": {"conditions": "x"}}
     script.responses += [listing("1", repo("a", "1"), bad, repo("b", "1")), watch()]
-    ref, store, metrics, _ = make(client)
+    ref, store, metrics, _, _ = make(client)
     await ref.run(iterations=1)
     assert set(store.objects) == {("GitRepository", "ns", "a"), ("GitRepository", "ns", "b")}
     assert value(metrics, "fluxtenant_exporter_malformed_events_total") == 1
@@ -225,7 +228,7 @@ async def test_server_errors_back_off_exponentially_with_jitter(fake: tuple[Scri
     status = {"kind": "Status", "code": 500, "message": "etcd unavailable"}
     failure: tuple[str, int, Any, dict[str, str]] = ("json", 500, status, {})
     script.responses += [failure] * 6
-    ref, _, _, sleeps = make(client, backoff_initial=0.8, backoff_max=5)
+    ref, _, _, sleeps, _ = make(client, backoff_initial=0.8, backoff_max=5)
     await ref.run(iterations=6)
     bases = [0.8, 1.6, 3.2, 5, 5, 5]
     assert len(sleeps) == 6
@@ -235,8 +238,8 @@ async def test_server_errors_back_off_exponentially_with_jitter(fake: tuple[Scri
 async def test_discovery_falls_back_to_the_beta_an_older_flux_serves() -> None:
     """An older Flux serves HelmRelease only at v2beta2 (and v2beta1): discovery picks v2beta2; a missing group
     is reported as absent (None)."""
-    from exporter.kinds import HELMRELEASE, KUSTOMIZATION  # noqa: PLC0415
-    from exporter.watcher import discover_version  # noqa: PLC0415
+    from flux_tenant_exporter.base.kinds import HELMRELEASE, KUSTOMIZATION  # noqa: PLC0415
+    from flux_tenant_exporter.ingest.reflector import discover_version  # noqa: PLC0415
 
     async def group(_: web.Request) -> web.Response:
         return web.json_response({"versions": [{"version": "v2beta1"}, {"version": "v2beta2"}]})
@@ -280,7 +283,7 @@ async def test_a_successful_reconnect_resets_the_backoff(fake: tuple[Script, Kub
     script, client = fake
     failure: tuple[str, int, Any, dict[str, str]] = ("json", 503, {"kind": "Status", "code": 503}, {})
     script.responses += [failure] * 4 + [listing("5", repo("a", "5")), watch(), failure, failure]
-    ref, store, _, sleeps = make(client, backoff_initial=0.8, backoff_max=30)
+    ref, store, _, sleeps, _ = make(client, backoff_initial=0.8, backoff_max=30)
     await ref.run(iterations=7)
     assert set(store.objects) == {("GitRepository", "ns", "a")}
     assert len(sleeps) == 6
@@ -299,15 +302,15 @@ async def test_an_outage_is_visible_as_disconnected_with_the_last_contact_time(
     script, client = fake
     unauthorized: tuple[str, int, Any, dict[str, str]] = ("json", 401, {"kind": "Status", "code": 401}, {})
     script.responses += [listing("5", repo("a", "5")), watch(), unauthorized, ("json", 500, {}, {})]
-    ref, _, metrics, _ = make(client)
-    ref.health.disconnected = {"*"}
+    ref, _, metrics, _, sync = make(client)
+    sync.disconnected = {"*"}
     before = time.time()
     await ref.run(iterations=2)  # list + watch (closed), then the 401
     assert value(metrics, "fluxtenant_exporter_kind_connected") == 0
     assert value(metrics, "fluxtenant_exporter_kind_synced") == 1
     contact = value(metrics, "fluxtenant_exporter_last_contact_timestamp_seconds")
     assert before <= contact <= time.time()
-    assert ref.health.last_contact == contact
+    assert sync.last_contact == contact
     await ref.run(iterations=1)  # rv is reset by run(): a fresh list, which fails with 500
     assert value(metrics, "fluxtenant_exporter_kind_connected") == 0
     assert value(metrics, "fluxtenant_exporter_last_contact_timestamp_seconds") == contact

@@ -16,13 +16,15 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.health import KindHealth, SelfMetrics
-from exporter.kinds import BUCKET, GITREPOSITORY
-from exporter.kubeapi import KubeClient, OversizedLine
-from exporter.settings import WatchSettings
-from exporter.store import Store
-from exporter.tenants import TenantResolver
-from exporter.watcher import FluxSink, Reflector, watch_kind
+from flux_tenant_exporter.base.config import WatchSettings
+from flux_tenant_exporter.base.kinds import BUCKET, GITREPOSITORY
+from flux_tenant_exporter.flux.projection import Projector
+from flux_tenant_exporter.ingest.reflector import Reflector, watch_kind
+from flux_tenant_exporter.ingest.sinks import FluxSink
+from flux_tenant_exporter.kube.client import KubeClient, OversizedLine
+from flux_tenant_exporter.state.store import Store
+from flux_tenant_exporter.telemetry.selfmetrics import SelfMetrics
+from flux_tenant_exporter.telemetry.sync import KindSync, KindTelemetry
 from testbed import fleet
 from testbed.controlplane import ControlPlane, find_assets
 
@@ -74,18 +76,13 @@ def reflector(client: KubeClient, store: Store, namespace: str, **watch: Any) ->
     metrics = SelfMetrics(CollectorRegistry())
     settings = WatchSettings(backoff_initial=0.01, backoff_max=0.05, **watch)
     ref = Reflector(client=client, kind=GITREPOSITORY, version="v1", namespace=namespace,
-                    sink=FluxSink(GITREPOSITORY, store), health=KindHealth("GitRepository"), metrics=metrics,
-                    settings=settings)
+                    sink=FluxSink(GITREPOSITORY, store, Projector()),
+                    observer=KindTelemetry(KindSync("GitRepository"), metrics), settings=settings)
     return ref, metrics
 
 
 def names(store: Store, namespace: str) -> set[str]:
     return {k[2] for k in store.objects if k[1] == namespace}
-
-
-@pytest.fixture
-def store() -> Store:
-    return Store(resolver=TenantResolver())
 
 
 async def test_deleted_while_disconnected_is_gone_after_the_410_relist(
@@ -156,12 +153,12 @@ async def test_a_crd_installed_after_start_is_discovered_and_watched(
     """A missing CRD is reported absent (the other kinds are unaffected), then found and watched once installed."""
     cp = control_plane_without_buckets
     client = await KubeClient.from_kubeconfig(cp.kubeconfig)
-    health = KindHealth("Bucket")
+    health = KindSync("Bucket")
     metrics = SelfMetrics(CollectorRegistry())
     settled = asyncio.Event()
     task = asyncio.create_task(watch_kind(
-        client=client, kind=BUCKET, sink=FluxSink(BUCKET, store), health=health, metrics=metrics,
-        settings=WatchSettings(rediscover_interval=0.2), on_status=settled.set,
+        client=client, kind=BUCKET, sink=FluxSink(BUCKET, store, Projector()),
+        observer=KindTelemetry(health, metrics, settled.set), settings=WatchSettings(rediscover_interval=0.2),
     ))
     try:
         async with asyncio.timeout(20):

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.kubeapi import KubeClient
+from flux_tenant_exporter.kube.client import KubeClient
 from testbed import scenario
 from testbed.controllers import create_tenant
 from testbed.controlplane import free_port

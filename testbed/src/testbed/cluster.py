@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from exporter.errors import UserError
-from exporter.kubeapi import KubeClient
+from flux_tenant_exporter.base.errors import UserError
+from flux_tenant_exporter.kube.client import KubeClient
 from testbed import demofleet
 from testbed.controllers import ControllersError, find_controllers
 from testbed.demo import NOT_BUILT

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from exporter.kubeapi import ApiError, KubeClient
+from flux_tenant_exporter.kube.client import ApiError, KubeClient
 from testbed.controlplane import REPO_ROOT, ControlPlane, _die_with_parent, _terminate, free_port
 from testbed.fleet import TENANT_LABEL
 from testbed.service import Service, work_directory

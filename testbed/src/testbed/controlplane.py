@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from exporter.errors import UserError
+from flux_tenant_exporter.base.errors import UserError
 from testbed.service import Service, work_directory
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

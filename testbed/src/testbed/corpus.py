@@ -21,8 +21,8 @@ from typing import Any, Final
 
 import orjson
 
-from exporter.kinds import FLUX_KINDS
-from exporter.kubeapi import KubeClient, OversizedLine
+from flux_tenant_exporter.base.kinds import FLUX_KINDS
+from flux_tenant_exporter.kube.client import KubeClient, OversizedLine
 from testbed import scenario
 from testbed.cases import AUX_NAMESPACE_SUFFIXES, CASES, Case, set_up, settled, subject
 from testbed.realflux import RealFlux, real_flux

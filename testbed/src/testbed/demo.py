@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exporter.app import Exporter
-from exporter.documents import tenants_doc
-from exporter.errors import UserError
-from exporter.kubeapi import KubeClient
-from exporter.settings import Settings
+from flux_tenant_exporter.base.config import DemoSettings, ServeSettings
+from flux_tenant_exporter.base.errors import UserError
+from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.render.documents import tenants_doc
+from flux_tenant_exporter.serve.app import Exporter
 from testbed import demofleet
 from testbed.controllers import ControllersError, find_controllers
 from testbed.demofleet import EXPECTED, DemoFleet
@@ -64,7 +64,7 @@ class RunningDemo:
 
 
 @contextlib.asynccontextmanager
-async def running_demo(settings: Settings, stop: asyncio.Event) -> AsyncIterator[RunningDemo]:
+async def running_demo(settings: ServeSettings, stop: asyncio.Event) -> AsyncIterator[RunningDemo]:
     """Start everything, seed the fleet and wait until the exporter shows it settled; stop it all on exit.
 
     Raises UserError when the controllers are not built (one line, no build started unasked).
@@ -96,7 +96,7 @@ async def running_demo(settings: Settings, stop: asyncio.Event) -> AsyncIterator
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def run_demo(settings: Settings) -> int:
+async def run_demo(settings: DemoSettings) -> int:
     """The ``demo`` command: run the demo and print where everything is; until Ctrl-C (or ready, if asked)."""
     print("Starting a local control plane, the Flux controllers (source, kustomize, helm) and Git/Helm servers ...",
           flush=True)
@@ -104,9 +104,9 @@ async def run_demo(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running_demo(settings, stop) as demo:
+    async with running_demo(settings.serve, stop) as demo:
         print(describe(demo), flush=True)
-        if settings.demo_exit_after_ready:
+        if settings.exit_after_ready:
             return 0
         print("Press Ctrl-C to stop.", flush=True)
         await stop.wait()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from exporter.kubeapi import ApiError, KubeClient
+from flux_tenant_exporter.kube.client import ApiError, KubeClient
 from testbed import scenario
 from testbed.controllers import create_tenant
 from testbed.controlplane import free_port

@@ -13,12 +13,12 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from exporter.kinds import NAMESPACE, FluxKind, by_kind
-from exporter.kubeapi import ApiError, KubeClient
-from exporter.settings import DEFAULTS
+from flux_tenant_exporter.base.config import TenancySettings
+from flux_tenant_exporter.base.kinds import NAMESPACE, WatchedKind, by_kind
+from flux_tenant_exporter.kube.client import ApiError, KubeClient
 
 #: The namespace label `flux create tenant` sets, which the exporter reads by default.
-TENANT_LABEL = DEFAULTS.tenant_label
+TENANT_LABEL = TenancySettings().tenant_label
 
 Obj = dict[str, Any]
 
@@ -62,7 +62,7 @@ def revision(branch: str = "main", seed: str = "x") -> str:
 # -- objects -------------------------------------------------------------------------------------
 
 
-def meta(kind: FluxKind, namespace: str, name: str, version: str | None = None, **extra: Any) -> Obj:
+def meta(kind: WatchedKind, namespace: str, name: str, version: str | None = None, **extra: Any) -> Obj:
     """An object skeleton of a kind (first preferred version)."""
     obj: Obj = {
         "apiVersion": f"{kind.group}/{version or kind.versions[0]}",
@@ -202,8 +202,8 @@ def bucket(
     )
 
 
-def by_kind_strict(kind: str) -> FluxKind:
-    """The FluxKind for a kind name; KeyError when unknown."""
+def by_kind_strict(kind: str) -> WatchedKind:
+    """The WatchedKind for a kind name; KeyError when unknown."""
     found = by_kind(kind)
     if found is None:
         raise KeyError(kind)
@@ -325,8 +325,8 @@ def progressing_status(
 # -- API calls -------------------------------------------------------------------------------------
 
 
-def kind_of(obj: Obj) -> FluxKind:
-    """The FluxKind of an object dict."""
+def kind_of(obj: Obj) -> WatchedKind:
+    """The WatchedKind of an object dict."""
     if obj["kind"] == "Namespace":
         return NAMESPACE
     return by_kind_strict(obj["kind"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from typing import Any, Final
 
-from exporter.kubeapi import KubeClient
+from flux_tenant_exporter.kube.client import KubeClient
 from testbed.controlplane import REPO_ROOT
 
 #: kind -> (API prefix, plural, namespaced) of every kind the manifests hold

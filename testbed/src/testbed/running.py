@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-from exporter.app import Exporter
-from exporter.kubeapi import KubeClient
-from exporter.settings import Settings
+from flux_tenant_exporter.base.config import ServeSettings, WatchSettings
+from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.serve.app import Exporter
+
+#: backoffs short enough for tests that break the API server on purpose
+FAST_WATCH = WatchSettings(backoff_initial=0.05, backoff_max=0.5, rediscover_interval=0.2)
+#: the tests' ``start_exporter`` fixture: ``await start_exporter(kubeconfig=None, **overrides)``
+StartExporter = Callable[..., Awaitable[Exporter]]
+
+
+def exporter_settings(**overrides: Any) -> ServeSettings:
+    """Serve settings for a test: loopback, an ephemeral port, publishes every 10 ms, short backoffs."""
+    values: dict[str, Any] = {"listen_address": "127.0.0.1", "port": 0, "publish_interval": 0.01,
+                              "watch": FAST_WATCH, **overrides}
+    return ServeSettings(**values)
 
 
 @contextlib.asynccontextmanager
-async def running_exporter(settings: Settings, kubeconfig: Path | str) -> AsyncIterator[Exporter]:
+async def running_exporter(settings: ServeSettings, kubeconfig: Path | str) -> AsyncIterator[Exporter]:
     """An Exporter with ``settings`` against ``kubeconfig``, ready (every kind settled and published) on entry."""
     exporter = Exporter(settings, await KubeClient.from_kubeconfig(kubeconfig))
     stop = asyncio.Event()

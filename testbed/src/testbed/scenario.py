@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import orjson
 
-from exporter.kubeapi import ApiError, KubeClient, OversizedLine
+from flux_tenant_exporter.kube.client import ApiError, KubeClient, OversizedLine
 from testbed.fleet import by_kind_strict, meta, path_of
 
 Obj = dict[str, Any]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from exporter.kubeapi import KubeClient
+from flux_tenant_exporter.kube.client import KubeClient
 from testbed import fleet
 from testbed.controllers import SHARD_KEY_LABEL
 from testbed.fleet import ago, failed_status, progressing_status, ready_status, revision

@@ -1,9 +1,0 @@
-"""``python -m exporter.mixin [ROOT]``: write the alert rules, PrometheusRule and dashboards."""
-
-import sys
-from pathlib import Path
-
-from exporter.mixin import write
-
-for written in write(Path(sys.argv[1] if len(sys.argv) > 1 else ".")):
-    print(written)  # noqa: T201

@@ -1,0 +1,158 @@
+"""``report``: classify a ``kubectl get namespaces,kustomizations,... -A -o json`` dump offline.
+
+Prints the ``/tenants`` document with every tenant's ``resources`` (``--format json``), or a table for
+people (``--format table``). Unreadable items are reported on stderr and skipped; nothing else is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+import msgspec
+import orjson
+import yaml
+
+from flux_tenant_exporter.base.config import ReportSettings
+from flux_tenant_exporter.base.errors import UserError
+from flux_tenant_exporter.base.kinds import by_kind
+from flux_tenant_exporter.base.timefmt import timestamp
+from flux_tenant_exporter.flux import schema
+from flux_tenant_exporter.flux.projection import Projector
+from flux_tenant_exporter.flux.tenants import TenantResolver
+from flux_tenant_exporter.kube import codec
+from flux_tenant_exporter.kube.codec import MalformedObject
+from flux_tenant_exporter.render.documents import Filters, tenants_doc
+from flux_tenant_exporter.state.store import Store
+from flux_tenant_exporter.state.view import build_view
+
+
+class ReportError(UserError):
+    """The input cannot be read at all."""
+
+
+def _items(doc: Any) -> Iterator[Any]:
+    if isinstance(doc, list):
+        for item in doc:
+            yield from _items(item)
+    elif isinstance(doc, dict) and isinstance(doc.get("items"), list):
+        yield from doc["items"]
+    elif isinstance(doc, dict):
+        yield doc
+
+
+def load_items(text: str) -> list[Any]:
+    """The objects in a JSON document, or in one or more YAML documents (Lists are flattened).
+
+    JSON items stay undecoded (``msgspec.Raw``) until ``build_report`` decodes each with the exporter's typed
+    decoders; YAML items are Python values.
+    """
+    stripped = text.lstrip()
+    if not stripped:
+        raise ReportError("the input is empty")
+    if stripped[0] in "{[":
+        with contextlib.suppress(*codec.DecodeError):  # YAML is a superset: let the YAML parser report the error
+            return _json_items(stripped.encode())
+    try:
+        return [item for doc in yaml.safe_load_all(text) for item in _items(doc)]
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        msg = f"the input is neither JSON nor YAML: {getattr(err, 'problem', None) or err}{where}"
+        raise ReportError(msg) from err
+
+
+def _json_items(data: bytes) -> list[Any]:
+    pending = codec.RAW_LIST.decode(data) if data.startswith(b"[") else [codec.RAW.decode(data)]
+    items: list[Any] = []
+    while pending:
+        raw = pending.pop(0)
+        if memoryview(raw)[:1].tobytes() == b"[":
+            pending[:0] = codec.RAW_LIST.decode(raw)
+            continue
+        try:
+            nested = codec.KINDED.decode(raw).items
+        except codec.DecodeError:
+            nested = None  # an unreadable item: build_report names it
+        if nested is not None:
+            pending[:0] = nested
+        else:
+            items.append(raw)
+    return items
+
+
+def _kind(item: Any) -> Any:
+    if isinstance(item, msgspec.Raw):
+        try:
+            return codec.KINDED.decode(item).kind
+        except codec.DecodeError:
+            return None
+    return item.get("kind") if isinstance(item, dict) else None
+
+
+def build_report(items: list[Any], settings: ReportSettings, *, errors: IO[str] | None = None) -> dict[str, Any]:
+    """Classify ``items`` and return the /tenants document with resources."""
+    store = Store(resolver=TenantResolver.from_settings(settings.tenancy), thresholds=settings.thresholds)
+    projector = Projector(keep_labels=settings.resource_labels)
+    skipped = 0
+    for index, item in enumerate(items):
+        kind = _kind(item)
+        try:
+            if kind == "Namespace":
+                store.upsert_namespace(projector.namespace(codec.NAMESPACES.one(item), settings.tenancy.tenant_label))
+            elif isinstance(kind, str) and by_kind(kind) is not None:
+                store.upsert(projector.project(schema.FLUX.one(item)))
+            else:
+                skipped += 1
+        except MalformedObject as err:
+            if errors is not None:
+                print(f"item {index} ({kind}): skipped: {err}", file=errors)
+    if skipped and errors is not None:
+        print(f"{skipped} item(s) of other kinds ignored", file=errors)
+    return tenants_doc(build_view(store, now=time.time()), Filters(), with_resources=True)
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """A plain-text summary: one line per tenant, then its failures (roots first)."""
+    lines = [f"{'TENANT':<24} {'STATUS':<12} {'TOTAL':>5} {'READY':>5} {'FAIL':>5} {'STUCK':>5}  VIOLATIONS"]
+    for t in doc["tenants"]:
+        c = t["counts"]
+        rules = sorted({v["rule"] for v in t["violations"]})
+        lines.append(f"{t['name']:<24} {t['status']:<12} {c['total']:>5} {c['ready']:>5} {c['failing']:>5} "
+                     f"{c['stuck']:>5}  {', '.join(rules) or '-'}")
+        for f in t["failures"]:
+            root = f["root_cause"]
+            cause = f"blocked by {root['kind']}/{root['namespace']}/{root['name']} ({f['root_category']})" if root \
+                else f"{f['category']} (owner: {f['owner']})"
+            stuck = " STUCK" if f["stuck"] else ""
+            lines.append(f"  {f['kind']}/{f['namespace']}/{f['name']}: {cause}, since {f['since']}{stuck}")
+            if not root and f["message"]:
+                lines.append(f"      {f['message'].splitlines()[0][:160]}")
+    lines.append(f"generated at {doc['generated_at'] or timestamp(time.time())}")
+    return "\n".join(lines) + "\n"
+
+
+def run_report(settings: ReportSettings, *, stdin: IO[str] | None = None, stdout: IO[str] | None = None,
+               stderr: IO[str] | None = None) -> int:
+    """The ``report`` command; returns the exit code."""
+    stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    source = settings.input or "-"
+    try:
+        if source == "-":
+            text = stdin.read()
+        else:
+            with open(source, encoding="utf-8") as handle:  # noqa: PTH123
+                text = handle.read()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        msg = f"cannot read the input {source}: {reason or err}"
+        raise ReportError(msg) from err
+    doc = build_report(load_items(text), settings, errors=stderr)
+    if settings.format == "table":
+        stdout.write(format_table(doc))
+    else:
+        stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0

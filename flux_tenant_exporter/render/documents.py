@@ -1,0 +1,128 @@
+"""The ``/tenants`` JSON contract, built from a View (shared by the HTTP API and ``report``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flux_tenant_exporter.base.timefmt import timestamp
+from flux_tenant_exporter.base.vocabulary import CATEGORIES, OWNERS, STATES, Category, Owner, State
+from flux_tenant_exporter.state.published import ResourceView, TenantView, View
+
+
+class FilterError(ValueError):
+    """A query parameter has a value outside its allowed set."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Resource filters of the API: ``?state=``, ``?category=``, ``?owner=``, ``?stuck=``."""
+
+    state: State | None = None
+    category: Category | None = None
+    owner: Owner | None = None
+    stuck: bool | None = None
+
+    @classmethod
+    def parse(cls, query: dict[str, str]) -> Filters:
+        """Validate query parameters; FilterError names the bad one and the allowed values."""
+        unknown = set(query) - {"state", "category", "owner", "stuck"}
+        if unknown:
+            msg = f"unknown query parameter(s): {', '.join(sorted(unknown))}; allowed: state, category, owner, stuck"
+            raise FilterError(msg)
+        stuck = _one_of(query, "stuck", ("true", "false"))
+        return cls(_one_of(query, "state", STATES), _one_of(query, "category", CATEGORIES),
+                   _one_of(query, "owner", OWNERS), None if stuck is None else stuck == "true")
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter is set."""
+        return any(v is not None for v in (self.state, self.category, self.owner, self.stuck))
+
+    def match(self, res: ResourceView) -> bool:
+        """Whether a resource passes every set filter."""
+        return (
+            (self.state is None or res.state == self.state)
+            and (self.category is None or res.category == self.category)
+            and (self.owner is None or res.owner == self.owner)
+            and (self.stuck is None or res.stuck == self.stuck)
+        )
+
+
+_V = TypeVar("_V", bound=str)
+
+
+def _one_of(query: dict[str, str], name: str, allowed: tuple[_V, ...]) -> _V | None:
+    """The value of query parameter ``name`` as one of ``allowed``; None when absent."""
+    value = query.get(name)
+    if value is None:
+        return None
+    for candidate in allowed:
+        if candidate == value:
+            return candidate
+    msg = f"{name}={value!r} is not one of: {', '.join(allowed)}"
+    raise FilterError(msg)
+
+
+def resource_doc(res: ResourceView) -> dict[str, Any]:
+    """One resource entry of the contract."""
+    return {
+        "kind": res.kind,
+        "namespace": res.namespace,
+        "name": res.name,
+        "tenant": res.tenant,
+        "state": res.state,
+        "category": res.category,
+        "owner": res.owner,
+        "reason": res.reason,
+        "message": res.message,
+        "since": timestamp(res.since),
+        "since_source": res.since_source,
+        "stuck": res.stuck,
+        "stuck_reason": res.stuck_reason,
+        "stuck_root": res.stuck_root,
+        "root_cause": (
+            {"kind": res.root_cause.kind, "namespace": res.root_cause.namespace, "name": res.root_cause.name}
+            if res.root_cause else None
+        ),
+        "root_category": res.root_category,
+        "violations": [v.rule for v in res.violations],
+        "revision": res.revision,
+        "suspended": res.suspended,
+        "drift": {
+            "source_since": timestamp(res.source_drift_since),
+            "attempt_since": timestamp(res.attempt_drift_since),
+        },
+        "generation_lag": res.generation_lag,
+        "last_success": timestamp(res.last_success),
+    }
+
+
+def tenant_doc(tenant: TenantView, filters: Filters, *, with_resources: bool) -> dict[str, Any]:
+    """One tenant entry; ``with_resources`` adds every (filtered) resource."""
+    doc: dict[str, Any] = {
+        "name": tenant.name,
+        "namespaces": list(tenant.namespaces),
+        "status": tenant.status,
+        "counts": dict(tenant.counts),
+        "failures": [resource_doc(r) for r in tenant.failures if filters.match(r)],
+        "violations": [
+            {"rule": v.rule, "kind": v.kind, "namespace": v.namespace, "name": v.name, "detail": v.detail}
+            for v in tenant.violations
+        ],
+    }
+    if with_resources:
+        doc["resources"] = [resource_doc(r) for r in tenant.resources if filters.match(r)]
+    return doc
+
+
+def tenants_doc(view: View, filters: Filters = Filters(), *, with_resources: bool = False) -> dict[str, Any]:
+    """The ``/tenants`` document (``report`` sets ``with_resources``)."""
+    tenants: Iterable[TenantView] = view.tenants.values()
+    if filters.active:
+        tenants = [t for t in tenants if any(filters.match(r) for r in t.resources)]
+    return {
+        "generated_at": timestamp(view.generated_at),
+        "tenants": [tenant_doc(t, filters, with_resources=with_resources) for t in tenants],
+    }

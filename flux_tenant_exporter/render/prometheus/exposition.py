@@ -1,0 +1,49 @@
+"""The exposition of one publish as handed to HTTP: a list of byte strings, never joined whole; gzip on demand."""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from collections.abc import Iterator
+
+#: /metrics is written in pieces of about this size
+WRITE_SIZE = 256 * 1024
+
+
+class Exposition:
+    """The rendered families of one publish as a list of byte strings (never joined whole), gzip on demand."""
+
+    def __init__(self, parts: tuple[bytes, ...]) -> None:
+        """``parts`` in output order."""
+        self.parts = parts
+        self._gzip: bytes | None = None
+
+    @functools.cached_property
+    def size(self) -> int:
+        """The length of the text (counted on the first scrape: a publish that nobody reads costs nothing)."""
+        return sum(map(len, self.parts))
+
+    @property
+    def body(self) -> bytes:
+        """The whole text at once (tests, small fleets)."""
+        return b"".join(self.parts)
+
+    def pieces(self, size: int = WRITE_SIZE) -> Iterator[bytes]:
+        """The text in pieces of about ``size`` bytes, for writing to a socket."""
+        batch: list[bytes] = []
+        held = 0
+        for part in self.parts:
+            batch.append(part)
+            held += len(part)
+            if held >= size:
+                yield b"".join(batch)
+                batch, held = [], 0
+        if batch:
+            yield b"".join(batch)
+
+    def gzipped(self) -> bytes:
+        """The text as one gzip member (concatenated members are a valid gzip stream)."""
+        if self._gzip is None:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+            self._gzip = b"".join([*map(compressor.compress, self.parts), compressor.flush()])
+        return self._gzip

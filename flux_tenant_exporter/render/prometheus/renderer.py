@@ -1,0 +1,377 @@
+"""Render the published View as Prometheus text exposition, once per publish, not per scrape.
+
+Object families are rendered per object and cached by the object's ``ResourceView`` (a frozen value): an unchanged
+object is not rendered again. The families themselves (name, HELP, type, samples) are in ``families``; a scrape
+concatenates the exposition with the exporter's self-metrics.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from itertools import accumulate
+from operator import attrgetter, itemgetter
+from typing import Final
+
+from flux_tenant_exporter.base.config import ServeSettings, resource_label_name
+from flux_tenant_exporter.base.vocabulary import INFO_LABELS, Detail, InfoLabel, MetricFamily
+from flux_tenant_exporter.render.prometheus.exposition import Exposition
+from flux_tenant_exporter.render.prometheus.families import (
+    COUNTER_FAMILIES,
+    GOTK_INFO,
+    OBJECT_FAMILIES,
+    RESOURCE_INFO,
+    TENANT_FAMILIES,
+    Family,
+    TenantTotals,
+    gotk_samples,
+    identity,
+    info_samples,
+    tenant_identity,
+    tenant_totals,
+)
+from flux_tenant_exporter.state.published import ResourceView, TenantView, Transitions, View
+from flux_tenant_exporter.state.store import Key
+
+#: objects per block of the exposition; a block is re-joined when one of its objects changes
+BLOCK: Final = 128
+
+
+def needs_attention(res: ResourceView) -> bool:
+    """Whether ``--detail=failing`` keeps the object's series.
+
+    Not Ready (failing, progressing, suspended, unknown), stuck, drifting, behind its generation or breaking a
+    policy rule: every object a shipped alert can fire on.
+    """
+    return (res.state != "ready" or res.stuck or res.stuck_root or res.source_drift_since is not None
+            or res.attempt_drift_since is not None or bool(res.violations) or res.generation_lag > 0)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What the exposition carries: the cardinality controls of the serve settings."""
+
+    gotk_compat: bool = False
+    detail: Detail = "all"
+    #: the families rendered (None: all)
+    families: frozenset[MetricFamily] | None = None
+    drop_info_labels: tuple[InfoLabel, ...] = ()
+    resource_labels: tuple[str, ...] = ()
+    object_limit: int = 0
+    #: objects per block (a test makes blocks small)
+    block: int = BLOCK
+
+    @classmethod
+    def from_settings(cls, settings: ServeSettings) -> RenderOptions:
+        """The options of ``settings`` (which checked the family names when they were made)."""
+        return cls(gotk_compat=settings.gotk_compat, detail=settings.detail, families=settings.families,
+                   drop_info_labels=settings.drop_info_labels, resource_labels=settings.resource_labels,
+                   object_limit=settings.object_limit)
+
+    def enabled(self, family: Family[ResourceView] | Family[TenantTotals] | Family[Transitions]) -> bool:
+        """Whether ``family`` is rendered."""
+        return self.families is None or family.name in self.families
+
+    def object_families(self) -> tuple[Family[ResourceView], ...]:
+        """The per-object families rendered, in output order.
+
+        The info family carries the options' labels; ``gotk_resource_info`` comes last when asked for; there is none
+        at ``--detail=tenants``.
+        """
+        if self.detail == "tenants":
+            return ()
+        families = [f for f in OBJECT_FAMILIES if self.enabled(f)]
+        if self.drop_info_labels or self.resource_labels:
+            keep = tuple(label for label in INFO_LABELS if label not in self.drop_info_labels)
+            names = tuple((key, resource_label_name(key)) for key in self.resource_labels)
+            families = [replace(f, samples=info_samples(keep, names)) if f is RESOURCE_INFO else f for f in families]
+        if self.gotk_compat and self.enabled(GOTK_INFO):
+            families.append(replace(GOTK_INFO, samples=gotk_samples(self.drop_info_labels)))
+        return tuple(families)
+
+
+class _Block:
+    """A run of consecutive objects (in View order) and their rendered text, per object family."""
+
+    __slots__ = ("keys", "lengths", "parts", "shown", "views")
+
+    def __init__(self, views: list[ResourceView], chunks: list[tuple[bytes, ...]], families: int) -> None:
+        self.views = views
+        self.keys = [v.key for v in views]
+        self.parts = [b"".join(map(itemgetter(f), chunks)) for f in range(families)]
+        #: each object's length of text per family; None for a family with no text in the block (at
+        #: --detail=failing most families of a block of healthy objects)
+        self.lengths: list[array[int] | None] = [
+            array("I", map(len, map(itemgetter(f), chunks))) if part else None for f, part in enumerate(self.parts)
+        ]
+        #: objects with at least one sample (the ones --object-limit counts)
+        self.shown = sum(1 for c in chunks if any(c))
+
+    def position(self, key: Key) -> int:
+        """The index of ``key`` in the block, or -1."""
+        at = bisect.bisect_left(self.keys, key)
+        return at if at < len(self.keys) and self.keys[at] == key else -1
+
+    def replace(self, at: int, res: ResourceView, chunks: tuple[bytes, ...]) -> list[int]:
+        """Put ``res`` and its ``chunks`` in place of the object at ``at``; returns the families whose text changed."""
+        changed = []
+        was_shown = any(lengths[at] for lengths in self.lengths if lengths is not None)
+        for family, (chunk, known) in enumerate(zip(chunks, self.lengths, strict=True)):
+            if known is None and not chunk:
+                continue
+            lengths = known if known is not None else array("I", bytes(4 * len(self.keys)))
+            self.lengths[family] = lengths
+            start, size = sum(lengths[:at]), lengths[at]
+            part = self.parts[family]
+            if size == len(chunk) and part[start : start + size] == chunk:
+                continue
+            self.parts[family] = b"".join((part[:start], chunk, part[start + size :]))
+            lengths[at] = len(chunk)
+            changed.append(family)
+        self.views[at] = res
+        self.shown += any(chunks) - was_shown
+        return changed
+
+    def chunks(self) -> list[tuple[bytes, ...]]:
+        """Each object's chunks again, sliced out of the block's text."""
+        columns = []
+        for part, lengths in zip(self.parts, self.lengths, strict=True):
+            if lengths is None:
+                columns.append([b""] * len(self.keys))
+                continue
+            ends = list(accumulate(lengths, initial=0))
+            columns.append([part[ends[i] : ends[i + 1]] for i in range(len(lengths))])
+        return list(zip(*columns, strict=True)) if columns else [() for _ in self.keys]
+
+    def first_shown(self, count: int) -> list[bytes]:
+        """The block's text per family, cut after its first ``count`` shown objects."""
+        kept: list[tuple[bytes, ...]] = []
+        for chunk in self.chunks():
+            if count <= 0:
+                break
+            kept.append(chunk)
+            count -= any(chunk)
+        return [b"".join(map(itemgetter(f), kept)) for f in range(len(self.parts))]
+
+
+class Renderer:
+    """Renders the exposition, re-rendering only objects whose ``ResourceView`` changed.
+
+    The object families are kept as blocks of ~128 consecutive objects, each holding its rendered text per
+    family (and the length of every object's piece in it). A change re-renders the object and re-joins its
+    block; nothing else is copied, and the exposition handed to HTTP is the list of block texts. So a publish
+    after a few events costs a few blocks whatever the fleet size, and the rendered text is held once.
+
+    ``RenderOptions`` choose the families, the objects with per-object series (``detail``, ``object_limit``)
+    and the labels of the info series; tenant families always count every object.
+    """
+
+    def __init__(self, options: RenderOptions | None = None) -> None:
+        """A renderer with ``options`` (default: every family, every object)."""
+        self.options = options = options or RenderOptions()
+        self._families = options.object_families()
+        #: the families rendered for an object that ``--detail=failing`` leaves out (gotk_resource_info)
+        self._every_object = tuple(f.every_object for f in self._families)
+        self._tenant_families = tuple(f for f in TENANT_FAMILIES if options.enabled(f))
+        self._counter_families = tuple(f for f in COUNTER_FAMILIES if options.enabled(f))
+        self._headers = [family.header() for family in self._families]
+        self._empty = (b"",) * len(self._families)
+        self._blocks: list[_Block] = []
+        self._serial = -1
+        self._tenants: dict[str, tuple[TenantView, TenantTotals, tuple[bytes, ...]]] = {}
+        #: the object families' part of the output (headers and block texts), kept between renders and patched
+        #: where a block's text changed in place; None when blocks were added, removed or split
+        self._object_parts: list[bytes] | None = None
+        #: the per-tenant families' part (headers and one chunk per tenant), with each tenant's row, likewise
+        self._tenant_parts: list[bytes] | None = None
+        self._tenant_rows: dict[str, int] = {}
+        #: the transition counters' part, and the counts it shows
+        self._counter_parts: tuple[Transitions | None, list[bytes]] = (None, [])
+        self.rendered_objects = 0
+        self.rendered_tenants = 0  # tenants whose samples were formatted (not reused)
+        #: objects left without per-object series by the object limit at the last render
+        self.over_limit = 0
+
+    def render(self, view: View) -> Exposition:
+        """The exposition of every object, tenant and counter family for ``view``."""
+        incremental = bool(self._blocks) and view.parent == self._serial and view.parent >= 0
+        if not incremental:
+            self._rebuild(view.resources)
+            self._object_parts = None
+        elif view.changed:
+            self._apply(view)
+        self._serial = view.serial
+        if self.options.object_limit:  # which objects are shown can move with any change: assembled anew
+            object_parts = self._assemble(self._limited())
+        else:
+            if self._object_parts is None:
+                self._object_parts = self._assemble([block.parts for block in self._blocks])
+            object_parts = self._object_parts
+        tenant_parts = self._tenant_section(view, incremental=incremental)
+        return Exposition((*object_parts, *tenant_parts, *self._counters(view.transitions)))
+
+    def _counters(self, transitions: Transitions) -> list[bytes]:
+        """The transition counters' headers and samples (rendered again only when the counts changed)."""
+        shown, parts = self._counter_parts
+        if shown is not transitions:
+            parts = []
+            for family in self._counter_families:
+                parts += (family.header(), family.samples(transitions, "").encode())
+            self._counter_parts = (transitions, parts)
+        return parts
+
+    def _assemble(self, columns: list[list[bytes]]) -> list[bytes]:
+        """Per object family its header, then its text from each block: ``len(columns) + 1`` parts per family."""
+        parts: list[bytes] = []
+        for index, header in enumerate(self._headers):
+            parts.append(header)
+            parts.extend(column[index] for column in columns)
+        return parts
+
+    def _limited(self) -> list[list[bytes]]:
+        """Each block's text per family, up to ``object_limit`` shown objects."""
+        limit = self.options.object_limit
+        if not limit:
+            self.over_limit = 0
+            return [block.parts for block in self._blocks]
+        columns: list[list[bytes]] = []
+        shown = 0
+        for block in self._blocks:
+            if shown + block.shown <= limit:
+                columns.append(block.parts)
+            elif shown < limit:
+                columns.append(block.first_shown(limit - shown))
+            shown += block.shown
+        self.over_limit = max(0, shown - limit)
+        return columns
+
+    def _render(self, res: ResourceView) -> tuple[bytes, ...]:
+        """The object's text per rendered family (b"" where it has no sample)."""
+        families = self._families
+        if not families:
+            return self._empty
+        if self.options.detail == "failing" and not needs_attention(res):
+            if not any(self._every_object):
+                return self._empty
+            ident = identity(res)
+            return tuple(f.samples(res, ident).encode() if every else b""
+                         for f, every in zip(families, self._every_object, strict=True))
+        self.rendered_objects += 1
+        ident = identity(res)
+        return tuple(f.samples(res, ident).encode() for f in families)
+
+    def _rebuild(self, resources: Sequence[ResourceView]) -> None:
+        """All blocks anew, reusing the text of objects whose view is equal to the one rendered before."""
+        previous: dict[Key, tuple[ResourceView, tuple[bytes, ...]]] = {}
+        for block in self._blocks:
+            previous.update(zip(block.keys, zip(block.views, block.chunks(), strict=True), strict=True))
+        blocks = []
+        size = self.options.block
+        for start in range(0, len(resources), size):
+            views = list(resources[start : start + size])
+            chunks = []
+            for res in views:
+                old = previous.get(res.key)
+                chunks.append(old[1] if old is not None and (old[0] is res or old[0] == res) else self._render(res))
+            blocks.append(_Block(views, chunks, len(self._families)))
+        self._blocks = blocks
+
+    def _apply(self, view: View) -> None:
+        """Re-render the changed objects and re-join the blocks holding them (adding or removing objects)."""
+        current = {res.key: res for res in _changed_views(view)}
+        firsts = [block.keys[0] for block in self._blocks]
+        by_block: dict[int, list[Key]] = {}
+        for key in view.changed:
+            by_block.setdefault(max(0, bisect.bisect_right(firsts, key) - 1), []).append(key)
+        replaced: dict[int, list[_Block]] = {}
+        stride = len(self._blocks) + 1
+        for index, keys in by_block.items():
+            block = self._blocks[index]
+            places = [block.position(key) for key in keys]
+            if all(at >= 0 and key in current for key, at in zip(keys, places, strict=True)):
+                # objects changed in place (the common case): patch the block's text and the assembled output
+                for key, at in zip(keys, places, strict=True):
+                    for family in block.replace(at, current[key], self._render(current[key])):
+                        if self._object_parts is not None:
+                            self._object_parts[family * stride + 1 + index] = block.parts[family]
+                continue
+            entries = dict(zip(block.keys, zip(block.views, block.chunks(), strict=True), strict=True))
+            for key in keys:
+                res = current.get(key)
+                if res is None:
+                    entries.pop(key, None)
+                else:
+                    entries[key] = (res, self._render(res))
+            ordered = sorted(entries.items())
+            size = self.options.block
+            replaced[index] = [
+                _Block([v for _, (v, _) in ordered[i : i + size]], [c for _, (_, c) in ordered[i : i + size]],
+                       len(self._families))
+                for i in range(0, len(ordered), size)
+            ]
+        if replaced:
+            blocks: list[_Block] = []
+            for index, block in enumerate(self._blocks):
+                blocks.extend(replaced.get(index, [block]))
+            self._blocks = blocks
+            self._object_parts = None
+
+    def _tenant_section(self, view: View, *, incremental: bool) -> list[bytes]:
+        """Per per-tenant family its header and each tenant's chunk; only changed tenants are rendered again."""
+        parts = self._tenant_parts
+        same_rows = not view.changed_tenants or view.tenants.keys() == self._tenant_rows.keys()
+        if incremental and parts is not None and same_rows:  # patch the changed tenants' rows in place
+            stride = len(self._tenant_rows) + 1
+            for name in view.changed_tenants:
+                cached = self._tenants[name]
+                chunks = self._tenant_chunks(view.tenants[name], cached)
+                if chunks is cached[2]:
+                    continue
+                row = self._tenant_rows[name]
+                for column, chunk in enumerate(chunks):
+                    parts[column * stride + 1 + row] = chunk
+            return parts
+        previous, self._tenants = self._tenants, {}
+        rows = [self._tenant_chunks(tenant, previous.get(name)) for name, tenant in view.tenants.items()]
+        self._tenant_rows = {name: row for row, name in enumerate(view.tenants)}
+        parts = []
+        for column, family in enumerate(self._tenant_families):
+            parts.append(family.header())
+            parts.extend(map(itemgetter(column), rows))
+        self._tenant_parts = parts
+        return parts
+
+    def _tenant_chunks(
+        self, tenant: TenantView, cached: tuple[TenantView, TenantTotals, tuple[bytes, ...]] | None
+    ) -> tuple[bytes, ...]:
+        """A tenant's chunks: the cached ones while its view is the same object or its totals are equal.
+
+        A retried failure (a new revision, message or timestamp) derives a new TenantView with the same totals.
+        """
+        if cached is not None and cached[0] is tenant:
+            self._tenants[tenant.name] = cached
+            return cached[2]
+        totals = tenant_totals(tenant)
+        if cached is not None and cached[1] == totals:
+            chunks = cached[2]
+        else:
+            ident = tenant_identity(totals)
+            chunks = tuple(f.samples(totals, ident).encode() for f in self._tenant_families)
+            self.rendered_tenants += 1
+        self._tenants[tenant.name] = (tenant, totals, chunks)
+        return chunks
+
+
+def _changed_views(view: View) -> list[ResourceView]:
+    """The views of ``view.changed`` keys still present (a binary search each in the sorted resources)."""
+    resources = view.resources
+    found = []
+    for key in view.changed:
+        at = bisect.bisect_left(resources, key, key=attrgetter("key"))
+        if at < len(resources) and resources[at].key == key:
+            found.append(resources[at])
+    return found
+
+

@@ -1,0 +1,209 @@
+"""The published records: one immutable ``View`` per publish, read by metrics, ``/tenants`` and ``report``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from flux_tenant_exporter.base.kinds import SOURCE_KINDS
+from flux_tenant_exporter.base.vocabulary import (
+    Category,
+    ConditionStatus,
+    Owner,
+    PolicyRule,
+    SinceSource,
+    State,
+    StuckReason,
+    TenantCount,
+    TenantStatus,
+)
+from flux_tenant_exporter.flux.model import Ref
+from flux_tenant_exporter.state.store import Entry, Key
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A tenancy policy violation of one object."""
+
+    rule: PolicyRule
+    kind: str
+    namespace: str
+    name: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceView:
+    """One object as published: its stored entry, and what the view derives across objects.
+
+    What the object and its verdict say is read through the entry (the properties below), not copied: a
+    ResourceView exists for every object, and copies would double what each holds.
+    """
+
+    entry: Entry
+    tenant: str
+    owner: Owner | None
+    stuck: bool
+    stuck_reason: StuckReason | None
+    #: the object to page for: stuck itself and not blocked by another, or the root of a stuck dependent
+    stuck_root: bool
+    root_cause: Ref | None
+    root_category: Category | None
+    violations: tuple[Violation, ...]
+    last_success: float | None
+    source_drift_since: float | None
+    attempt_drift_since: float | None
+
+    @property
+    def key(self) -> Key:
+        """The store's key of the object."""
+        return self.entry.obj.ref
+
+    @property
+    def kind(self) -> str:
+        """The object's kind."""
+        return self.entry.obj.ref.kind
+
+    @property
+    def namespace(self) -> str:
+        """The object's namespace."""
+        return self.entry.obj.ref.namespace
+
+    @property
+    def name(self) -> str:
+        """The object's name."""
+        return self.entry.obj.ref.name
+
+    @property
+    def api_version(self) -> str:
+        """The object's apiVersion."""
+        return self.entry.obj.api_version
+
+    @property
+    def suspended(self) -> bool:
+        """Whether the object is suspended."""
+        return self.entry.obj.suspended
+
+    @property
+    def path(self) -> str | None:
+        """The object's path (a Kustomization's spec.path)."""
+        return self.entry.obj.path
+
+    @property
+    def chart(self) -> str | None:
+        """The chart's name (a HelmRelease's or HelmChart's)."""
+        return self.entry.obj.chart_name
+
+    @property
+    def url(self) -> str | None:
+        """The source's URL (redacted)."""
+        return self.entry.obj.url
+
+    @property
+    def labels(self) -> tuple[tuple[str, str], ...]:
+        """The object's --resource-labels (key, value) pairs."""
+        return self.entry.obj.labels
+
+    @property
+    def state(self) -> State:
+        """The verdict's state."""
+        return self.entry.verdict.state
+
+    @property
+    def ready(self) -> ConditionStatus:
+        """The Ready status of the verdict's state."""
+        return self.entry.verdict.ready
+
+    @property
+    def category(self) -> Category | None:
+        """The verdict's category."""
+        return self.entry.verdict.category
+
+    @property
+    def reason(self) -> str:
+        """The verdict's reason."""
+        return self.entry.verdict.reason
+
+    @property
+    def message(self) -> str:
+        """The verdict's message."""
+        return self.entry.verdict.message
+
+    @property
+    def since(self) -> float | None:
+        """When the object entered its state."""
+        return self.entry.verdict.since
+
+    @property
+    def since_source(self) -> SinceSource:
+        """Where ``since`` comes from."""
+        return self.entry.verdict.since_source
+
+    @property
+    def revision(self) -> str | None:
+        """A source's artifact revision, or the revision the object last applied."""
+        obj = self.entry.obj
+        return obj.artifact_revision if obj.ref.kind in SOURCE_KINDS else obj.applied_revision
+
+    @property
+    def generation_lag(self) -> int:
+        """Generations the controller has not observed; observedGeneration -1 (never reconciled) counts as 0."""
+        obj = self.entry.obj
+        if obj.observed_generation is None:
+            return 0
+        return max(0, obj.generation - max(0, obj.observed_generation))
+
+    @property
+    def source(self) -> str | None:
+        """``Kind/namespace/name`` of the object's source (a HelmRelease's: its chart)."""
+        obj = self.entry.obj
+        ref = obj.chart if obj.ref.kind == "HelmRelease" and obj.chart else obj.source
+        return str(ref) if ref else None
+
+    @property
+    def is_root(self) -> bool:
+        """A failing object that no other object blocks."""
+        return self.state == "failing" and self.root_cause is None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantView:
+    """One tenant's roll-up."""
+
+    name: str
+    namespaces: tuple[str, ...]
+    status: TenantStatus
+    counts: Mapping[TenantCount, int]
+    resources: tuple[ResourceView, ...]
+    failures: tuple[ResourceView, ...]
+    violations: tuple[Violation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Transitions:
+    """Transitions counted since the exporter started (the counters' values), in key order."""
+
+    #: entries into failing by (tenant, kind, category)
+    failures: tuple[tuple[tuple[str, str, str], int], ...] = ()
+    #: recoveries (failing to ready) by (tenant, kind)
+    recoveries: tuple[tuple[tuple[str, str], int], ...] = ()
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything published at one instant."""
+
+    generated_at: float
+    version: int
+    resources: tuple[ResourceView, ...]
+    tenants: Mapping[str, TenantView]
+    objects_by_kind: Mapping[str, int] = field(default_factory=dict)
+    #: which build of its ViewCache this is, the build it follows (-1: none), and the keys whose ResourceView
+    #: was added, replaced or removed since then; lets a renderer skip comparing every object
+    serial: int = 0
+    parent: int = -1
+    changed: frozenset[Key] = frozenset()
+    #: the tenants whose TenantView was added, replaced or removed since that build
+    changed_tenants: frozenset[str] = frozenset()
+    #: the transition counters (the same object while no transition happened)
+    transitions: Transitions = Transitions()

@@ -1,0 +1,216 @@
+"""The in-memory model: slim Flux records and namespaces, classified once, on write.
+
+Writes come from the watchers on the event loop; methods never await, so no locks are needed. Every
+write that changes something bumps ``version`` and sets ``changed``; the publisher then derives a new
+immutable ``View`` (root causes, tenants, stuck, drift, policy) and re-renders what changed. An update
+whose projected fields are equal to the stored ones does no work (resourceVersion and managedFields
+churn never reach here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from flux_tenant_exporter.base.config import StuckThresholds
+from flux_tenant_exporter.base.vocabulary import State
+from flux_tenant_exporter.flux.classify import Verdict, classify
+from flux_tenant_exporter.flux.model import FluxObject, NamespaceInfo, Ref
+from flux_tenant_exporter.flux.tenants import TenantResolver
+
+Key = tuple[str, str, str]
+#: object changes remembered for incremental readers (the publisher reads them every publish)
+CHANGES_KEPT = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stored object with its verdict."""
+
+    obj: FluxObject
+    verdict: Verdict
+    observed_at: float
+    #: when the exporter first saw generation != observedGeneration (None when they match)
+    lag_since: float | None
+    #: the last state other than progressing (a fix goes failing -> progressing -> ready: still a recovery)
+    settled: State | None = None
+    #: the digest of the signals ``obj`` was classified from (the stored object keeps none)
+    signals: bytes = b""
+
+
+class Store:
+    """Objects by (kind, namespace, name) and namespaces by name."""
+
+    def __init__(
+        self,
+        *,
+        resolver: TenantResolver | None = None,
+        thresholds: StuckThresholds | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """An empty store; tenants by ``resolver`` (default: labels, then own names; flux-system is the platform)."""
+        self.resolver = resolver if resolver is not None else TenantResolver()
+        self.thresholds = thresholds or StuckThresholds()
+        self.clock = clock
+        self.objects: dict[Key, Entry] = {}
+        self.namespaces: dict[str, NamespaceInfo] = {}
+        self.version = 0
+        #: the keys of changed (upserted or deleted) objects, oldest first; ``changes_base`` entries were dropped
+        self.changes: list[Key] = []
+        self.changes_base = 0
+        #: bumped when namespaces (tenant labels) change: every object's tenant may have changed
+        self.namespaces_version = 0
+        self.changed = asyncio.Event()
+        #: entries into failing by (tenant, kind, category), and recoveries by (tenant, kind); the View copies them
+        #: when ``transitions_version`` moved
+        self.failures_total: Counter[tuple[str, str, str]] = Counter()
+        self.recoveries_total: Counter[tuple[str, str]] = Counter()
+        self.transitions_version = 0
+
+    # -- tenants --------------------------------------------------------------------------------
+
+    def tenant_of(self, namespace: str) -> str:
+        """The tenant of a namespace, from its labels if the namespace is known."""
+        info = self.namespaces.get(namespace)
+        return self.resolver.tenant_of(namespace, info.tenant_label if info else None)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _bump(self) -> None:
+        self.version += 1
+        self.changed.set()
+
+    def _record(self, key: Key) -> None:
+        self.changes.append(key)
+        if len(self.changes) > CHANGES_KEPT:  # a reader this far behind derives everything again
+            drop = len(self.changes) // 2
+            del self.changes[:drop]
+            self.changes_base += drop
+
+    @property
+    def change_count(self) -> int:
+        """How many object changes were recorded so far."""
+        return self.changes_base + len(self.changes)
+
+    def forget_changes(self, count: int) -> None:
+        """Drop the first ``count`` changes: the reader (the publisher) has derived them.
+
+        The log then holds only what is still unread; CHANGES_KEPT bounds it if nobody reads.
+        """
+        drop = min(count - self.changes_base, len(self.changes))
+        if drop > 0:
+            del self.changes[:drop]
+            self.changes_base += drop
+
+    def changes_since(self, count: int) -> list[Key] | None:
+        """The keys changed after the first ``count`` changes; None if some of them were dropped."""
+        if count < self.changes_base:
+            return None
+        return self.changes[count - self.changes_base :]
+
+    def upsert(self, obj: FluxObject) -> bool:
+        """Store a parsed object; returns False (and does nothing) if its projection did not change.
+
+        The stored object keeps no signals (its conditions, ...): it is classified here, once, and their digest kept.
+        """
+        signals = obj.signals
+        if signals is None:
+            msg = f"{obj.ref} has no signals: only a projected object can be stored"
+            raise ValueError(msg)
+        digest = signals.digest()
+        old = self.objects.get(obj.ref)
+        if old is not None and old.signals == digest and old.obj == obj:
+            return False
+        key = old.obj.ref if old is not None else obj.ref  # the key the dict, the change log and the view hold
+        now = self.clock()
+        lagging = obj.observed_generation is not None and obj.observed_generation != obj.generation
+        if not lagging and obj.observed_generation is None and obj.generation and not signals.conditions:
+            lagging = True  # never observed by its controller
+        lag_since = (old.lag_since if old and old.lag_since is not None else now) if lagging else None
+        verdict = classify(obj, thresholds=self.thresholds, observed_at=now, lag_since=lag_since,
+                           previous=old.verdict if old else None)
+        before = (old.settled or old.verdict.state) if old else None
+        self._count_transition(obj, before, verdict)
+        settled = (old.settled if old else None) if verdict.state == "progressing" else verdict.state
+        stored = obj.to_store(key, self._stored(obj.source), self._stored(obj.chart), self._stored_all(obj.depends_on))
+        self.objects[key] = Entry(stored, verdict, now, lag_since, settled, digest)
+        self._record(key)
+        self._bump()
+        return True
+
+    def _stored(self, ref: Ref | None) -> Ref | None:
+        """The store's own key for a referenced object, if it is stored (an equal tuple kept once), else ``ref``."""
+        entry = self.objects.get(ref) if ref is not None else None
+        return entry.obj.ref if entry is not None else ref
+
+    def _stored_all(self, refs: tuple[Ref, ...]) -> tuple[Ref, ...]:
+        stored = tuple(self._stored(r) or r for r in refs)
+        return stored if any(a is not b for a, b in zip(stored, refs, strict=True)) else refs
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Forget an object; returns whether it was there."""
+        key = (kind, namespace, name)
+        if self.objects.pop(key, None) is None:
+            return False
+        self._record(key)
+        self._bump()
+        return True
+
+    def replace(self, kind: str, namespace: str | None, objs: Iterable[FluxObject]) -> None:
+        """Make the stored objects of ``kind`` (in ``namespace``, or everywhere) exactly ``objs`` (a relist)."""
+        fresh: set[Key] = set()
+        for obj in objs:
+            self.upsert(obj)
+            fresh.add(obj.ref)
+        self.retain(kind, namespace, fresh)
+
+    def retain(self, kind: str, namespace: str | None, keys: set[Key]) -> None:
+        """Forget the objects of ``kind`` (in ``namespace``, or everywhere) not in ``keys`` (the end of a relist)."""
+        stale = [
+            k for k in self.objects if k[0] == kind and (namespace is None or k[1] == namespace) and k not in keys
+        ]
+        for key in stale:
+            del self.objects[key]
+            self._record(key)
+        if stale:
+            self._bump()
+
+    def upsert_namespace(self, info: NamespaceInfo) -> bool:
+        """Store a namespace's tenant label; returns False if unchanged."""
+        if self.namespaces.get(info.name) == info:
+            return False
+        self.namespaces[info.name] = info
+        self.namespaces_version += 1
+        self._bump()
+        return True
+
+    def delete_namespace(self, name: str) -> bool:
+        """Forget a namespace."""
+        if self.namespaces.pop(name, None) is None:
+            return False
+        self.namespaces_version += 1
+        self._bump()
+        return True
+
+    def replace_namespaces(self, infos: Iterable[NamespaceInfo]) -> None:
+        """Make the stored namespaces exactly ``infos``."""
+        fresh = {i.name: i for i in infos}
+        if fresh != self.namespaces:
+            self.namespaces = fresh
+            self.namespaces_version += 1
+            self._bump()
+
+    def _count_transition(self, obj: FluxObject, old: State | None, new: Verdict) -> None:
+        """Count entries into failing and recoveries; ``old`` is the last state before, progressing skipped."""
+        if old is None or new.state in {old, "progressing"}:
+            return
+        tenant = self.tenant_of(obj.namespace)
+        if new.state == "failing":
+            self.failures_total[(tenant, obj.kind, new.category or "unknown")] += 1
+            self.transitions_version += 1
+        elif old == "failing" and new.state == "ready":
+            self.recoveries_total[(tenant, obj.kind)] += 1
+            self.transitions_version += 1
