@@ -135,14 +135,16 @@ def store() -> Store:
 
 
 @pytest.fixture
-async def start_exporter(control_plane: ControlPlane) -> AsyncIterator[StartExporter]:
-    """Starts exporters on the control plane (``kubeconfig=`` another identity's), ready on return, stopped after
-    the test; keyword arguments override ``testbed.running.exporter_settings``."""
+async def start_exporter(request: pytest.FixtureRequest) -> AsyncIterator[StartExporter]:
+    """Starts exporters, ready on return, stopped after the test: on the session's control plane, or on the one
+    ``kubeconfig`` names (another identity, the real controllers' control plane); keyword arguments override
+    ``testbed.running.exporter_settings``."""
     async with contextlib.AsyncExitStack() as running:
 
         async def start(kubeconfig: Path | None = None, **overrides: Any) -> Exporter:
-            settings = exporter_settings(**overrides)
-            return await running.enter_async_context(running_exporter(settings, kubeconfig or control_plane.kubeconfig))
+            if kubeconfig is None:
+                kubeconfig = request.getfixturevalue("control_plane").kubeconfig
+            return await running.enter_async_context(running_exporter(exporter_settings(**overrides), kubeconfig))
 
         yield start
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -71,6 +72,14 @@ def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 
 
+def on_job(expr: str, job: str) -> str:
+    """``expr`` with every fluxtenant_ and process_ selector restricted to one scrape job."""
+    def restrict(match: re.Match[str]) -> str:
+        inner = match[3]
+        return f'{match[1]}{{job="{job}"{"," + inner if inner else ""}}}'
+    return re.sub(r"\b((?:fluxtenant|process)_[a-z_]+)(\{([^}]*)\})?", restrict, expr)
+
+
 def substitute(expr: str) -> str:
     return (expr.replace("$cluster", ".*").replace("$tenant", ".+").replace("$__rate_interval", "1m"))
 
@@ -86,11 +95,12 @@ class Monitoring:
 
 @contextlib.asynccontextmanager
 async def monitoring(
-    stack_dir: Path, jobs: Mapping[str, int], amend: Callable[[dict[str, Any], str], None] = lambda _a, _u: None,
+    stack_dir: Path, jobs: Mapping[str, int | Sequence[int]],
+    amend: Callable[[dict[str, Any], str], None] = lambda _a, _u: None,
 ) -> AsyncIterator[Monitoring]:
     """Alertmanager with ``alerts/alertmanager.example.yml`` (its receivers pointed at our webhook receiver, groups
     sent after 1 s; ``amend(config, receiver_url)`` changes it further) and Prometheus scraping each job's
-    exporter port every second with the shipped rules at FAST durations."""
+    exporter port(s) every second with the shipped rules at FAST durations."""
     for binary in ("prometheus", "prometheus-alertmanager"):
         if shutil.which(binary) is None:
             pytest.fail(f"{binary} is not installed: run `make debian-tools`")
@@ -115,8 +125,9 @@ async def monitoring(
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(stack_dir / "rules.yaml")],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
-                           for job, port in jobs.items()],
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [
+            f"127.0.0.1:{port}" for port in ([ports] if isinstance(ports, int) else ports)]}]}
+            for job, ports in jobs.items()],
     }))
     am = spawn(["prometheus-alertmanager", f"--config.file={stack_dir / 'alertmanager.yml'}",
                 f"--storage.path={stack_dir / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
@@ -143,10 +154,11 @@ class HasPrometheus(Protocol):
         """``http://127.0.0.1:<port>``."""
 
 
-async def query(stack: HasPrometheus, expr: str) -> list[dict[str, Any]]:
-    """An instant PromQL query's result vector (asserting the query succeeded)."""
+async def query(stack: HasPrometheus, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+    """An instant PromQL query's result vector (asserting the query succeeded), now or ``at`` (Unix time)."""
+    params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
     async with aiohttp.ClientSession() as session, session.get(
-        f"{stack.prometheus}/api/v1/query", params={"query": expr}
+        f"{stack.prometheus}/api/v1/query", params=params
     ) as resp:
         body = await resp.json()
     assert body["status"] == "success", f"{expr}: {body}"

@@ -35,7 +35,7 @@ NOT_CONFIG = {"--kubeconfig", "--context", "--listen-address", "--port", "--tena
 EVERYTHING: dict[str, Any] = {
     "config": {
         "kinds": ["kustomization", "helmrelease"], "namespaces": ["team-a", "team-b"],
-        "labelSelector": "sharding.fluxcd.io/key=shard1", "tenantLabel": "example.com/tenant",
+        "labelSelector": "sharding.fluxcd.io/key=shard1", "shard": "shard1", "tenantLabel": "example.com/tenant",
         "platformNamespaces": ["flux-system", "infra"], "stuckAfter": "20m", "sourceStuckAfter": "40m",
         "progressingMargin": "10m", "generationStuckAfter": "30m", "requestStuckAfter": "1h",
         "gotkResourceInfo": True, "apiCompression": False, "inactivityTimeout": "3m", "rediscoverInterval": "2m",
@@ -66,6 +66,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "namespaced": {"rbac": {"namespaced": True}, "config": {"namespaces": ["team-a", "team-b"]}},
     "ha": {"replicas": 2},
+    "sharded": {"replicas": 2, "shards": [{"name": "shard1", "labelSelector": "sharding.fluxcd.io/key=shard1"},
+                                          {"name": "main", "labelSelector": "!sharding.fluxcd.io/key"}]},
     "minimal": {"serviceMonitor": {"enabled": False}, "prometheusRule": {"enabled": False},
                 "dashboards": {"enabled": False}, "networkPolicy": {"enabled": False}},
     "everything": EVERYTHING,
@@ -194,6 +196,33 @@ def test_template_renders_each_value_set_into_what_it_asks(helm: Any) -> None:
     assert "PodDisruptionBudget" in {o["kind"] for o in template(helm, VALUE_SETS["ha"])}
     assert {o["kind"] for o in template(helm, VALUE_SETS["minimal"])} == {
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"}
+
+
+def test_shards_render_one_deployment_each(helm: Any) -> None:
+    """`shards:` renders one Deployment per shard, each with its --shard and --label-selector (parsed by the real
+    CLI), its own pod selector and PDB; one Service scrapes them all. config.shard beside shards is refused."""
+    objects = template(helm, VALUE_SETS["sharded"])
+    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    assert [d["metadata"]["name"] for d in deployments] == ["fte-flux-tenant-exporter-shard1",
+                                                            "fte-flux-tenant-exporter-main"]
+    shards = {}
+    for deployment in deployments:
+        settings = parse_serve(deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+        assert settings.shard is not None
+        shards[settings.shard] = settings.watch.label_selector
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector["flux-tenant-exporter/shard"] == settings.shard
+        assert deployment["spec"]["template"]["metadata"]["labels"].items() >= selector.items()
+        assert deployment["spec"]["replicas"] == 2
+    assert shards == {"shard1": "sharding.fluxcd.io/key=shard1", "main": "!sharding.fluxcd.io/key"}
+    assert sorted(o["spec"]["selector"]["matchLabels"]["flux-tenant-exporter/shard"]
+                  for o in objects if o["kind"] == "PodDisruptionBudget") == ["main", "shard1"]
+    (service,) = [o for o in objects if o["kind"] == "Service"]
+    assert "flux-tenant-exporter/shard" not in service["spec"]["selector"]
+    conflict = helm("template", "fte", str(CHART), check=False,
+                    values={**VALUE_SETS["sharded"], "config": {"shard": "x"}})
+    assert conflict.returncode != 0
+    assert "not config.shard" in conflict.stderr
 
 
 def test_template_with_every_value_set(helm: Any) -> None:
@@ -342,7 +371,7 @@ async def test_helm_install_then_the_exporter_syncs_with_its_service_account(
                 await asyncio.sleep(0.2)
             _, body = _get(f"http://127.0.0.1:{port}/metrics")
             synced = dict(re.findall(r'^fluxtenant_exporter_kind_synced\{kind="(\w+)"\} (\S+)$', body, re.MULTILINE))
-            assert set(synced.values()) == {"1.0"}, synced
+            assert set(synced.values()) == {"1"}, synced
             # a healthy object has no per-object series at the default --detail=failing; /tenants lists it
             _, tenant = _get(f"http://127.0.0.1:{port}/tenants/team-a")
             assert "chart-app" in {r["name"] for r in json.loads(tenant)["resources"]}

@@ -65,7 +65,7 @@ async def test_serves_the_fleet_as_metrics_and_tenants(
     assert f"fluxtenant_resource_stuck{{{ident}}} 1" in lines
     text = body.decode()
     assert f'fluxtenant_tenant_policy_violations{{tenant="{namespace}",rule="missing_service_account"}} 1' in text
-    assert 'fluxtenant_exporter_kind_synced{kind="Kustomization"} 1.0' in text
+    assert 'fluxtenant_exporter_kind_synced{kind="Kustomization"} 1' in text
 
     status, doc = await get_json(exporter, f"/tenants/{namespace}")
     assert status == 200

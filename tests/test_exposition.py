@@ -143,3 +143,27 @@ def test_a_retried_failure_reuses_its_tenants_samples_until_the_totals_change(st
     assert renderer.rendered_tenants == tenants + 1
     assert body == Renderer().render(view).body
     assert b'fluxtenant_tenant_status{tenant="team-a",status="healthy"} 1\n' in body
+
+
+def test_a_sharded_exporter_puts_its_shard_on_every_series(store: Store) -> None:
+    """With a shard, every series of every family (objects, tenants, counters, gotk_resource_info) carries
+    shard="<name>", so queries can count a shard's replicas once and add the shards up; without one, none does."""
+    rng = random.Random(3)
+    for i in range(40):
+        store.upsert(parse_object(_random_object(rng, i)))
+    raw = fleet.kustomization("ns-1", "flips")
+    raw["metadata"]["generation"] = 1
+    raw["status"] = fleet.ready_status("Kustomization")
+    store.upsert(parse_object(raw))
+    raw["status"] = fleet.failed_status("HealthCheckFailed", "health check failed")
+    store.upsert(parse_object(raw))  # a transition: the failures counter has a series
+    view = build_view(store, now=time.time())
+    body = Renderer(RenderOptions(gotk_compat=True, shard="shard-1")).render(view).body.decode()
+    samples = [line for line in body.splitlines() if not line.startswith("#")]
+    assert {line.split("{", 1)[0] for line in samples} >= {
+        "fluxtenant_resource_state", "fluxtenant_tenant_status", "fluxtenant_resource_failures_total",
+        "gotk_resource_info"}
+    assert all(line.split("{", 1)[1].startswith('shard="shard-1",') for line in samples)
+    plain = Renderer(RenderOptions(gotk_compat=True)).render(view).body.decode()
+    assert "shard=" not in plain
+    assert plain.count("\n") == body.count("\n")

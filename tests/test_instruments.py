@@ -66,6 +66,20 @@ def test_the_self_metrics_render_as_generate_latest_writes_them() -> None:
     assert b'fluxtenant_exporter_build_info{python_version="' in rendered
 
 
+def test_a_sharded_exporter_labels_its_own_series_with_the_shard() -> None:
+    """Every fluxtenant_exporter_* series carries the shard (the process families are the process's), and the text
+    still matches what generate_latest writes for the same registry."""
+    metrics = SelfMetrics(CollectorRegistry(auto_describe=True), shard="shard-1")
+    KindTelemetry(KindSync("Kustomization", status="synced"), metrics)
+    metrics.publish_duration.observe(0.02)
+    rendered = metrics.render()
+    assert _comparable(rendered) == _comparable(generate_latest(metrics.registry))
+    own = [line for line in rendered.decode().splitlines() if line.startswith("fluxtenant_exporter_")]
+    assert own
+    assert all('shard="shard-1"' in line for line in own)
+    assert 'fluxtenant_exporter_publish_duration_seconds_count{shard="shard-1"} 1' in rendered.decode()
+
+
 def test_a_changed_value_is_rendered_again() -> None:
     """A series' line is reused while its value stays, and follows every change (NaN and infinities too)."""
     instruments = Instruments(CollectorRegistry())

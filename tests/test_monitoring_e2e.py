@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from monitoring_stack import Receiver, eventually, monitoring, query, substitute
+from monitoring_stack import Receiver, eventually, monitoring, on_job, query, substitute
 
 from flux_tenant_exporter.base.config import ServeSettings, WatchSettings
 from flux_tenant_exporter.base.vocabulary import Detail
@@ -117,14 +117,6 @@ async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[S
         for task in level_tasks:
             await task
         await admin.close()
-
-
-def on_job(expr: str, job: str) -> str:
-    """``expr`` with every fluxtenant_ selector restricted to one scrape job."""
-    def restrict(match: re.Match[str]) -> str:
-        inner = match[3]
-        return f'{match[1]}{{job="{job}"{"," + inner if inner else ""}}}'
-    return re.sub(r"\b(fluxtenant_[a-z_]+)(\{([^}]*)\})?", restrict, expr)
 
 
 

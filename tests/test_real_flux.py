@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
-from flux_tenant_exporter.base.config import ServeSettings, WatchSettings
 from flux_tenant_exporter.kube.client import KubeClient
 from flux_tenant_exporter.render.documents import tenants_doc
 from flux_tenant_exporter.serve.app import Exporter
@@ -23,8 +22,7 @@ from testbed import fleet, scenario
 from testbed.cases import CASES, Case, set_up, settled, subject
 from testbed.controllers import create_tenant
 from testbed.realflux import RealFlux
-
-StartExporter = Callable[[], Awaitable[Exporter]]
+from testbed.running import StartExporter
 
 
 @pytest.fixture(scope="module")
@@ -44,34 +42,13 @@ def cases_set_up(flux: RealFlux) -> tuple[Case, ...]:
 
 
 @pytest.fixture
-async def start_exporter(flux: RealFlux) -> AsyncIterator[StartExporter]:
-    """Start exporters against the real controllers' control plane; stopped after the test."""
-    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+def start_exporter(start_exporter: StartExporter, flux: RealFlux) -> StartExporter:
+    """Starts exporters against the real controllers' control plane; stopped after the test."""
 
-    async def start() -> Exporter:
-        client = await KubeClient.from_kubeconfig(flux.control_plane.kubeconfig)
-        settings = ServeSettings(listen_address="127.0.0.1", port=0, publish_interval=0.01,
-                            watch=WatchSettings(backoff_initial=0.05, backoff_max=0.5, rediscover_interval=0.2))
-        exporter = Exporter(settings, client)
-        stop = asyncio.Event()
-        running.append((stop, asyncio.create_task(exporter.run(stop))))
-        await exporter.wait_for(lambda e: e.ready())
-        return exporter
+    async def start(**overrides: Any) -> Exporter:
+        return await start_exporter(flux.control_plane.kubeconfig, **overrides)
 
-    yield start
-    stuck = []
-    for stop, task in running:
-        stop.set()
-        done, _ = await asyncio.wait({task}, timeout=30)  # (asyncio.wait does not cancel it)
-        if not done:
-            stuck.append(task)
-    if stuck:  # show where the exporter's tasks wait, then let them go
-        where = "\n".join(f"{t.get_name()}: {t.get_coro()!r} at {t.get_stack(limit=4)}"
-                          for t in asyncio.all_tasks() if t is not asyncio.current_task())
-        for task in stuck:
-            task.cancel()
-        await asyncio.gather(*stuck, return_exceptions=True)
-        pytest.fail(f"{len(stuck)} exporter(s) did not stop within 30 s of the stop event; tasks:\n{where}")
+    return start
 
 
 def _resource(doc: dict[str, Any], case: Case) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from flux_tenant_exporter.base.config import StuckThresholds
 from flux_tenant_exporter.flux.projection import parse_object
 from flux_tenant_exporter.flux.tenants import TenantResolver
 from flux_tenant_exporter.state.store import Store
+from flux_tenant_exporter.state.view import build_view
 from testbed import fleet
 
 T0 = datetime.datetime(2026, 6, 1, 12, 0, tzinfo=datetime.UTC)
@@ -193,3 +194,112 @@ def test_a_failure_that_does_not_retry_is_timed_by_its_condition() -> None:
     assert (verdict.category, verdict.since, verdict.since_source) == ("dependency_not_ready", _at(7).timestamp(),
                                                                        "condition")
     assert verdict.stuck_reason == "not_ready"
+
+
+# -- holds are bounded: a controller that dies mid-reconcile leaves Ready=Unknown behind for ever ------------------
+
+
+def _timed(raw: dict[str, Any], timeout: str = "30s") -> dict[str, Any]:
+    raw["spec"]["timeout"] = timeout
+    return raw
+
+
+def _holding_store(clock: Clock) -> Store:
+    return Store(thresholds=StuckThresholds(not_ready=600, progressing_margin=15), clock=clock)
+
+
+def test_a_routine_reconcile_that_never_finishes_turns_progressing_and_stuck_after_timeout_and_margin() -> None:
+    """A ready Kustomization rewritten to Ready=Unknown + Reconciling=True (same generation and revision) and left
+    there is held ready for its spec.timeout (30 s) plus the margin (15 s) from the start of the attempt; then it is
+    progressing and stuck (progressing_timeout) since that start. Rewrites of the same attempt do not restart the
+    budget; a later Ready=True makes it ready again."""
+    clock = Clock()
+    store = _holding_store(clock)
+    store.upsert(parse_object(_timed(_healthy(0))))
+    clock.at(100)
+    store.upsert(parse_object(_timed(_attempt(100, observed=1))))
+    held = store.objects[KEY].verdict
+    assert (held.state, held.ready, held.stuck_at) == ("ready", "True", None)
+    assert held.hold is not None
+    assert held.hold.until == _at(145).timestamp()
+    clock.at(120)  # the controller rewrites its progress message: the same attempt
+    raw = _timed(_attempt(100, observed=1))
+    raw["status"]["conditions"][1]["message"] = "Running health checks for revision main@sha1:1 with a timeout of 30s"
+    store.upsert(parse_object(raw))
+    assert store.expire(_at(144).timestamp()) == 0
+    assert store.objects[KEY].verdict.state == "ready"
+    assert store.expire(_at(145).timestamp()) == 1
+    verdict = store.objects[KEY].verdict
+    assert (verdict.state, verdict.since, verdict.since_source) == ("progressing", _at(100).timestamp(), "condition")
+    assert (verdict.stuck_at, verdict.stuck_reason) == (_at(145).timestamp(), "progressing_timeout")
+    assert verdict.hold is None
+    assert store.expire(_at(1000).timestamp()) == 0  # expired once
+    clock.at(2000)
+    store.upsert(parse_object(_timed(_healthy(2000))))
+    assert store.objects[KEY].verdict.state == "ready"
+    assert store.recoveries_total == {}  # ready, progressing, ready: no failure was ever counted
+
+
+def test_the_hold_of_a_finished_reconcile_is_forgotten() -> None:
+    """An attempt that ends in time leaves no hold behind: its expiry time passing changes nothing."""
+    clock = Clock()
+    store = _holding_store(clock)
+    store.upsert(parse_object(_timed(_healthy(0))))
+    clock.at(60)
+    store.upsert(parse_object(_timed(_attempt(60, observed=1))))
+    clock.at(62)
+    store.upsert(parse_object(_timed(_healthy(62))))
+    assert store.expire(_at(10_000).timestamp()) == 0
+    assert store.objects[KEY].verdict.state == "ready"
+
+
+def test_a_new_revision_being_applied_is_progress_not_a_blip() -> None:
+    """Attempted revision != applied revision while Ready=Unknown: the rollout of a new revision is progressing at
+    once (with that revision shown), not a held ready."""
+    clock = Clock()
+    store = _holding_store(clock)
+    healthy = _timed(_healthy(0))
+    healthy["status"] |= {"lastAppliedRevision": "main@sha1:1", "lastAttemptedRevision": "main@sha1:1"}
+    store.upsert(parse_object(healthy))
+    clock.at(30)
+    rolling = _timed(_attempt(30, observed=1))
+    rolling["status"] |= {"lastAppliedRevision": "main@sha1:1", "lastAttemptedRevision": "main@sha1:2"}
+    store.upsert(parse_object(rolling))
+    verdict = store.objects[KEY].verdict
+    assert (verdict.state, verdict.hold, verdict.stuck_at) == ("progressing", None, _at(75).timestamp())
+    view = build_view(store, now=_at(31).timestamp())
+    assert view.resources[0].revision == "main@sha1:2"
+
+
+def test_a_retry_that_never_finishes_stays_failing_with_its_cause_and_is_stuck_at_the_attempts_budget() -> None:
+    """A failing object whose retry hangs keeps its failing verdict and category, and is stuck
+    (progressing_timeout) when the attempt's budget ends, if that is before its own not_ready deadline."""
+    clock = Clock()
+    store = _holding_store(clock)
+    store.upsert(parse_object(_timed(_failed(0))))
+    assert store.objects[KEY].verdict.stuck_at == _at(600).timestamp()  # not_ready
+    clock.at(20)
+    store.upsert(parse_object(_timed(_attempt(20))))
+    verdict = store.objects[KEY].verdict
+    assert (verdict.state, verdict.category) == ("failing", "cluster_scoped_in_tenant")
+    assert (verdict.stuck_at, verdict.stuck_reason) == (_at(65).timestamp(), "progressing_timeout")
+    clock.at(25)
+    store.upsert(parse_object(_timed(_failed(25))))  # the retry ended: its budget no longer applies
+    verdict = store.objects[KEY].verdict
+    assert (verdict.stuck_at, verdict.stuck_reason) == (_at(600).timestamp(), "not_ready")
+
+
+def test_an_attempt_after_a_blocked_failure_is_progress() -> None:
+    """A blocked object (its source not ready yet: the first status of every Kustomization) does not retry through
+    "progressing": the attempt that follows means the blocker cleared, so it is progressing (and stuck if the
+    attempt never ends), not the old failure held."""
+    clock = Clock()
+    store = _holding_store(clock)
+    blocked = _timed(_kustomization([fleet.condition("Ready", "False", "ArtifactFailed",
+                                                     "Source artifact not found, retrying in 10s", since=_at(0))]))
+    store.upsert(parse_object(blocked))
+    assert store.objects[KEY].verdict.category == "source_not_ready"
+    clock.at(3)
+    store.upsert(parse_object(_timed(_attempt(3))))
+    verdict = store.objects[KEY].verdict
+    assert (verdict.state, verdict.since, verdict.stuck_at) == ("progressing", _at(3).timestamp(), _at(48).timestamp())

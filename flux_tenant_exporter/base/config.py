@@ -102,6 +102,20 @@ def check_families(names: tuple[str, ...]) -> tuple[MetricFamily, ...]:
     return tuple(f for f in METRIC_FAMILIES if f in names)
 
 
+#: a label value short and plain enough to name a shard (a Kubernetes label value)
+_SHARD = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def check_shard(shard: str | None) -> str | None:
+    """``shard`` if it is a Kubernetes label value (or None/empty: not sharded); a UserError otherwise."""
+    if not shard:
+        return None
+    if not _SHARD.match(shard):
+        msg = f"{shard!r} is not a shard name (a label value: up to 63 letters, digits, '-', '_', '.')"
+        raise UserError(msg)
+    return shard
+
+
 def check_kinds(kinds: tuple[str, ...]) -> tuple[str, ...]:
     """``kinds`` as lower-case kind ids; a UserError names the unknown ones."""
     ids = tuple(k.lower() for k in kinds)
@@ -146,6 +160,9 @@ class ServeSettings:
     thresholds: StuckThresholds = field(default_factory=StuckThresholds)
     watch: WatchSettings = field(default_factory=WatchSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    #: the shard this exporter serves (``--label-selector`` picks its objects): a ``shard`` label on every series, so
+    #: queries collapse the replicas of a shard and add the shards up; None: not sharded (no such label)
+    shard: str | None = None
     #: also emit gotk_resource_info (Flux's kube-state-metrics label set)
     gotk_compat: bool = False
     #: ask the API server for gzip-compressed responses
@@ -169,6 +186,7 @@ class ServeSettings:
     def __post_init__(self) -> None:
         """Check what needs no I/O: kinds, metric families, label keys, info labels, the object limit."""
         check_kinds(self.kinds)
+        check_shard(self.shard)
         check_families(self.metrics_allowlist)
         check_families(self.metrics_denylist)
         check_resource_labels(self.resource_labels)

@@ -29,6 +29,7 @@ from flux_tenant_exporter.base.config import (
     check_families,
     check_kinds,
     check_resource_labels,
+    check_shard,
 )
 from flux_tenant_exporter.base.durations import format_duration, parse_duration
 from flux_tenant_exporter.base.errors import UserError
@@ -148,6 +149,13 @@ def _port(value: str) -> int:
     return port
 
 
+def _shard(value: str) -> str | None:
+    try:
+        return check_shard(value)
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
 def _duration_flag(p: argparse.ArgumentParser, flag: str, default: float, text: str) -> None:
     p.add_argument(flag, type=_duration, default=_env(flag, format_duration(default)),
                    help=f"{text} [{_env_name(flag)}]")
@@ -215,6 +223,9 @@ def _serving(p: argparse.ArgumentParser) -> None:
                    help="HTTP port for /metrics, /tenants, /healthz, /readyz [FTE_PORT]")
     p.add_argument("--label-selector", default=_env("--label-selector"),
                    help="only Flux objects matching it, e.g. sharding.fluxcd.io/key=shard1 [FTE_LABEL_SELECTOR]")
+    p.add_argument("--shard", type=_shard, default=_env("--shard"),
+                   help="the shard this exporter serves (with --label-selector): a shard label on every series, so "
+                        "queries add shards up and count replicas once [FTE_SHARD]")
     p.add_argument("--gotk-resource-info", dest="gotk_compat", action=argparse.BooleanOptionalAction,
                    default=_env_bool("--gotk-resource-info", _SERVE.gotk_compat),
                    help="also emit gotk_resource_info for the official Flux dashboards [FTE_GOTK_RESOURCE_INFO]")
@@ -274,7 +285,8 @@ def _serve(ns: argparse.Namespace) -> ServeSettings:
     return ServeSettings(
         kubeconfig=ns.kubeconfig, context=ns.context, listen_address=ns.listen_address, port=ns.port,
         kinds=ns.kinds, namespaces=_csv(ns.namespaces), tenancy=_tenancy_settings(ns),
-        thresholds=_threshold_settings(ns), watch=watch, log=_log_settings(ns), gotk_compat=ns.gotk_compat,
+        thresholds=_threshold_settings(ns), watch=watch, log=_log_settings(ns), shard=ns.shard,
+        gotk_compat=ns.gotk_compat,
         api_compression=ns.api_compression, resource_labels=ns.resource_labels, metrics_allowlist=allow,
         metrics_denylist=deny, detail=ns.detail, drop_info_labels=ns.drop_info_labels, object_limit=ns.object_limit,
     )

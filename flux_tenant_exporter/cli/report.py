@@ -112,7 +112,9 @@ def build_report(items: list[Any], settings: ReportSettings, *, errors: IO[str] 
                 print(f"item {index} ({kind}): skipped: {err}", file=errors)
     if skipped and errors is not None:
         print(f"{skipped} item(s) of other kinds ignored", file=errors)
-    return tenants_doc(build_view(store, now=time.time()), Filters(), with_resources=True)
+    now = time.time()
+    store.expire(now)
+    return tenants_doc(build_view(store, now=now), Filters(), with_resources=True)
 
 
 def format_table(doc: dict[str, Any]) -> str:

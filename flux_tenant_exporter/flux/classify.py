@@ -13,13 +13,21 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from flux_tenant_exporter.base.config import StuckThresholds
 from flux_tenant_exporter.base.kinds import APPLIER_KINDS, SOURCE_KINDS
 from flux_tenant_exporter.base.timefmt import parse_time
-from flux_tenant_exporter.base.vocabulary import CATEGORIES, Category, ConditionStatus, SinceSource, State, StuckReason
+from flux_tenant_exporter.base.vocabulary import (
+    BLOCKED_CATEGORIES,
+    CATEGORIES,
+    Category,
+    ConditionStatus,
+    SinceSource,
+    State,
+    StuckReason,
+)
 from flux_tenant_exporter.flux.model import Condition, FluxObject, Signals, truncate
 
 
@@ -116,6 +124,17 @@ class Verdict:
     #: when the object is (or becomes) stuck, and why; None: time alone will not make it stuck
     stuck_at: float | None
     stuck_reason: StuckReason | None
+    #: a previous verdict held through a reconcile in progress, for as long as one may legitimately take: at
+    #: ``hold.until`` it gives way to ``hold.then`` (the store swaps them; ``Store.expire``)
+    hold: Hold | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """How long a held verdict holds, and the verdict of the status itself that replaces it then."""
+
+    until: float
+    then: Verdict
 
 
 def _is_true(cond: Condition | None) -> bool:
@@ -157,17 +176,24 @@ def classify(
     saw ``generation != observedGeneration`` for it (carried across updates by the store).
 
     Flux flips Ready to Unknown ("Reconciliation in progress") at the start of every attempt, and moves
-    Ready's lastTransitionTime on every retry. So: the Unknown blip of a retry of a failing object, or of a
+    Ready's lastTransitionTime on every retry. So the Unknown blip of a retry of a failing object, or of a
     routine reconcile of a healthy one, keeps the previous verdict; and a state that continues keeps the time
     it began (a failure that keeps failing keeps its first failure).
+
+    A hold lasts only as long as an attempt may legitimately take: its ``spec.timeout`` (or the default) plus the
+    progressing margin from the start of the attempt (Reconciling's lastTransitionTime). A controller that dies
+    mid-reconcile leaves Ready=Unknown behind for ever: a held ready verdict then gives way to the status's own
+    (progressing, stuck with ``progressing_timeout``, since the attempt began), and a held failing one is stuck
+    with ``progressing_timeout`` if that comes before its own deadline (it keeps the cause it last failed with).
     """
     signals = obj.signals
     if signals is None:
         msg = f"{obj.ref} has no signals to classify: it is a stored object"
         raise ValueError(msg)
+    own = _assess(obj, signals, thresholds, observed_at, lag_since, began=None)
     if previous is not None and _is_attempt_of(obj, signals, previous):
-        return previous
-    verdict = _assess(obj, signals, thresholds, observed_at, lag_since, began=None)
+        return _held(previous, own, _attempt_deadline(signals, thresholds, observed_at))
+    verdict = own
     if (
         previous is not None
         and previous.state == verdict.state
@@ -185,9 +211,42 @@ def _is_attempt_of(obj: FluxObject, signals: Signals, previous: Verdict) -> bool
     if obj.suspended or ready is None or ready.status != "Unknown" or not _is_true(reconciling):
         return False
     if previous.state == "failing":
-        return True  # a retry: failing until it succeeds
-    # the periodic reconcile of a healthy object (a new generation is real progress)
-    return previous.state == "ready" and obj.observed_generation == obj.generation
+        # a retry: failing until it succeeds; but a blocked object (its source or dependency not ready) does not
+        # retry through "progressing" (real-flux-semantics): an attempt after it means the blocker cleared
+        return previous.category not in BLOCKED_CATEGORIES
+    # the periodic reconcile of a healthy object; a new generation, or a new revision being applied (attempted
+    # but not yet applied), is real progress
+    return (previous.state == "ready" and obj.observed_generation == obj.generation
+            and obj.attempted_revision in {None, obj.applied_revision})
+
+
+def _attempt_deadline(signals: Signals, thresholds: StuckThresholds, observed_at: float) -> float:
+    """When the attempt in progress has taken longer than one may.
+
+    That is its start (Reconciling's lastTransitionTime) plus its ``spec.timeout`` (or the default) plus the
+    progressing margin.
+    """
+    reconciling = signals.condition("Reconciling")
+    started = (reconciling.since if reconciling is not None else None) or observed_at
+    return started + (signals.timeout or thresholds.default_timeout) + thresholds.progressing_margin
+
+
+def _held(previous: Verdict, own: Verdict, until: float) -> Verdict:
+    """``previous`` held through the attempt whose own verdict is ``own`` (progressing), no longer than ``until``.
+
+    A held ready verdict carries the progressing one it gives way to then; a held failing verdict keeps its cause
+    and is stuck (``progressing_timeout``) at ``until`` if its own deadline is later.
+    """
+    if previous.hold is not None:  # the same attempt, seen again: its budget does not start again
+        until = previous.hold.until
+        previous = replace(previous, hold=None)
+    if previous.state == "failing":
+        if previous.stuck_at is None or until < previous.stuck_at:
+            return replace(previous, stuck_at=until, stuck_reason="progressing_timeout")
+        return previous
+    if own.stuck_at is None or until < own.stuck_at:
+        own = replace(own, stuck_at=until, stuck_reason="progressing_timeout")
+    return replace(previous, hold=Hold(until, own))
 
 
 def _assess(

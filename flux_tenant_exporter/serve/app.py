@@ -70,7 +70,7 @@ class Exporter:
         self.client = client
         self.store = Store(resolver=TenantResolver.from_settings(settings.tenancy), thresholds=settings.thresholds)
         self.projector = Projector(keep_labels=settings.resource_labels)
-        self.metrics = SelfMetrics()
+        self.metrics = SelfMetrics(shard=settings.shard)
         self.renderer = Renderer(RenderOptions.from_settings(settings))
         self.view_cache = ViewCache()
         self._last_publish_seconds = 0.0
@@ -116,7 +116,9 @@ class Exporter:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            view = build_view(self.store, now=time.time(), cache=self.view_cache)
+            now = time.time()
+            self.store.expire(now)  # held verdicts whose reconcile took too long: the status's own verdict now
+            view = build_view(self.store, now=now, cache=self.view_cache)
             self.store.forget_changes(self.view_cache.seen_changes)  # the only reader of the change log
             exposition = self.renderer.render(view)
         finally:
@@ -200,7 +202,7 @@ class Exporter:
             # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives while the event is
             # already set (most of the time under churn), and stop() would then wait forever.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.refresh_interval):
+                async with asyncio.timeout(self._next_refresh()):
                     await self.store.changed.wait()
             # Until every kind listed once (or the grace period is over), derive without exposing.
             self.publish(expose=self._ready or time.monotonic() >= sync_deadline)
@@ -209,6 +211,13 @@ class Exporter:
             await self._announce()
             # Batch the next events for at least as long as a publish takes: at most half the CPU goes to publishing.
             await asyncio.sleep(max(self.settings.publish_interval, self._last_publish_seconds))
+
+    def _next_refresh(self) -> float:
+        """Seconds until time changes a verdict (a hold ends, an object becomes stuck), at most refresh_interval."""
+        deadlines = [t for t in (self.store.next_expiry, self.view_cache.next_stuck) if t is not None]
+        if not deadlines:
+            return self.settings.refresh_interval
+        return min(self.settings.refresh_interval, max(self.settings.publish_interval, min(deadlines) - time.time()))
 
     def _kind_settled(self) -> None:
         self.store.changed.set()  # a kind changed status: publish, so /readyz sees it

@@ -141,9 +141,13 @@ class ResourceView:
 
     @property
     def revision(self) -> str | None:
-        """A source's artifact revision, or the revision the object last applied."""
+        """A source's artifact revision; an applier's revision being rolled out (progressing), else its applied one."""
         obj = self.entry.obj
-        return obj.artifact_revision if obj.ref.kind in SOURCE_KINDS else obj.applied_revision
+        if obj.ref.kind in SOURCE_KINDS:
+            return obj.artifact_revision
+        if self.entry.verdict.state == "progressing" and obj.attempted_revision:
+            return obj.attempted_revision
+        return obj.applied_revision
 
     @property
     def generation_lag(self) -> int:

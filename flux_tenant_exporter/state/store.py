@@ -5,11 +5,15 @@ write that changes something bumps ``version`` and sets ``changed``; the publish
 immutable ``View`` (root causes, tenants, stuck, drift, policy) and re-renders what changed. An update
 whose projected fields are equal to the stored ones does no work (resourceVersion and managedFields
 churn never reach here).
+
+Time is part of the truth: a verdict held through a reconcile in progress (``Verdict.hold``) gives way to the
+status's own verdict when the hold expires, and ``expire`` makes that swap, as a write, when its time has come.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -69,6 +73,8 @@ class Store:
         self.failures_total: Counter[tuple[str, str, str]] = Counter()
         self.recoveries_total: Counter[tuple[str, str]] = Counter()
         self.transitions_version = 0
+        #: (until, key) of every verdict held through a reconcile in progress; stale ones are skipped when due
+        self._holds: list[tuple[float, Key]] = []
 
     # -- tenants --------------------------------------------------------------------------------
 
@@ -137,9 +143,43 @@ class Store:
         settled = (old.settled if old else None) if verdict.state == "progressing" else verdict.state
         stored = obj.to_store(key, self._stored(obj.source), self._stored(obj.chart), self._stored_all(obj.depends_on))
         self.objects[key] = Entry(stored, verdict, now, lag_since, settled, digest)
+        if verdict.hold is not None and (old is None or old.verdict.hold is None
+                                         or old.verdict.hold.until != verdict.hold.until):
+            heapq.heappush(self._holds, (verdict.hold.until, key))
+            if len(self._holds) > 2 * len(self.objects) + 1024:  # mostly holds replaced since: rebuild
+                self._holds = [(e.verdict.hold.until, k) for k, e in self.objects.items() if e.verdict.hold]
+                heapq.heapify(self._holds)
         self._record(key)
         self._bump()
         return True
+
+    @property
+    def next_expiry(self) -> float | None:
+        """When the earliest held verdict expires (it may have been replaced since), or None."""
+        return self._holds[0][0] if self._holds else None
+
+    def expire(self, now: float) -> int:
+        """Give every held verdict whose hold ended by ``now`` way to the verdict it holds back; returns how many.
+
+        A held verdict is the last one of an object whose controller started a routine reconcile; when that takes
+        longer than it may (the controller died mid-reconcile), the object is what its status says: progressing,
+        and stuck.
+        """
+        expired = 0
+        while self._holds and self._holds[0][0] <= now:
+            until, key = heapq.heappop(self._holds)
+            entry = self.objects.get(key)
+            hold = entry.verdict.hold if entry is not None else None
+            if entry is None or hold is None or hold.until != until:
+                continue  # deleted, or the verdict changed since
+            then = hold.then
+            settled = entry.settled if then.state == "progressing" else then.state
+            self.objects[key] = Entry(entry.obj, then, entry.observed_at, entry.lag_since, settled, entry.signals)
+            self._record(key)
+            expired += 1
+        if expired:
+            self._bump()
+        return expired
 
     def _stored(self, ref: Ref | None) -> Ref | None:
         """The store's own key for a referenced object, if it is stored (an equal tuple kept once), else ``ref``."""

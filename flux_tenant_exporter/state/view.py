@@ -98,6 +98,11 @@ class ViewCache:
         self.parent = self.serial
         return view
 
+    @property
+    def next_stuck(self) -> float | None:
+        """When the next object becomes stuck (as the last build knew it), or None."""
+        return self.pending_stuck[0][0] if self.pending_stuck else None
+
     def _tenant_mapping(self) -> dict[str, TenantView]:
         """The tenants in name order: the last View's mapping again if none changed, patched if none came or went."""
         published, changed = self.published_tenants, self.changed_tenants

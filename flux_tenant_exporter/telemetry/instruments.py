@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import os
 import resource
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
@@ -104,8 +104,11 @@ class _Family(Generic[S]):
     family_type: ClassVar[type[CounterMetricFamily | GaugeMetricFamily]]
     series_type: type[S]
 
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> None:
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = (),
+                 const: Mapping[str, str] | None = None) -> None:
+        """``const``: labels every series of the family carries with the same value (the exporter's shard)."""
         self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
+        self._const = tuple((const or {}).items())
         self._sample_name = name + _SUFFIXES.get(self.type_, "")
         self._header = _header(self._sample_name, documentation, self.type_)
         self._series: dict[tuple[str, ...], S] = {}
@@ -119,7 +122,7 @@ class _Family(Generic[S]):
             if len(values) != len(self.labelnames):
                 msg = f"{self.name} takes labels {self.labelnames}, got {values}"
                 raise ValueError(msg)
-            prefix = _prefix(self._sample_name, zip(self.labelnames, values, strict=True))
+            prefix = _prefix(self._sample_name, (*zip(self.labelnames, values, strict=True), *self._const))
             series = self._series[values] = self.series_type(prefix, values)
         return series
 
@@ -134,14 +137,18 @@ class _Family(Generic[S]):
 
     def describe(self) -> list[Metric]:
         """The family without samples (the registry checks names with it)."""
-        return [self.family_type(self.name, self.documentation, labels=self.labelnames)]
+        return [self.family_type(self.name, self.documentation, labels=self._all_names())]
 
     def collect(self) -> list[Metric]:
         """The family with every series, as prometheus-client's collectors give it."""
-        family = self.family_type(self.name, self.documentation, labels=self.labelnames)
+        family = self.family_type(self.name, self.documentation, labels=self._all_names())
+        const = tuple(value for _, value in self._const)
         for series in self._series.values():
-            family.add_metric(series.labels, series.value)
+            family.add_metric((*series.labels, *const), series.value)
         return [family]
+
+    def _all_names(self) -> tuple[str, ...]:
+        return (*self.labelnames, *(name for name, _ in self._const))
 
 
 class Counter(_Family[_Series]):
@@ -171,15 +178,19 @@ class Gauge(_Family[_GaugeSeries]):
 class Histogram:
     """An unlabelled histogram with fixed buckets."""
 
-    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
-        """``buckets``: the upper bounds (+Inf is added)."""
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float],
+                 const: Mapping[str, str] | None = None) -> None:
+        """``buckets``: the upper bounds (+Inf is added); ``const``: labels of every series."""
         self.name, self.documentation = name, documentation
+        self._const = dict(const or {})
         self._bounds = (*sorted(map(float, buckets)), INF)
         self._les = [number(bound) for bound in self._bounds]
         self._counts = [0] * len(self._bounds)
         self._sum = 0.0
         self._header = _header(name, documentation, "histogram")
-        self._bucket_prefixes = [f'{name}_bucket{{le="{le}"}} ' for le in self._les]
+        self._bucket_prefixes = [_prefix(f"{name}_bucket", (*self._const.items(), ("le", le))) for le in self._les]
+        self._count_prefix = _prefix(f"{name}_count", self._const.items())
+        self._sum_prefix = _prefix(f"{name}_sum", self._const.items())
 
     def observe(self, amount: float) -> None:
         """Count one observation in the first bucket whose bound is at least ``amount``."""
@@ -199,16 +210,17 @@ class Histogram:
         out.append(self._header)
         out.extend([f"{prefix}{number(count)}\n" for prefix, count in zip(self._bucket_prefixes, counts,
                                                                                        strict=True)])
-        out.append(f"{self.name}_count {number(counts[-1])}\n{self.name}_sum {number(self._sum)}\n")
+        out.append(f"{self._count_prefix}{number(counts[-1])}\n{self._sum_prefix}{number(self._sum)}\n")
 
     def describe(self) -> list[Metric]:
         """The family without samples."""
-        return [HistogramMetricFamily(self.name, self.documentation)]
+        return [HistogramMetricFamily(self.name, self.documentation, labels=tuple(self._const))]
 
     def collect(self) -> list[Metric]:
         """The family with its buckets, count and sum."""
-        family = HistogramMetricFamily(self.name, self.documentation, labels=())
-        family.add_metric((), list(zip(self._les, self._cumulative(), strict=True)), self._sum)
+        family = HistogramMetricFamily(self.name, self.documentation, labels=tuple(self._const))
+        family.add_metric(tuple(self._const.values()), list(zip(self._les, self._cumulative(), strict=True)),
+                          self._sum)
         return [family]
 
 

@@ -17,6 +17,11 @@ app.kubernetes.io/name: {{ include "fte.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{- /* The label telling the Deployments (and pods) of the shards apart. */}}
+{{- define "fte.shardLabel" -}}
+flux-tenant-exporter/shard
+{{- end -}}
+
 {{- define "fte.labels" -}}
 {{ include "fte.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, NamedTuple, TypeVar
 
-from flux_tenant_exporter.base.textformat import TextType, escape, header, labels, number, sample
+from flux_tenant_exporter.base.textformat import TextType, escape, header, labels, number
 from flux_tenant_exporter.base.vocabulary import (
     METRIC_FAMILIES,
     POLICY_RULES,
@@ -36,7 +36,8 @@ class Family(Generic[S]):
 
     name: MetricFamily
     help: str
-    #: the family's lines for a subject, given the subject's identity labels as text ("" when it has none)
+    #: the family's lines for a subject, given the subject's identity labels as text: an object's or a tenant's
+    #: (after the exporter's shard label, if any); for the counters, the shard label and a comma, or ""
     samples: Callable[[S, str], str]
     type: TextType = "gauge"
     #: at ``--detail=failing``, rendered for every object, not only those needing attention (gotk_resource_info:
@@ -162,12 +163,16 @@ RESOURCE_VIOLATION: Final[Family[ResourceView]] = Family(
                                for v in res.violations))
 
 
-def gotk_samples(drop: tuple[InfoLabel, ...] = ()) -> Callable[[ResourceView, str], str]:
-    """``gotk_resource_info`` as Flux's kube-state-metrics configuration writes it, without the ``drop`` labels."""
+def gotk_samples(drop: tuple[InfoLabel, ...] = (), shard: str | None = None) -> Callable[[ResourceView, str], str]:
+    """``gotk_resource_info`` as Flux's kube-state-metrics configuration writes it, without the ``drop`` labels.
+
+    The exporter's ``shard``, if it has one, comes first.
+    """
+    first = [("shard", shard)] if shard else []
 
     def samples(res: ResourceView, _ident: str) -> str:
         group, _, version = res.api_version.rpartition("/")
-        pairs = [
+        pairs = [*first,
             ("customresource_group", group), ("customresource_kind", res.kind),
             ("customresource_version", version), ("exported_namespace", res.namespace), ("name", res.name),
             ("ready", res.ready), ("suspended", "true" if res.suspended else "false"),
@@ -294,13 +299,15 @@ TENANT_FAMILIES: Final[tuple[Family[TenantTotals], ...]] = (
 
 FAILURES_TOTAL: Final[Family[Transitions]] = Family(
     "fluxtenant_resource_failures_total", "Transitions of objects into failing, by category.",
-    lambda tr, _: "".join(sample("fluxtenant_resource_failures_total",
-                                 (("tenant", t), ("kind", k), ("category", c)), n) for (t, k, c), n in tr.failures),
+    lambda tr, ident: "".join(
+        f"fluxtenant_resource_failures_total{{{ident}{labels((('tenant', t), ('kind', k), ('category', c)))}}} "
+        f"{number(n)}\n" for (t, k, c), n in tr.failures),
     type="counter")
 RECOVERIES_TOTAL: Final[Family[Transitions]] = Family(
     "fluxtenant_resource_recoveries_total", "Transitions of objects from failing to ready.",
-    lambda tr, _: "".join(sample("fluxtenant_resource_recoveries_total", (("tenant", t), ("kind", k)), n)
-                          for (t, k), n in tr.recoveries),
+    lambda tr, ident: "".join(
+        f"fluxtenant_resource_recoveries_total{{{ident}{labels((('tenant', t), ('kind', k)))}}} {number(n)}\n"
+        for (t, k), n in tr.recoveries),
     type="counter")
 
 #: The transition counters, in output order.

@@ -16,6 +16,7 @@ from operator import attrgetter, itemgetter
 from typing import Final
 
 from flux_tenant_exporter.base.config import ServeSettings, resource_label_name
+from flux_tenant_exporter.base.textformat import escape
 from flux_tenant_exporter.base.vocabulary import INFO_LABELS, Detail, InfoLabel, MetricFamily
 from flux_tenant_exporter.render.prometheus.exposition import Exposition
 from flux_tenant_exporter.render.prometheus.families import (
@@ -60,6 +61,8 @@ class RenderOptions:
     drop_info_labels: tuple[InfoLabel, ...] = ()
     resource_labels: tuple[str, ...] = ()
     object_limit: int = 0
+    #: the exporter's shard: a ``shard`` label first on every series (None: no such label)
+    shard: str | None = None
     #: objects per block (a test makes blocks small)
     block: int = BLOCK
 
@@ -68,7 +71,7 @@ class RenderOptions:
         """The options of ``settings`` (which checked the family names when they were made)."""
         return cls(gotk_compat=settings.gotk_compat, detail=settings.detail, families=settings.families,
                    drop_info_labels=settings.drop_info_labels, resource_labels=settings.resource_labels,
-                   object_limit=settings.object_limit)
+                   object_limit=settings.object_limit, shard=settings.shard)
 
     def enabled(self, family: Family[ResourceView] | Family[TenantTotals] | Family[Transitions]) -> bool:
         """Whether ``family`` is rendered."""
@@ -88,7 +91,7 @@ class RenderOptions:
             names = tuple((key, resource_label_name(key)) for key in self.resource_labels)
             families = [replace(f, samples=info_samples(keep, names)) if f is RESOURCE_INFO else f for f in families]
         if self.gotk_compat and self.enabled(GOTK_INFO):
-            families.append(replace(GOTK_INFO, samples=gotk_samples(self.drop_info_labels)))
+            families.append(replace(GOTK_INFO, samples=gotk_samples(self.drop_info_labels, self.shard)))
         return tuple(families)
 
 
@@ -177,6 +180,8 @@ class Renderer:
         self._tenant_families = tuple(f for f in TENANT_FAMILIES if options.enabled(f))
         self._counter_families = tuple(f for f in COUNTER_FAMILIES if options.enabled(f))
         self._headers = [family.header() for family in self._families]
+        #: the shard label, first on every series ("" when not sharded)
+        self._shard = f'shard="{escape(options.shard)}",' if options.shard else ""
         self._empty = (b"",) * len(self._families)
         self._blocks: list[_Block] = []
         self._serial = -1
@@ -218,7 +223,7 @@ class Renderer:
         if shown is not transitions:
             parts = []
             for family in self._counter_families:
-                parts += (family.header(), family.samples(transitions, "").encode())
+                parts += (family.header(), family.samples(transitions, self._shard).encode())
             self._counter_parts = (transitions, parts)
         return parts
 
@@ -255,11 +260,11 @@ class Renderer:
         if self.options.detail == "failing" and not needs_attention(res):
             if not any(self._every_object):
                 return self._empty
-            ident = identity(res)
+            ident = self._shard + identity(res)
             return tuple(f.samples(res, ident).encode() if every else b""
                          for f, every in zip(families, self._every_object, strict=True))
         self.rendered_objects += 1
-        ident = identity(res)
+        ident = self._shard + identity(res)
         return tuple(f.samples(res, ident).encode() for f in families)
 
     def _rebuild(self, resources: Sequence[ResourceView]) -> None:
@@ -357,7 +362,7 @@ class Renderer:
         if cached is not None and cached[1] == totals:
             chunks = cached[2]
         else:
-            ident = tenant_identity(totals)
+            ident = self._shard + tenant_identity(totals)
             chunks = tuple(f.samples(totals, ident).encode() for f in self._tenant_families)
             self.rendered_tenants += 1
         self._tenants[tenant.name] = (tenant, totals, chunks)

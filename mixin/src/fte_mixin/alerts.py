@@ -262,7 +262,8 @@ def rule_groups(t: AlertDurations) -> dict[str, Any]:
         ),
         _alert(
             "FluxTenantExporterKindNotSynced",
-            "max by (kind) (fluxtenant_exporter_kind_synced == 0 and on (kind) fluxtenant_exporter_kind_absent == 0)",
+            "max by (kind, shard) (fluxtenant_exporter_kind_synced == 0 "
+            "and on (instance, job, kind) fluxtenant_exporter_kind_absent == 0)",
             t.kind_not_synced_for, "warning",
             "flux-tenant-exporter is not watching {{ $labels.kind }}",
             "{{ $labels.kind }} is neither synced nor absent (forbidden, or the API server keeps failing): its "
@@ -271,7 +272,7 @@ def rule_groups(t: AlertDurations) -> dict[str, Any]:
         ),
         _alert(
             "FluxTenantExporterDisconnected",
-            "max by (kind) (fluxtenant_exporter_kind_connected == 0)",
+            "max by (kind, shard) (fluxtenant_exporter_kind_connected == 0)",
             t.disconnected_for, "warning",
             "flux-tenant-exporter cannot reach the API server for {{ $labels.kind }}",
             f"Every list/watch request for {{{{ $labels.kind }}}} has failed for at least {t.disconnected_for} "
@@ -281,7 +282,7 @@ def rule_groups(t: AlertDurations) -> dict[str, Any]:
         ),
         _alert(
             "FluxTenantExporterWatchErrors",
-            'sum by (kind) (increase(fluxtenant_exporter_watch_requests_total{result=~"error|connection_error"}'
+            'max by (kind, shard) (increase(fluxtenant_exporter_watch_requests_total{result=~"error|connection_error"}'
             f"[15m])) > {t.watch_errors_per_15m}",
             t.watch_errors_for, "warning",
             "flux-tenant-exporter watch of {{ $labels.kind }} keeps failing",
@@ -290,8 +291,8 @@ def rule_groups(t: AlertDurations) -> dict[str, Any]:
         ),
         _alert(
             "FluxTenantExporterNoEvents",
-            f"max by (kind) (time() - fluxtenant_exporter_last_event_timestamp_seconds) > {t.no_events_seconds} "
-            "and on (kind) fluxtenant_exporter_objects > 0",
+            f"max by (kind, shard) (time() - fluxtenant_exporter_last_event_timestamp_seconds) > {t.no_events_seconds} "
+            "and on (kind, shard) max by (kind, shard) (fluxtenant_exporter_objects) > 0",
             t.no_events_for, "warning",
             "flux-tenant-exporter received nothing for {{ $labels.kind }} for long",
             "No watch event or bookmark for {{ $labels.kind }} in {{ $value | humanizeDuration }}: the watch may be "

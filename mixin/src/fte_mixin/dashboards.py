@@ -3,6 +3,11 @@
 Each has a ``datasource`` variable, a ``cluster`` variable (the ``cluster`` label your Prometheus adds, e.g.
 as an external label; "All" also matches series without it) and, where it applies, a ``tenant`` variable.
 Panels link to each other and to the alert runbook.
+
+Replicas and shards: every replica of an exporter serves the same series, so a query first takes one copy per
+shard (``max without (instance, pod)``, ``ONCE``) and only then adds up (across shards, which hold disjoint
+objects); per-object queries are ``max by`` the object's labels, which does both at once. A tenant whose objects
+span shards has one roll-up per shard: its status is the worst of them (``WORST_STATUS``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,35 @@ from itertools import count
 from typing import Any
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
+#: the labels that tell the replicas of one exporter apart (the Prometheus target's and the pod's)
+REPLICA = "instance, pod"
+
+
+def once(selector: str) -> str:
+    """One copy of each series per shard: the replicas of a shard serve the same values."""
+    return f"max without ({REPLICA}) ({selector})"
+
+
+#: a tenant status's rank when shards are combined: the worst wins; a shard's "healthy" for a tenant it holds no
+#: object of ranks below "suspended" (a tenant is suspended when all its objects are, in whichever shard)
+STATUS_RANK = {"failing": 5, "progressing": 4, "degraded": 3, "healthy": 2, "suspended": 1}
+
+
+def worst_status(where: str) -> str:
+    """Per tenant, the rank of its worst status over every shard (0: healthy, holding no object anywhere)."""
+    def rank(status: str, value: int) -> str:
+        return f'(fluxtenant_tenant_status{{status="{status}", {where}}} == 1) * {value}'
+    held = (f'({rank("healthy", 2)} and on (instance, job, tenant) '
+            f"(sum by (instance, job, tenant) (fluxtenant_tenant_resources{{{where}}}) > 0))")
+    terms = [rank(s, v) for s, v in STATUS_RANK.items() if s != "healthy"] + [held, rank("healthy", 0)]
+    return f"max by (tenant) ({' or '.join(terms)})"
+
+
+#: Grafana value mappings of ``worst_status``'s ranks: the status's name and colour
+STATUS_MAPPINGS = [{"type": "value", "options": {
+    str(v): {"text": s, "color": c, "index": i} for i, (s, v, c) in enumerate((
+        ("failing", 5, "red"), ("progressing", 4, "yellow"), ("degraded", 3, "orange"), ("healthy", 2, "green"),
+        ("suspended", 1, "text"), ("healthy", 0, "green")))}}]
 C = 'cluster=~"$cluster"'
 T = 'tenant=~"$tenant"'
 OBJ = "tenant, kind, namespace, name"
@@ -52,7 +86,8 @@ def _panel(kind: str, title: str, targets: list[dict[str, Any]], grid: tuple[int
 
 
 def _table(title: str, exprs: list[str], grid: tuple[int, int, int, int], *, description: str,
-           unit: str = "none", hide: tuple[str, ...] = ("Time",), tenant_link: bool = True) -> dict[str, Any]:
+           unit: str = "none", hide: tuple[str, ...] = ("Time",), tenant_link: bool = True,
+           status_column: str | None = None) -> dict[str, Any]:
     refs = "ABCDEFGH"
     targets = [_target(e, refs[i], table=True) for i, e in enumerate(exprs)]
     transformations: list[dict[str, Any]] = []
@@ -61,6 +96,12 @@ def _table(title: str, exprs: list[str], grid: tuple[int, int, int, int], *, des
     transformations.append({"id": "organize", "options": {"excludeByName": dict.fromkeys(hide, True)}})
     panel = _panel("table", title, targets, grid, description=description, unit=unit,
                    transformations=transformations)
+    if status_column is not None:  # a worst_status rank, shown as the status's name
+        panel["fieldConfig"]["overrides"].append({
+            "matcher": {"id": "byName", "options": status_column},
+            "properties": [{"id": "displayName", "value": "status"}, {"id": "mappings", "value": STATUS_MAPPINGS},
+                           {"id": "custom.cellOptions", "value": {"type": "color-text"}}],
+        })
     if tenant_link:
         panel["fieldConfig"]["overrides"].append({
             "matcher": {"id": "byName", "options": "tenant"},
@@ -116,33 +157,37 @@ def _dashboard(key: str, title: str, description: str, panels: list[dict[str, An
 def overview() -> dict[str, Any]:
     """Platform overview: every tenant, failures by category and owner, stuck roots, policy, drift, suspended."""
     panels = [
-        _panel("stat", "Failing tenants", [_target(f'sum(fluxtenant_tenant_status{{status="failing", {C}}})')],
-               (0, 0, 6, 4), description="Tenants with a failing or stuck object.", unit="short"),
-        _panel("stat", "Stuck root causes", [_target(f"count(fluxtenant_resource_stuck_root{{{C}}} == 1) or vector(0)")],
+        _panel("stat", "Failing tenants",
+               [_target(f'count(max by (tenant) (fluxtenant_tenant_status{{status="failing", {C}}}) == 1) '
+                        "or vector(0)")],
+               (0, 0, 6, 4), description="Tenants with a failing or stuck object (in any shard).", unit="short"),
+        _panel("stat", "Stuck root causes",
+               [_target(f"count(max by ({OBJ}) (fluxtenant_resource_stuck_root{{{C}}}) == 1) or vector(0)")],
                (6, 0, 6, 4), description="What the FluxReconciliationStuck / FluxResourceStalled alerts page for.",
                unit="short"),
         _panel("stat", "Policy violations",
-               [_target(f"sum(fluxtenant_tenant_policy_violations{{{C}}})")], (12, 0, 6, 4),
+               [_target(f"sum({once(f'fluxtenant_tenant_policy_violations{{{C}}}')})")], (12, 0, 6, 4),
                description="Tenancy policy violations over all tenants (missing service account, cross-namespace "
                            "references, cluster-scoped objects in a tenant's inventory...).", unit="short"),
-        _panel("stat", "Flux objects", [_target(f"sum(fluxtenant_tenant_resources{{{C}}})")], (18, 0, 6, 4),
-               description="Flux objects the exporter watches, over all tenants.", unit="short"),
+        _panel("stat", "Flux objects", [_target(f"sum({once(f'fluxtenant_tenant_resources{{{C}}}')})")],
+               (18, 0, 6, 4), description="Flux objects the exporter watches, over all tenants.", unit="short"),
         _table("Tenants", [
-            f"max by (tenant, status) (fluxtenant_tenant_status{{{C}}} == 1)",
-            f"sum by (tenant) (fluxtenant_tenant_resources{{{C}}})",
-            f'sum by (tenant) (fluxtenant_tenant_resources{{state="failing", {C}}})',
-            f"max by (tenant) (fluxtenant_tenant_stuck_resources{{{C}}})",
-            f"topk by (tenant) (1, sum by (tenant, category, owner) (fluxtenant_tenant_root_failures{{{C}}}))",
-        ], (0, 4, 24, 9), description="Status, objects, failing, stuck, and the most frequent root-cause category "
-                                        "with its owner. Click a tenant for its detail.",
-            hide=("Time", "Value #A"), unit="short"),
+            worst_status(C),
+            f"sum by (tenant) ({once(f'fluxtenant_tenant_resources{{{C}}}')})",
+            "sum by (tenant) (" + once(f'fluxtenant_tenant_resources{{state="failing", {C}}}') + ")",
+            f"sum by (tenant) ({once(f'fluxtenant_tenant_stuck_resources{{{C}}}')})",
+            "topk by (tenant) (1, sum by (tenant, category, owner) "
+            f"({once(f'fluxtenant_tenant_root_failures{{{C}}}')}))",
+        ], (0, 4, 24, 9), description="Status (the worst over the shards), objects, failing, stuck, and the most "
+                                        "frequent root-cause category with its owner. Click a tenant for its detail.",
+            unit="short", status_column="Value #A"),
         _panel("timeseries", "Failing objects by category and owner",
-               [_target(f"sum by (category, owner) (fluxtenant_tenant_failures{{{C}}})",
+               [_target(f"sum by (category, owner) ({once(f'fluxtenant_tenant_failures{{{C}}}')})",
                         legend="{{category}} ({{owner}})")], (0, 13, 12, 8),
                description="Failing objects (roots and the objects they block) by failure category and owner.",
                unit="short"),
         _panel("timeseries", "Failing root causes by owner",
-               [_target(f"sum by (owner) (fluxtenant_tenant_root_failures{{{C}}})", legend="{{owner}}")],
+               [_target(f"sum by (owner) ({once(f'fluxtenant_tenant_root_failures{{{C}}}')})", legend="{{owner}}")],
                (12, 13, 12, 8), description="tenant: the tenant fixes it; platform: the platform team does.",
                unit="short"),
         _table("Stuck root causes and their age", [
@@ -150,7 +195,7 @@ def overview() -> dict[str, Any]:
             f"group_left () (time() - max by ({OBJ}) (fluxtenant_resource_state_since_timestamp_seconds{{{C}}}))",
         ], (0, 21, 24, 8), unit="s", description="Age since the root's current state began."),
         _table("Tenancy policy violations",
-               [f"sum by (tenant, rule) (fluxtenant_tenant_policy_violations{{{C}}}) > 0"], (0, 29, 12, 8),
+               [f"sum by (tenant, rule) ({once(f'fluxtenant_tenant_policy_violations{{{C}}}')}) > 0"], (0, 29, 12, 8),
                description="Violations per tenant and rule.", unit="short"),
         _table("Revision drift", [
             f"max by ({OBJ}, type) (time() - fluxtenant_resource_drift_since_timestamp_seconds{{{C}}})",
@@ -188,13 +233,14 @@ def tenant_detail() -> dict[str, Any]:
             description="Objects stuck beyond their threshold that nothing else blocks (what the alerts page for), "
                         "with why."),
         _panel("timeseries", "Objects by state",
-               [_target(f"sum by (state) (fluxtenant_tenant_resources{{{T}, {C}}})", legend="{{state}}")],
+               [_target(f"sum by (state) ({once(f'fluxtenant_tenant_resources{{{T}, {C}}}')})", legend="{{state}}")],
                (0, 18, 12, 8), description="The tenant's objects by state over time.", unit="short"),
         _panel("timeseries", "Transitions", [
-            _target(f"sum by (category) (increase(fluxtenant_resource_failures_total{{{T}, {C}}}[$__rate_interval]))",
+            _target("sum by (category) "
+                    f"({once(f'increase(fluxtenant_resource_failures_total{{{T}, {C}}}[$__rate_interval])')})",
                     legend="failed: {{category}}"),
-            _target(f"sum (increase(fluxtenant_resource_recoveries_total{{{T}, {C}}}[$__rate_interval]))", "B",
-                    legend="recovered"),
+            _target(f"sum ({once(f'increase(fluxtenant_resource_recoveries_total{{{T}, {C}}}[$__rate_interval])')})",
+                    "B", legend="recovered"),
         ], (12, 18, 12, 8), description="Entries into failing by category, and recoveries.", unit="short"),
         _table("Policy violations", [
             f"max by (kind, namespace, name, rule) (fluxtenant_resource_policy_violation{{{T}, {C}}})",
@@ -213,27 +259,28 @@ def exporter_health() -> dict[str, Any]:
     """The exporter itself: sync, watch errors, events, scrape and publish time, memory."""
     panels = [
         _table("Kinds", [
-            f"max by (kind) (fluxtenant_exporter_kind_synced{{{C}}})",
-            f"min by (kind) (fluxtenant_exporter_kind_connected{{{C}}})",
-            f"max by (kind) (fluxtenant_exporter_kind_absent{{{C}}})",
-            f"max by (kind) (fluxtenant_exporter_kind_forbidden{{{C}}})",
-            f"max by (kind) (fluxtenant_exporter_objects{{{C}}})",
-        ], (0, 0, 12, 8), description="Synced, connected (0: API server unreachable, data stale), absent (CRD not "
-            "installed), forbidden (RBAC), objects.",
+            f"max by (kind, shard) (fluxtenant_exporter_kind_synced{{{C}}})",
+            f"min by (kind, shard) (fluxtenant_exporter_kind_connected{{{C}}})",
+            f"max by (kind, shard) (fluxtenant_exporter_kind_absent{{{C}}})",
+            f"max by (kind, shard) (fluxtenant_exporter_kind_forbidden{{{C}}})",
+            f"max by (kind, shard) (fluxtenant_exporter_objects{{{C}}})",
+        ], (0, 0, 12, 8), description="Per kind (and shard): synced, connected (0: API server unreachable, data "
+            "stale), absent (CRD not installed), forbidden (RBAC), objects.",
             tenant_link=False, unit="short"),
         _panel("timeseries", "Seconds since the last event or bookmark",
-               [_target(f"time() - max by (kind) (fluxtenant_exporter_last_event_timestamp_seconds{{{C}}})",
-                        legend="{{kind}}")], (12, 0, 12, 8), unit="s",
+               [_target(f"time() - max by (kind, shard) (fluxtenant_exporter_last_event_timestamp_seconds{{{C}}})",
+                        legend="{{kind}} {{shard}}")], (12, 0, 12, 8), unit="s",
                description="A watch that stays silent much longer than its bookmark interval has stalled."),
         _panel("timeseries", "Watch events",
-               [_target(f"sum by (kind, type) (rate(fluxtenant_exporter_events_total{{{C}}}[$__rate_interval]))",
-                        legend="{{kind}} {{type}}")], (0, 8, 12, 8), unit="ops",
-               description="Watch events received per second, by kind and type."),
+               [_target("max by (kind, type, shard) "
+                        f"(rate(fluxtenant_exporter_events_total{{{C}}}[$__rate_interval]))",
+                        legend="{{kind}} {{type}} {{shard}}")], (0, 8, 12, 8), unit="ops",
+               description="Watch events received per second, by kind and type (each replica receives them all)."),
         _panel("timeseries", "Watch endings and list errors", [
-            _target(f'sum by (kind, result) (rate(fluxtenant_exporter_watch_requests_total{{result!="closed", {C}}}'
-                    "[$__rate_interval]))", legend="watch {{kind}} {{result}}"),
-            _target(f'sum by (kind, result) (rate(fluxtenant_exporter_list_requests_total{{result!="success", {C}}}'
-                    "[$__rate_interval]))", "B", legend="list {{kind}} {{result}}"),
+            _target(f'max by (kind, result, shard) (rate(fluxtenant_exporter_watch_requests_total{{result!="closed", '
+                    f"{C}}}[$__rate_interval]))", legend="watch {{kind}} {{result}} {{shard}}"),
+            _target(f'max by (kind, result, shard) (rate(fluxtenant_exporter_list_requests_total{{result!="success", '
+                    f"{C}}}[$__rate_interval]))", "B", legend="list {{kind}} {{result}} {{shard}}"),
         ], (12, 8, 12, 8), unit="ops",
             description="Watches that ended other than by the server's timeout, and failed list requests."),
         _panel("timeseries", "/metrics and publish duration (p99)", [
@@ -248,10 +295,12 @@ def exporter_health() -> dict[str, Any]:
                     legend="{{instance}}"),
         ], (12, 16, 12, 8), unit="bytes", description="Resident memory of each exporter process."),
         _panel("timeseries", "Relists", [
-            _target(f"sum by (kind, reason) (increase(fluxtenant_exporter_relists_total{{{C}}}[$__rate_interval]))",
-                    legend="{{kind}} {{reason}}"),
-            _target(f"sum by (kind) (increase(fluxtenant_exporter_malformed_events_total{{{C}}}[$__rate_interval]))",
-                    "B", legend="malformed {{kind}}"),
+            _target("max by (kind, reason, shard) "
+                    f"(increase(fluxtenant_exporter_relists_total{{{C}}}[$__rate_interval]))",
+                    legend="{{kind}} {{reason}} {{shard}}"),
+            _target("max by (kind, shard) "
+                    f"(increase(fluxtenant_exporter_malformed_events_total{{{C}}}[$__rate_interval]))",
+                    "B", legend="malformed {{kind}} {{shard}}"),
         ], (0, 24, 24, 8), unit="short",
             description="Relists (a watch's resourceVersion expired, or a reconnect) and objects the exporter could "
                         "not read."),

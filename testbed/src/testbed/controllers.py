@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import urllib.error
@@ -161,6 +162,25 @@ class FluxControllers(Service):
                 _terminate(controller.proc)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def kill(self, name: str) -> None:
+        """SIGKILL one controller's process group, as the OOM killer ends a controller mid-reconcile: nothing it
+        was doing gets written. ``restart`` starts it again.
+        """
+        controller = self.controllers[name]
+        assert controller.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(controller.proc.pid, signal.SIGKILL)
+        controller.proc.wait()
+
+    def restart(self, name: str, *, timeout: float = 60) -> None:
+        """Start a killed (or stopped) controller again, on its ports and log, and wait until it is ready."""
+        controller = self.controllers[name]
+        if controller.proc is not None and controller.proc.poll() is None:
+            msg = f"{name} is still running"
+            raise ControllersError(msg)
+        self._spawn(controller)
+        self._wait_ready(controller, deadline=time.monotonic() + timeout)
+
     def alive(self) -> dict[str, bool]:
         """Which controllers are still running."""
         return {n: c.proc is not None and c.proc.poll() is None for n, c in self.controllers.items()}
@@ -205,7 +225,7 @@ class FluxControllers(Service):
             "KUBECONFIG": str(self.control_plane.kubeconfig),
             "RUNTIME_NAMESPACE": RUNTIME_NAMESPACE,
         }
-        log = controller.log_path.open("wb")
+        log = controller.log_path.open("ab")  # a restarted controller appends to its log
         controller.proc = subprocess.Popen(  # noqa: S603 - our own binaries
             [str(self.assets.binary(controller.name)), *self._flags(controller)],
             stdout=log,

@@ -14,6 +14,8 @@ from flux_tenant_exporter.serve.app import Exporter
 
 #: backoffs short enough for tests that break the API server on purpose
 FAST_WATCH = WatchSettings(backoff_initial=0.05, backoff_max=0.5, rediscover_interval=0.2)
+#: how long a stopped exporter may take to finish (it takes well under 2 s)
+STOP_TIMEOUT = 30.0
 #: the tests' ``start_exporter`` fixture: ``await start_exporter(kubeconfig=None, **overrides)``
 StartExporter = Callable[..., Awaitable[Exporter]]
 
@@ -36,4 +38,12 @@ async def running_exporter(settings: ServeSettings, kubeconfig: Path | str) -> A
         yield exporter
     finally:
         stop.set()
-        await task
+        done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT)  # (asyncio.wait does not cancel it)
+        if not done:  # show where the exporter's tasks wait, then let it go
+            where = "\n".join(f"{t.get_name()}: {t.get_coro()!r} at {t.get_stack(limit=4)}"
+                              for t in asyncio.all_tasks() if t is not asyncio.current_task())
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            msg = f"the exporter did not stop within {STOP_TIMEOUT:.0f} s of the stop event; tasks:\n{where}"
+            raise AssertionError(msg)
+        task.result()

@@ -204,15 +204,16 @@ async def wait_for(
     *,
     timeout: float = 60,  # noqa: ASYNC109 - a deadline for the whole wait, not a request timeout
     seen: Seen | None = None,
+    collection: str | None = None,
 ) -> Obj:
     """Watch ``obj`` until ``predicate`` holds for it; returns that version (raises WaitTimeoutError at the deadline).
 
     Every version seen is appended to ``seen``. A watch that ends (server timeout) is resumed from the last
-    resourceVersion; nothing sleeps.
+    resourceVersion; nothing sleeps. ``collection``: the object's collection path, for a kind that is not Flux's.
     """
     seen = seen if seen is not None else Seen()
     name = obj["metadata"]["name"]
-    collection = path_of(obj, collection=True)
+    collection = collection or path_of(obj, collection=True)
     deadline = time.monotonic() + timeout
     last: Obj | None = None
     try:
