@@ -147,7 +147,7 @@ async def test_kustomize_controller_killed_while_waiting_on_health_checks(
     finally:
         await _deployment_status(client, namespace, ready=True)
         if not flux.controllers.alive()["kustomize-controller"]:
-            await asyncio.to_thread(flux.controllers.restart, "kustomize-controller")
+            flux.controllers.restart("kustomize-controller")  # this thread: the child dies with the one that made it
     await exporter.wait_for(lambda e: _state(e, namespace, "Kustomization", "app") == ("ready", False),
                             timeout=TIMEOUT + 60)
 
@@ -192,7 +192,7 @@ async def test_helm_controller_killed_mid_install(
         assert (stuck.stuck_reason, stuck.since) == ("progressing_timeout", attempt_start)
     finally:
         if not flux.controllers.alive()["helm-controller"]:
-            await asyncio.to_thread(flux.controllers.restart, "helm-controller")
+            flux.controllers.restart("helm-controller")  # this thread: the child dies with the one that made it
 
     def settled(obj: dict[str, Any]) -> bool:
         ready = scenario.condition(obj, "Ready")

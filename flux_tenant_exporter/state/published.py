@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from flux_tenant_exporter.base.kinds import SOURCE_KINDS
 from flux_tenant_exporter.base.vocabulary import (
@@ -33,26 +34,106 @@ class Violation:
 
 
 @dataclass(frozen=True, slots=True)
+class Derived:
+    """What the view derives across objects for one object, when any of it is not the default (most objects: none)."""
+
+    owner: Owner | None = None
+    stuck: bool = False
+    stuck_reason: StuckReason | None = None
+    #: the object to page for: stuck itself and not blocked by another, or the root of a stuck dependent
+    stuck_root: bool = False
+    root_cause: Ref | None = None
+    root_category: Category | None = None
+    violations: tuple[Violation, ...] = ()
+    source_drift_since: float | None = None
+    attempt_drift_since: float | None = None
+
+
 class ResourceView:
-    """One object as published: its stored entry, and what the view derives across objects.
+    """One object as published: its stored entry, its tenant, and what the view derives across objects.
 
     What the object and its verdict say is read through the entry (the properties below), not copied: a
-    ResourceView exists for every object, and copies would double what each holds.
+    ResourceView exists for every object, and copies would double what each holds. Likewise what the view derives
+    is kept only when it is not the default (``derived``, None for a plain object: ready, nothing blocked, stuck,
+    drifting or breaking a rule), so most objects cost three slots here.
     """
 
-    entry: Entry
-    tenant: str
-    owner: Owner | None
-    stuck: bool
-    stuck_reason: StuckReason | None
-    #: the object to page for: stuck itself and not blocked by another, or the root of a stuck dependent
-    stuck_root: bool
-    root_cause: Ref | None
-    root_category: Category | None
-    violations: tuple[Violation, ...]
-    last_success: float | None
-    source_drift_since: float | None
-    attempt_drift_since: float | None
+    __slots__ = ("derived", "entry", "tenant")
+
+    def __init__(self, entry: Entry, tenant: str, derived: Derived | None = None) -> None:
+        """The view of ``entry`` in ``tenant``; ``derived`` None (or all defaults) for a plain object."""
+        self.entry = entry
+        self.tenant = tenant
+        self.derived = None if derived == _PLAIN else derived
+
+    def __eq__(self, other: object) -> bool:
+        """Equal entry, tenant and derivation."""
+        if not isinstance(other, ResourceView):
+            return NotImplemented
+        return (self.entry is other.entry or self.entry == other.entry) and self.tenant == other.tenant and (
+            self.derived == other.derived)
+
+    def __hash__(self) -> int:
+        """The hash of the entry, tenant and derivation."""
+        return hash((self.entry, self.tenant, self.derived))
+
+    def __repr__(self) -> str:
+        """``ResourceView(Kind/namespace/name, tenant, derived)``."""
+        return f"ResourceView({self.entry.obj.ref}, {self.tenant!r}, {self.derived!r})"
+
+    @property
+    def owner(self) -> Owner | None:
+        """Who has to act on the object's failure (the root cause's owner for a blocked object)."""
+        return self.derived.owner if self.derived is not None else None
+
+    @property
+    def stuck(self) -> bool:
+        """Whether the object is stuck now."""
+        return self.derived is not None and self.derived.stuck
+
+    @property
+    def stuck_reason(self) -> StuckReason | None:
+        """Why it is stuck (or why it is a root to page for)."""
+        return self.derived.stuck_reason if self.derived is not None else None
+
+    @property
+    def stuck_root(self) -> bool:
+        """The object to page for: stuck itself and not blocked by another, or the root of a stuck dependent."""
+        return self.derived is not None and self.derived.stuck_root
+
+    @property
+    def root_cause(self) -> Ref | None:
+        """What blocks the object, at the end of its blocking chain."""
+        return self.derived.root_cause if self.derived is not None else None
+
+    @property
+    def root_category(self) -> Category | None:
+        """The root cause's category (the object's own when it is its own root)."""
+        return self.derived.root_category if self.derived is not None else None
+
+    @property
+    def violations(self) -> tuple[Violation, ...]:
+        """The tenancy policy rules the object breaks."""
+        return self.derived.violations if self.derived is not None else ()
+
+    @property
+    def source_drift_since(self) -> float | None:
+        """When the source's artifact began to differ from the applied revision."""
+        return self.derived.source_drift_since if self.derived is not None else None
+
+    @property
+    def attempt_drift_since(self) -> float | None:
+        """When the attempted revision began to differ from the applied one."""
+        return self.derived.attempt_drift_since if self.derived is not None else None
+
+    @property
+    def last_success(self) -> float | None:
+        """When the object last did its job: deployed, produced an artifact, or became ready."""
+        obj, verdict = self.entry.obj, self.entry.verdict
+        candidates = [t for t in (obj.last_deployed, obj.artifact_updated) if t is not None]
+        if verdict.state == "ready" and verdict.since is not None:
+            candidates.append(verdict.since)
+        return max(candidates) if candidates else None
 
     @property
     def key(self) -> Key:
@@ -168,6 +249,9 @@ class ResourceView:
     def is_root(self) -> bool:
         """A failing object that no other object blocks."""
         return self.state == "failing" and self.root_cause is None
+
+
+_PLAIN: Final = Derived()
 
 
 @dataclass(frozen=True, slots=True)

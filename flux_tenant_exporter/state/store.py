@@ -28,6 +28,8 @@ from flux_tenant_exporter.flux.tenants import TenantResolver
 Key = tuple[str, str, str]
 #: object changes remembered for incremental readers (the publisher reads them every publish)
 CHANGES_KEPT = 65536
+#: references to objects not stored kept for sharing, at least (more in a large fleet)
+PENDING_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,9 @@ class Store:
         self.transitions_version = 0
         #: (until, key) of every verdict held through a reconcile in progress; stale ones are skipped when due
         self._holds: list[tuple[float, Key]] = []
+        #: one Ref per referenced object that is not stored (yet): every reference to it shares it, and it becomes
+        #: the object's key when the object comes (a source listed after the objects that use it)
+        self._pending: dict[Key, Ref] = {}
 
     # -- tenants --------------------------------------------------------------------------------
 
@@ -130,7 +135,8 @@ class Store:
         old = self.objects.get(obj.ref)
         if old is not None and old.signals == digest and old.obj == obj:
             return False
-        key = old.obj.ref if old is not None else obj.ref  # the key the dict, the change log and the view hold
+        # the key the dict, the change log and the view hold: one tuple for the object, whoever refers to it
+        key = old.obj.ref if old is not None else self._pending.pop(obj.ref, obj.ref)
         now = self.clock()
         lagging = obj.observed_generation is not None and obj.observed_generation != obj.generation
         if not lagging and obj.observed_generation is None and obj.generation and not signals.conditions:
@@ -182,9 +188,15 @@ class Store:
         return expired
 
     def _stored(self, ref: Ref | None) -> Ref | None:
-        """The store's own key for a referenced object, if it is stored (an equal tuple kept once), else ``ref``."""
-        entry = self.objects.get(ref) if ref is not None else None
-        return entry.obj.ref if entry is not None else ref
+        """The one tuple standing for a referenced object: its key if it is stored, else the pending reference."""
+        if ref is None:
+            return None
+        entry = self.objects.get(ref)
+        if entry is not None:
+            return entry.obj.ref
+        if len(self._pending) > max(PENDING_KEPT, len(self.objects) // 2):
+            self._pending.clear()  # references to objects that never came: sharing restarts, nothing is lost
+        return self._pending.setdefault(ref, ref)
 
     def _stored_all(self, refs: tuple[Ref, ...]) -> tuple[Ref, ...]:
         stored = tuple(self._stored(r) or r for r in refs)

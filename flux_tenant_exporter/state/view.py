@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 from flux_tenant_exporter.base.vocabulary import StuckReason
-from flux_tenant_exporter.state.published import ResourceView, TenantView, Transitions, View
-from flux_tenant_exporter.state.rules.drift import drift, last_success
+from flux_tenant_exporter.state.published import Derived, ResourceView, TenantView, Transitions, View
+from flux_tenant_exporter.state.rules.drift import drift
 from flux_tenant_exporter.state.rules.policy import violations
 from flux_tenant_exporter.state.rules.rollup import roll_up
 from flux_tenant_exporter.state.rules.rootcause import RootResolver, attribute, is_blocked
@@ -47,8 +47,7 @@ class ViewCache:
         self.namespaces_version = -1
         self.now = float("-inf")
         self.keys: list[Key] = []  # sorted
-        self.ordered: list[ResourceView] = []  # aligned with keys
-        self.views: dict[Key, ResourceView] = {}
+        self.ordered: list[ResourceView] = []  # aligned with keys (a key's view is found by bisection: no dict)
         self.root_of: dict[Key, Key] = {}  # the root cause of each blocked object (others are their own root)
         self.stuck: set[Key] = set()  # the objects stuck now
         self.stuck_dependents: Counter[Key] = Counter()  # root -> stuck objects it blocks
@@ -147,7 +146,7 @@ class ViewCache:
                 continue
             verdict = entry.verdict
             stuck = verdict.stuck_at is not None and now >= verdict.stuck_at
-            published = self.views.get(key)
+            published = self._view(key)
             if verdict.stuck_at is not None and not stuck and (
                 published is None or published.entry.verdict.stuck_at != verdict.stuck_at
             ):  # (a deadline the published entry had is in the heap already, or has passed)
@@ -180,7 +179,7 @@ class ViewCache:
         touched: set[str] = set()
         for key in sorted(keys):  # in key order, a full derivation appends to the sorted lists
             entry = objects.get(key)
-            old = self.views.get(key)
+            old = self._view(key)
             if entry is None:
                 if old is not None:
                     self._remove(key, old)
@@ -198,7 +197,6 @@ class ViewCache:
                     self.changed.add(key)
                     self.keys.append(key)
                     self.ordered.append(res)
-                    self.views[key] = res
                     self.by_kind[res.kind] += 1
                     members = self.members.setdefault(res.tenant, [])
                     if members and members[-1] >= key:
@@ -218,6 +216,18 @@ class ViewCache:
             return entry.verdict.stuck_reason
         return "dependent_stuck" if self.stuck_dependents.get(key, 0) > 0 else None
 
+    def _view(self, key: Key) -> ResourceView | None:
+        """The published view of ``key``, if there is one (a bisection of the sorted keys)."""
+        keys = self.keys
+        at = bisect.bisect_left(keys, key)
+        return self.ordered[at] if at < len(keys) and keys[at] == key else None
+
+    def _member(self, key: Key) -> ResourceView:
+        """The published view of a tenant's member (every member has one)."""
+        found = self._view(key)
+        assert found is not None, key
+        return found
+
     def _link(self, key: Key, entry: Entry) -> None:
         for ref in _references(entry):
             users = self.dependents.get(ref)
@@ -230,7 +240,7 @@ class ViewCache:
 
     def _unlink(self, key: Key) -> None:
         """Undo the ``_link`` of ``key``'s published entry (the one its links were made from, or an equal one)."""
-        published = self.views.get(key)
+        published = self._view(key)
         for ref in _references(published.entry) if published is not None else ():
             users = self.dependents.get(ref)
             if isinstance(users, list):
@@ -251,7 +261,6 @@ class ViewCache:
         at = bisect.bisect_left(self.keys, key)
         self.keys.insert(at, key)
         self.ordered.insert(at, res)
-        self.views[key] = res
         self.by_kind[res.kind] += 1
         bisect.insort(self.members.setdefault(res.tenant, []), key)
 
@@ -260,7 +269,6 @@ class ViewCache:
         at = bisect.bisect_left(self.keys, key)
         del self.keys[at]
         del self.ordered[at]
-        del self.views[key]
         self.by_kind[old.kind] -= 1
         if not self.by_kind[old.kind]:
             del self.by_kind[old.kind]
@@ -270,7 +278,6 @@ class ViewCache:
     def _replace(self, key: Key, old: ResourceView, res: ResourceView) -> None:
         self.changed.add(key)
         self.ordered[bisect.bisect_left(self.keys, key)] = res
-        self.views[key] = res
         if old.tenant != res.tenant:
             members = self.members[old.tenant]
             del members[bisect.bisect_left(members, key)]
@@ -296,7 +303,7 @@ class ViewCache:
         members = self.members.get(name)
         if members is not None and not members:
             del self.members[name]
-        resources = tuple(self.views[k] for k in members or ())
+        resources = tuple(map(self._member, members or ()))
         namespaces = set(self.tenant_namespaces.get(name, ()))
         namespaces.update(res.namespace for res in resources)
         if resources and name in self.own_namespaces:
@@ -339,9 +346,7 @@ def _resource(
     obj, verdict = entry.obj, entry.verdict
     blame = attribute(entry, root_key, objects)
     source_drift, attempt_drift = drift(entry, objects)
-    return ResourceView(
-        entry=entry,
-        tenant=tenant,
+    return ResourceView(entry, tenant, Derived(
         owner=blame.owner,
         stuck=stuck,
         stuck_reason=verdict.stuck_reason if stuck else stuck_root,
@@ -349,7 +354,6 @@ def _resource(
         root_cause=blame.root_cause,
         root_category=blame.root_category,
         violations=violations(obj, tenant, tenant_of),
-        last_success=last_success(obj, verdict.state, verdict.since),
         source_drift_since=source_drift,
         attempt_drift_since=attempt_drift,
-    )
+    ))

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from flux_tenant_exporter.base.kinds import APPLIER_KINDS
-from flux_tenant_exporter.base.vocabulary import State
-from flux_tenant_exporter.flux.model import FluxObject
 from flux_tenant_exporter.state.store import Entry, Key
 
 
@@ -30,11 +28,3 @@ def drift(entry: Entry, objects: Mapping[Key, Entry]) -> tuple[float | None, flo
     if obj.attempted_revision and obj.applied_revision and obj.attempted_revision != obj.applied_revision:
         attempt_since = obj.ready_since or entry.observed_at
     return source_since, attempt_since
-
-
-def last_success(obj: FluxObject, state: State, since: float | None) -> float | None:
-    """When the object last did its job: deployed, produced an artifact, or became ready."""
-    candidates = [t for t in (obj.last_deployed, obj.artifact_updated) if t is not None]
-    if state == "ready" and since is not None:
-        candidates.append(since)
-    return max(candidates) if candidates else None

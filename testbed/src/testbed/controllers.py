@@ -173,7 +173,11 @@ class FluxControllers(Service):
         controller.proc.wait()
 
     def restart(self, name: str, *, timeout: float = 60) -> None:
-        """Start a killed (or stopped) controller again, on its ports and log, and wait until it is ready."""
+        """Start a killed (or stopped) controller again, on its ports and log, and wait until it is ready.
+
+        Call it from the thread that lives as long as the controllers (the main one): a controller gets
+        PR_SET_PDEATHSIG, so it dies with the thread that started it (a worker thread of ``asyncio.to_thread`` too).
+        """
         controller = self.controllers[name]
         if controller.proc is not None and controller.proc.poll() is None:
             msg = f"{name} is still running"
