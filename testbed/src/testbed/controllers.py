@@ -163,8 +163,9 @@ class FluxControllers(Service):
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def kill(self, name: str) -> None:
-        """SIGKILL one controller's process group, as the OOM killer ends a controller mid-reconcile: nothing it
-        was doing gets written. ``restart`` starts it again.
+        """SIGKILL one controller's process group, as the OOM killer ends a controller mid-reconcile.
+
+        Nothing it was doing gets written. ``restart`` starts it again.
         """
         controller = self.controllers[name]
         assert controller.proc is not None
