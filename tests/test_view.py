@@ -236,7 +236,7 @@ def test_relist_replaces_only_its_scope() -> None:
                                      ("Kustomization", "b", "three")]
 
 
-def test_the_store_keeps_a_digest_of_the_signals_and_still_sees_every_status_change() -> None:
+def test_the_store_keeps_no_signals_and_still_sees_every_status_change_that_matters() -> None:
     """The stored object drops its conditions (classified once, on write): an identical status is no change, a new
     message or a new transition time of a condition is one, and a stored object cannot be classified again."""
     store = make_store()

@@ -64,11 +64,23 @@ _BASIC = re.compile(r"(?i)\b(basic\s+)([A-Za-z0-9+/_-]{6,}={0,2})(?![\w+/=])")
 #: a long alphanumeric run: a bare AWS secret key or an opaque API token when it mixes upper case, lower case and
 #: digits (checked in ``_opaque``); lower-case hex revisions and names have no upper case and stay
 _RUN = re.compile(r"(?<![\w+/=.-])[A-Za-z0-9+/=_-]{32,}(?![\w+/=.-])")
-#: cheap pre-check: text without any of these cannot hold a credential shape handled above
-_TRIGGERS = re.compile(
-    rf"(?i)@|://|-----BEGIN|bearer|basic|token|eyJ|gh[pousr]_|github_pat_|gl[a-z]{{1,4}}-|AKIA|ASIA|A[GIRNP][A-Z]A|"
-    rf"xox|AIza|sk-|{_KEYWORD}|[A-Za-z0-9+/=_-]{{32,}}"
-)
+#: cheap pre-checks of the rules above (text with none of them cannot hold a shape they handle): substrings of the
+#: lower-cased text (every keyword, scheme and header above contains one), the token formats (case-sensitive), and
+#: userinfo ("://", or "KEY:SECRET@": a revision like main@sha1:... has neither)
+_NEEDLES = ("://", "-----begin", "bearer", "basic", "token", "passw", "passphrase", "pwd", "secret", "key", "auth",
+            "cookie", "credential", "session", "sig", "x-amz-")
+_TOKEN_FORMATS = re.compile(r"eyJ|gh[pousr]_|github_pat_|gl[a-z]{1,4}-|A[GIKNRS][A-Z][A-Z0-9]{17}|xox|AIza|sk-")
+_USERINFO = re.compile(r":[^\s/]*@")
+
+
+def _may_hold_a_credential(text: str) -> bool:
+    lower = text.lower()
+    return (any(needle in lower for needle in _NEEDLES) or _TOKEN_FORMATS.search(text) is not None
+            or ("@" in text and _USERINFO.search(text) is not None))
+
+
+#: cheap pre-check of ``_RUN``: a run long enough to be an opaque token
+_LONG_RUN = re.compile(r"[A-Za-z0-9+/=_-]{32,}")
 
 
 def _basic(match: re.Match[str]) -> str:
@@ -92,9 +104,10 @@ def _opaque(match: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     """``text`` with every credential-looking value replaced by ``***``."""
-    if not text or not _TRIGGERS.search(text):
+    if not text:
         return text
-    for pattern, replacement in _RULES:
-        text = pattern.sub(replacement, text)
-    text = _BASIC.sub(_basic, text)
-    return _RUN.sub(_opaque, text)
+    if _may_hold_a_credential(text):
+        for pattern, replacement in _RULES:
+            text = pattern.sub(replacement, text)
+        text = _BASIC.sub(_basic, text)
+    return _RUN.sub(_opaque, text) if _LONG_RUN.search(text) else text

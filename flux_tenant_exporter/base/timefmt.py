@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 from typing import Any
 
 
@@ -20,6 +21,11 @@ def timestamp(value: float | None) -> str | None:
     """Epoch seconds as RFC 3339 UTC (``2026-12-05T12:00:00Z``), or None."""
     if value is None:
         return None
+    return _rfc3339(value)
+
+
+@functools.lru_cache(maxsize=4096)  # a fleet's objects share many times (created, reconciled in bulk)
+def _rfc3339(value: float) -> str:
     when = datetime.datetime.fromtimestamp(value, datetime.UTC)
     # Not strftime("%Y"): glibc writes year 1 (Go's zero time, which Flux may write) as "1", not "0001".
     return f"{when.year:04d}-{when:%m-%dT%H:%M:%S}Z"

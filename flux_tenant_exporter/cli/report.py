@@ -7,8 +7,10 @@ people (``--format table``). Unreadable items are reported on stderr and skipped
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -44,18 +46,24 @@ def _items(doc: Any) -> Iterator[Any]:
         yield doc
 
 
-def load_items(text: str) -> list[Any]:
+def load_items(data: str | bytes) -> list[Any]:
     """The objects in a JSON document, or in one or more YAML documents (Lists are flattened).
 
     JSON items stay undecoded (``msgspec.Raw``) until ``build_report`` decodes each with the exporter's typed
-    decoders; YAML items are Python values.
+    decoders; YAML items are Python values. Bytes that are not UTF-8 are a ReportError.
     """
-    stripped = text.lstrip()
+    raw = data.encode() if isinstance(data, str) else data
+    stripped = raw.lstrip()
     if not stripped:
         raise ReportError("the input is empty")
-    if stripped[0] in "{[":
+    if stripped[:1] in {b"{", b"["}:
         with contextlib.suppress(*codec.DecodeError):  # YAML is a superset: let the YAML parser report the error
-            return _json_items(stripped.encode())
+            return _json_items(stripped)
+    try:
+        text = data if isinstance(data, str) else data.decode()
+    except UnicodeDecodeError as err:
+        msg = "the input is not UTF-8 text"
+        raise ReportError(msg) from err
     try:
         return [item for doc in yaml.safe_load_all(text) for item in _items(doc)]
     except yaml.YAMLError as err:
@@ -66,19 +74,19 @@ def load_items(text: str) -> list[Any]:
 
 
 def _json_items(data: bytes) -> list[Any]:
-    pending = codec.RAW_LIST.decode(data) if data.startswith(b"[") else [codec.RAW.decode(data)]
+    pending = deque(codec.RAW_LIST.decode(data) if data.startswith(b"[") else [codec.RAW.decode(data)])
     items: list[Any] = []
     while pending:
-        raw = pending.pop(0)
+        raw = pending.popleft()
         if memoryview(raw)[:1].tobytes() == b"[":
-            pending[:0] = codec.RAW_LIST.decode(raw)
+            pending.extendleft(reversed(codec.RAW_LIST.decode(raw)))
             continue
         try:
             nested = codec.KINDED.decode(raw).items
         except codec.DecodeError:
             nested = None  # an unreadable item: build_report names it
         if nested is not None:
-            pending[:0] = nested
+            pending.extendleft(reversed(nested))
         else:
             items.append(raw)
     return items
@@ -144,17 +152,27 @@ def run_report(settings: ReportSettings, *, stdin: IO[str] | None = None, stdout
     source = settings.input or "-"
     try:
         if source == "-":
-            text = stdin.read()
+            data: str | bytes = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read()
         else:
-            with open(source, encoding="utf-8") as handle:  # noqa: PTH123
-                text = handle.read()
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
-        msg = f"cannot read the input {source}: {reason or err}"
+            with open(source, "rb") as handle:  # noqa: PTH123
+                data = handle.read()
+        gc.disable()  # a build allocates only what it keeps: the cyclic GC would rescan the growing heap for nothing
+        try:
+            doc = build_report(load_items(data), settings, errors=stderr)
+        finally:
+            gc.enable()
+    except OSError as err:
+        msg = f"cannot read the input {source}: {err.strerror or err}"
         raise ReportError(msg) from err
-    doc = build_report(load_items(text), settings, errors=stderr)
+    except ReportError as err:
+        msg = f"cannot read the input {source}: {err}" if "not UTF-8" in str(err) else str(err)
+        raise ReportError(msg) from err
     if settings.format == "table":
         stdout.write(format_table(doc))
+    elif hasattr(stdout, "buffer"):  # a 100k-object document: no round trip through str
+        stdout.flush()
+        stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+        stdout.buffer.flush()
     else:
         stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0

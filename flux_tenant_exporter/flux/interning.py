@@ -71,6 +71,14 @@ class Interner:
             self._chars += len(text) + (len(found) if found is not text else 0)
         return found
 
+    def redacted(self, text: str) -> str:
+        """A URL-like value (a source's URL or endpoint) redacted once per distinct text, and shared."""
+        found = self._redacted.get(text)
+        if found is None:
+            found = self._redacted[text] = self.share(redact(text))
+            self._chars += len(text) + (len(found) if found is not text else 0)
+        return found
+
     def inventory(self, inventory: Inventory) -> Inventory:
         """The one instance of an equal inventory (the Kustomizations of a namespace often apply the same shape)."""
         return self._inventories.setdefault(inventory, inventory)

@@ -5,12 +5,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import NamedTuple
-
-import msgspec
 
 from flux_tenant_exporter.base.vocabulary import ConditionStatus
 
@@ -56,8 +53,7 @@ class Signals:
     """What an object's verdict is judged from, and nothing reads after classification.
 
     That is its conditions, and the times and the reconcile request they are judged by. The store classifies an
-    object once, on write, and then keeps only the ``digest`` of its signals, to tell an unchanged status from a
-    changed one: the verdict says everything the signals said.
+    object once, on write, and keeps the verdict, not the signals: the verdict says everything they said.
     """
 
     conditions: tuple[Condition, ...]
@@ -75,13 +71,6 @@ class Signals:
             if cond.type == type_:
                 return cond
         return None
-
-    def digest(self) -> bytes:
-        """128 bits of every field: equal digests mean the same signals."""
-        return hashlib.blake2b(_SIGNALS_ENCODER.encode(self), digest_size=16).digest()
-
-
-_SIGNALS_ENCODER = msgspec.msgpack.Encoder()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +101,7 @@ class FluxObject:
     inventory: Inventory
     #: the object's labels named by --resource-labels, in that order (absent ones left out)
     labels: tuple[tuple[str, str], ...] = ()
-    #: what the verdict is judged from; None once stored (the store keeps its digest, and the verdict)
+    #: what the verdict is judged from; None once stored (the store keeps the verdict)
     signals: Signals | None = field(default=None, compare=False)
 
     @property

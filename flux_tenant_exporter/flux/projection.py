@@ -11,7 +11,6 @@ from typing import Any, Final
 
 from flux_tenant_exporter.base.durations import parse_duration
 from flux_tenant_exporter.base.kinds import FLUX_KINDS, WatchedKind, by_kind
-from flux_tenant_exporter.base.redact import redact
 from flux_tenant_exporter.base.timefmt import parse_time
 from flux_tenant_exporter.base.vocabulary import ConditionStatus
 from flux_tenant_exporter.flux import schema
@@ -176,7 +175,7 @@ class Projector:
             target_namespace=share_opt(spec.targetNamespace),
             path=share_opt(path),
             chart_name=share_opt(chart_name),
-            url=share(redact(url)) if url else None,
+            url=interner.redacted(url) if url else None,
             applied_revision=share_opt(applied),
             attempted_revision=share_opt(status.lastAttemptedRevision),
             artifact_revision=share_opt(artifact.revision),

@@ -130,10 +130,12 @@ class ResourceView:
     def last_success(self) -> float | None:
         """When the object last did its job: deployed, produced an artifact, or became ready."""
         obj, verdict = self.entry.obj, self.entry.verdict
-        candidates = [t for t in (obj.last_deployed, obj.artifact_updated) if t is not None]
-        if verdict.state == "ready" and verdict.since is not None:
-            candidates.append(verdict.since)
-        return max(candidates) if candidates else None
+        latest = obj.last_deployed
+        if obj.artifact_updated is not None and (latest is None or obj.artifact_updated > latest):
+            latest = obj.artifact_updated
+        if verdict.state == "ready" and verdict.since is not None and (latest is None or verdict.since > latest):
+            latest = verdict.since
+        return latest
 
     @property
     def key(self) -> Key:

@@ -43,8 +43,6 @@ class Entry:
     lag_since: float | None
     #: the last state other than progressing (a fix goes failing -> progressing -> ready: still a recovery)
     settled: State | None = None
-    #: the digest of the signals ``obj`` was classified from (the stored object keeps none)
-    signals: bytes = b""
 
 
 class Store:
@@ -123,18 +121,17 @@ class Store:
         return self.changes[count - self.changes_base :]
 
     def upsert(self, obj: FluxObject) -> bool:
-        """Store a parsed object; returns False (and does nothing) if its projection did not change.
+        """Store a parsed object; returns False (and does nothing) if neither its record nor its verdict changed.
 
-        The stored object keeps no signals (its conditions, ...): it is classified here, once, and their digest kept.
+        The stored object keeps no signals (its conditions, ...): it is classified here, once; an update whose record
+        is the same and whose status gives the same verdict (a relist, a retry's new message that says nothing new)
+        changes nothing.
         """
         signals = obj.signals
         if signals is None:
             msg = f"{obj.ref} has no signals: only a projected object can be stored"
             raise ValueError(msg)
-        digest = signals.digest()
         old = self.objects.get(obj.ref)
-        if old is not None and old.signals == digest and old.obj == obj:
-            return False
         # the key the dict, the change log and the view hold: one tuple for the object, whoever refers to it
         key = old.obj.ref if old is not None else self._pending.pop(obj.ref, obj.ref)
         now = self.clock()
@@ -144,11 +141,13 @@ class Store:
         lag_since = (old.lag_since if old and old.lag_since is not None else now) if lagging else None
         verdict = classify(obj, thresholds=self.thresholds, observed_at=now, lag_since=lag_since,
                            previous=old.verdict if old else None)
+        if old is not None and verdict == old.verdict and lag_since == old.lag_since and old.obj == obj:
+            return False
         before = (old.settled or old.verdict.state) if old else None
         self._count_transition(obj, before, verdict)
         settled = (old.settled if old else None) if verdict.state == "progressing" else verdict.state
         stored = obj.to_store(key, self._stored(obj.source), self._stored(obj.chart), self._stored_all(obj.depends_on))
-        self.objects[key] = Entry(stored, verdict, now, lag_since, settled, digest)
+        self.objects[key] = Entry(stored, verdict, now, lag_since, settled)
         if verdict.hold is not None and (old is None or old.verdict.hold is None
                                          or old.verdict.hold.until != verdict.hold.until):
             heapq.heappush(self._holds, (verdict.hold.until, key))
@@ -180,7 +179,7 @@ class Store:
                 continue  # deleted, or the verdict changed since
             then = hold.then
             settled = entry.settled if then.state == "progressing" else then.state
-            self.objects[key] = Entry(entry.obj, then, entry.observed_at, entry.lag_since, settled, entry.signals)
+            self.objects[key] = Entry(entry.obj, then, entry.observed_at, entry.lag_since, settled)
             self._record(key)
             expired += 1
         if expired:

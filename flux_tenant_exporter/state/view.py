@@ -12,6 +12,7 @@ import heapq
 import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 
 from flux_tenant_exporter.base.vocabulary import StuckReason
 from flux_tenant_exporter.state.published import Derived, ResourceView, TenantView, Transitions, View
@@ -21,6 +22,7 @@ from flux_tenant_exporter.state.rules.rollup import roll_up
 from flux_tenant_exporter.state.rules.rootcause import RootResolver, attribute, is_blocked
 from flux_tenant_exporter.state.store import Entry, Key, Store
 
+_KEY = attrgetter("key")
 _SERIALS = itertools.count(1)  # unique across caches: a renderer never mistakes another cache's build for its own
 
 
@@ -54,7 +56,7 @@ class ViewCache:
         #: the objects referencing each key: one as itself (most objects have one dependent), more in a list
         self.dependents: dict[Key, Key | list[Key]] = {}
         self.pending_stuck: list[tuple[float, Key]] = []  # heap of future stuck times
-        self.members: dict[str, list[Key]] = {}  # tenant -> its objects' keys, sorted
+        self.members: dict[str, list[ResourceView]] = {}  # tenant -> its objects' views, in key order
         self.tenant_namespaces: dict[str, set[str]] = {}  # tenant -> namespaces listed even without objects
         self.own_namespaces: set[str] = set()  # unlabelled namespaces that are their own tenant
         self.tenants: dict[str, TenantView] = {}
@@ -179,7 +181,7 @@ class ViewCache:
         touched: set[str] = set()
         for key in sorted(keys):  # in key order, a full derivation appends to the sorted lists
             entry = objects.get(key)
-            old = self._view(key)
+            old = self._view(key) if self.keys and self.keys[-1] >= key else None  # none past the last key
             if entry is None:
                 if old is not None:
                     self._remove(key, old)
@@ -199,10 +201,10 @@ class ViewCache:
                     self.ordered.append(res)
                     self.by_kind[res.kind] += 1
                     members = self.members.setdefault(res.tenant, [])
-                    if members and members[-1] >= key:
-                        bisect.insort(members, key)
+                    if members and members[-1].key >= key:
+                        bisect.insort(members, res, key=_KEY)
                     else:
-                        members.append(key)
+                        members.append(res)
             else:
                 self._replace(key, old, res)
                 touched.add(old.tenant)
@@ -221,12 +223,6 @@ class ViewCache:
         keys = self.keys
         at = bisect.bisect_left(keys, key)
         return self.ordered[at] if at < len(keys) and keys[at] == key else None
-
-    def _member(self, key: Key) -> ResourceView:
-        """The published view of a tenant's member (every member has one)."""
-        found = self._view(key)
-        assert found is not None, key
-        return found
 
     def _link(self, key: Key, entry: Entry) -> None:
         for ref in _references(entry):
@@ -262,7 +258,7 @@ class ViewCache:
         self.keys.insert(at, key)
         self.ordered.insert(at, res)
         self.by_kind[res.kind] += 1
-        bisect.insort(self.members.setdefault(res.tenant, []), key)
+        bisect.insort(self.members.setdefault(res.tenant, []), res, key=_KEY)
 
     def _remove(self, key: Key, old: ResourceView) -> None:
         self.changed.add(key)
@@ -273,15 +269,18 @@ class ViewCache:
         if not self.by_kind[old.kind]:
             del self.by_kind[old.kind]
         members = self.members[old.tenant]
-        del members[bisect.bisect_left(members, key)]
+        del members[bisect.bisect_left(members, key, key=_KEY)]
 
     def _replace(self, key: Key, old: ResourceView, res: ResourceView) -> None:
         self.changed.add(key)
         self.ordered[bisect.bisect_left(self.keys, key)] = res
-        if old.tenant != res.tenant:
-            members = self.members[old.tenant]
-            del members[bisect.bisect_left(members, key)]
-            bisect.insort(self.members.setdefault(res.tenant, []), key)
+        members = self.members[old.tenant]
+        at = bisect.bisect_left(members, key, key=_KEY)
+        if old.tenant == res.tenant:
+            members[at] = res
+        else:
+            del members[at]
+            bisect.insort(self.members.setdefault(res.tenant, []), res, key=_KEY)
 
     # -- tenants --------------------------------------------------------------------------------
 
@@ -303,7 +302,7 @@ class ViewCache:
         members = self.members.get(name)
         if members is not None and not members:
             del self.members[name]
-        resources = tuple(map(self._member, members or ()))
+        resources = tuple(members or ())
         namespaces = set(self.tenant_namespaces.get(name, ()))
         namespaces.update(res.namespace for res in resources)
         if resources and name in self.own_namespaces:
