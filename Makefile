@@ -68,6 +68,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check flux_tenant_exporter mixin testbed tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/openapi-spec-validator flux_tenant_exporter/openapi.yaml
 
 # Build the Dockerfile with buildah on a debootstrap base and run the image (no container engine needed).
 image:

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from contract import check_every_body, check_get_outputs
 
 from flux_tenant_exporter.kube.client import KubeClient
 from testbed import scenario
@@ -79,7 +80,8 @@ async def poll(check: Any, what: str, *, limit: float) -> Any:
 async def test_demo_prints_real_failures_and_a_pushed_fix_makes_the_tenant_healthy(tmp_path: Path) -> None:
     """`flux-tenant-exporter demo` prints the URLs, a summary with real failures in at least 12 categories over
     4 tenants (team-d healthy), the working copies and one-line fixes; running team-a's printed fix (a git push
-    that drops its ClusterRole) turns team-a healthy on /tenants; SIGTERM stops it with exit 0."""
+    that drops its ClusterRole) turns team-a healthy on /tenants; before the fix every JSON body it serves and every
+    `get -o json` validates against openapi.yaml; SIGTERM stops it with exit 0."""
     port = free_port()
     async with process(str(BIN / "flux-tenant-exporter"), "demo", "--port", str(port), "--listen-address",
                        "127.0.0.1", "--log-level", "warning", stderr=tmp_path / "demo.log") as demo:
@@ -107,6 +109,15 @@ async def test_demo_prints_real_failures_and_a_pushed_fix_makes_the_tenant_healt
                 ("Kustomization", "rbac", "cluster_scoped_in_tenant"), ("Kustomization", "web", "dependency_not_ready")}
             assert "ClusterRole/team-a-reader dry-run failed (Forbidden)" in next(
                 f["message"] for f in before["failures"] if f["name"] == "rbac")
+
+            # the JSON contract on what the real controllers wrote: every body and every `get -o json`
+            base = f"http://127.0.0.1:{port}"
+            checked, errors = await check_every_body(base)
+            assert errors == [], errors[:20]
+            assert checked > 20
+            checked, errors = await check_get_outputs(base, "team-b")
+            assert errors == [], errors
+            assert checked == 4
 
             await asyncio.to_thread(subprocess.run, ["bash", "-c", fix], check=True, capture_output=True, timeout=60)
             pushed = time.monotonic()

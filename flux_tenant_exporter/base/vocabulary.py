@@ -107,6 +107,9 @@ OBJECT_EVENTS: Final[frozenset[EventType]] = frozenset({"ADDED", "MODIFIED", "DE
 #: How a watched kind stands with the API server.
 KindStatus = Literal["pending", "synced", "absent", "forbidden", "error"]
 KIND_STATUSES: Final[tuple[KindStatus, ...]] = get_args(KindStatus)
+#: What /readyz says of the exporter as a whole.
+Readiness = Literal["ready", "not ready"]
+READINESS: Final[tuple[Readiness, ...]] = get_args(Readiness)
 
 #: How one list request (a page) ended, how a watch stream ended, and why a full list was made: the label values of
 #: the reflector's self-metrics.

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from flux_tenant_exporter.base.textformat import CONTENT_TYPE as CONTENT_TYPE_METRICS
 from flux_tenant_exporter.base.timefmt import timestamp
-from flux_tenant_exporter.base.vocabulary import TENANT_STATUSES
+from flux_tenant_exporter.base.vocabulary import TENANT_STATUSES, Readiness
 from flux_tenant_exporter.render import statuspage
 from flux_tenant_exporter.render.documents import FilterError, Filters, tenant_doc, tenants_doc
 from flux_tenant_exporter.render.prometheus.exposition import Exposition
@@ -113,9 +113,9 @@ async def readyz(request: web.Request) -> web.Response:
             "last_contact": timestamp(h.last_contact)}
         for k, h in sorted(state.kinds.items())
     }
-    if state.ready():
-        return _json({"status": "ready", "kinds": kinds})
-    return _json({"status": "not ready", "kinds": kinds}, status=HTTPStatus.SERVICE_UNAVAILABLE)
+    status: Readiness = "ready" if state.ready() else "not ready"
+    code = HTTPStatus.OK if status == "ready" else HTTPStatus.SERVICE_UNAVAILABLE
+    return _json({"status": status, "kinds": kinds}, status=code)
 
 
 def _filters(request: web.Request) -> Filters:
