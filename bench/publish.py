@@ -40,6 +40,7 @@ from flux_tenant_exporter.kube import codec  # noqa: E402
 from flux_tenant_exporter.render.prometheus.renderer import Renderer, RenderOptions  # noqa: E402
 from flux_tenant_exporter.serve.app import release_free_memory  # noqa: E402
 from flux_tenant_exporter.serve.web import _tenants_body  # noqa: E402
+from flux_tenant_exporter.state.published import TenantView  # noqa: E402
 from flux_tenant_exporter.state.store import Store  # noqa: E402
 from flux_tenant_exporter.state.view import ViewCache, build_view  # noqa: E402
 from flux_tenant_exporter.telemetry.selfmetrics import SelfMetrics  # noqa: E402
@@ -135,11 +136,11 @@ def measure(objects: int, args: argparse.Namespace) -> dict[str, Any]:  # noqa: 
         t0 = time.perf_counter()
         size = sum(map(len, exposition.pieces())) + len(metrics.render())
         scrapes.append(time.perf_counter() - t0)
-    bodies: dict[str, object] = {}
+    bodies: dict[str, tuple[TenantView, bytes]] = {}
     tenants = []
     for _ in range(5):
         t0 = time.perf_counter()
-        body = _tenants_body(view, bodies)
+        body = _tenants_body(view, bodies, view.tenants)
         tenants.append(time.perf_counter() - t0)
     stream_s, batch = event_stream(kustomizations, store, projector, cache, renderer, args.events, args.event_rate)
     return {

@@ -30,7 +30,8 @@ ROOT = Path(__file__).parent.parent
 CHART = ROOT / "charts" / "flux-tenant-exporter"
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 #: serve flags that are not chart config values: set by the chart itself (port, in-cluster config, the mapping file)
-NOT_CONFIG = {"--kubeconfig", "--context", "--listen-address", "--port", "--tenant-mapping"}
+NOT_CONFIG = {"--kubeconfig", "--context", "--listen-address", "--port", "--tenant-mapping", "--tls-cert-file",
+              "--tls-private-key-file"}
 #: kind -> (API prefix, plural, namespaced)
 EVERYTHING: dict[str, Any] = {
     "config": {
@@ -71,6 +72,12 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "minimal": {"serviceMonitor": {"enabled": False}, "prometheusRule": {"enabled": False},
                 "dashboards": {"enabled": False}, "networkPolicy": {"enabled": False}},
     "everything": EVERYTHING,
+    "access": {"config": {"auth": "kubernetes", "authTokenAudiences": ["flux-tenant-exporter"],
+                          "authAllowCacheTtl": "30s"},
+               "tls": {"secretName": "fte-serving"},
+               "rbac": {"metricsReaders": [{"kind": "ServiceAccount", "name": "prometheus-k8s",
+                                            "namespace": "monitoring"}, {"kind": "Group", "name": "sre"}]},
+               "networkPolicy": {"from": [{"namespaceSelector": {}}]}},
 }
 
 
@@ -388,3 +395,57 @@ async def test_helm_install_then_the_exporter_syncs_with_its_service_account(
 
 if __name__ == "__main__":
     sys.stdout.write(values_table())
+
+
+def test_access_control_renders_its_rbac_tls_and_an_authorized_scrape(helm: Any) -> None:
+    """config.auth=kubernetes: the exporter's auth-delegator binding, the metrics-reader ClusterRole bound to the
+    chart's scraper and the values' readers, the scraper's token Secret, the viewer ClusterRole, a cert-manager
+    Certificate mounted and served (probes over HTTPS), and a ServiceMonitor scraping over HTTPS with the scraper's
+    token as authorization credentials. Without a certificate it refuses to render."""
+    objects = template(helm, VALUE_SETS["access"])
+    by = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+    delegator = by[("ClusterRoleBinding", "fte-flux-tenant-exporter-auth-delegator")]
+    assert delegator["roleRef"]["name"] == "system:auth-delegator"
+    assert delegator["subjects"] == [{"kind": "ServiceAccount", "name": "fte-flux-tenant-exporter",
+                                      "namespace": "flux-system"}]
+    reader = by[("ClusterRole", "fte-flux-tenant-exporter-metrics-reader")]
+    assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    readers = by[("ClusterRoleBinding", "fte-flux-tenant-exporter-metrics-reader")]["subjects"]
+    assert readers == [
+        {"kind": "ServiceAccount", "name": "fte-flux-tenant-exporter-scraper", "namespace": "flux-system"},
+        {"kind": "ServiceAccount", "name": "prometheus-k8s", "namespace": "monitoring"},
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "sre"}]
+    secret = by[("Secret", "fte-flux-tenant-exporter-scraper-token")]
+    assert secret["type"] == "kubernetes.io/service-account-token"
+    assert by[("ClusterRole", "fte-flux-tenant-exporter-viewer")]["rules"] == [
+        {"apiGroups": ["kustomize.toolkit.fluxcd.io"], "resources": ["kustomizations"], "verbs": ["list"]}]
+    settings = parse_serve(args_of(objects))
+    assert settings.access.mode == "kubernetes"
+    assert settings.access.token_audiences == ("flux-tenant-exporter",)
+    assert settings.access.allow_ttl == 30
+    assert settings.tls.cert_file == Path("/etc/flux-tenant-exporter-tls/tls.crt")
+    pod = by[("Deployment", "fte-flux-tenant-exporter")]["spec"]["template"]["spec"]
+    assert {"name": "tls", "secret": {"secretName": "fte-serving"}} in pod["volumes"]
+    container = pod["containers"][0]
+    assert {p: container[p]["httpGet"]["scheme"] for p in ("livenessProbe", "readinessProbe", "startupProbe")} == (
+        dict.fromkeys(("livenessProbe", "readinessProbe", "startupProbe"), "HTTPS"))
+    endpoint = by[("ServiceMonitor", "fte-flux-tenant-exporter")]["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == {"serverName": "fte-flux-tenant-exporter.flux-system.svc",
+                                     "ca": {"secret": {"name": "fte-serving", "key": "ca.crt"}}}
+    assert endpoint["authorization"] == {"type": "Bearer", "credentials": {
+        "name": "fte-flux-tenant-exporter-scraper-token", "key": "token"}}
+    assert "bearerTokenFile" not in endpoint
+    # or a cert-manager Certificate for the Service's names, served from its Secret
+    issued = template(helm, {**VALUE_SETS["access"], "tls": {"certManager": {
+        "enabled": True, "issuerRef": {"name": "ca", "kind": "ClusterIssuer"}}}})
+    certificate = next(o for o in issued if o["kind"] == "Certificate")
+    assert certificate["spec"]["secretName"] == "fte-flux-tenant-exporter-tls"
+    assert certificate["spec"]["dnsNames"][0] == "fte-flux-tenant-exporter.flux-system.svc"
+    assert parse_serve(args_of(issued)).tls.cert_file == Path("/etc/flux-tenant-exporter-tls/tls.crt")
+    # off by default: none of it
+    default = {(o["kind"], o["metadata"]["name"]) for o in template(helm, {})}
+    assert not {k for k in default if "auth-delegator" in k[1] or "scraper" in k[1] or k[0] == "Certificate"}
+    refused = helm("template", "fte", str(CHART), check=False, values={"config": {"auth": "kubernetes"}})
+    assert refused.returncode != 0
+    assert "sends bearer tokens" in refused.stderr

@@ -40,7 +40,8 @@ def test_a_body_with_a_field_the_spec_lacks_or_a_wrong_null_fails() -> None:
     assert schema_errors(component("Resource"), resource | {"stuck": None})
     assert schema_errors(component("Resource"), resource | {"category": "on_fire"})
     assert schema_errors(component("Resource"), resource | {"since": "yesterday"})
-    tenant = {"name": "a", "namespaces": ["a"], "status": "healthy", "failures": [], "violations": [],
+    tenant = {"name": "a", "namespaces": ["a"], "status": "healthy", "partial": False, "failures": [],
+              "violations": [],
               "counts": dict.fromkeys(("total", "ready", "progressing", "failing", "suspended", "unknown", "stuck"), 0)}
     assert schema_errors(component("Tenant"), tenant) == []
     assert schema_errors(component("Tenant"), tenant | {"resources": []})  # only a tenant's detail lists them

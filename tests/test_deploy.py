@@ -27,7 +27,7 @@ from testbed.running import running_exporter
 pytestmark = pytest.mark.gotools
 
 ROOT = Path(__file__).parent.parent
-OVERLAYS = ("deploy", "deploy/overlays/namespaced", "deploy/overlays/ha")
+OVERLAYS = ("deploy", "deploy/overlays/namespaced", "deploy/overlays/ha", "deploy/overlays/access-control")
 #: kind -> (API prefix, plural, namespaced)
 def tool(name: str) -> str:
     try:

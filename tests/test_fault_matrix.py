@@ -22,11 +22,11 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from flux_tenant_exporter.base.config import WatchSettings
+from flux_tenant_exporter.base.config import AccessSettings, WatchSettings
 from flux_tenant_exporter.base.kinds import GITREPOSITORY
 from flux_tenant_exporter.kube.client import ApiError, KubeClient
 from flux_tenant_exporter.serve.app import Exporter
-from testbed import fleet
+from testbed import fleet, identities
 from testbed.controlplane import ControlPlane, find_assets, free_port
 from testbed.proxy import FaultProxy
 from testbed.running import StartExporter
@@ -447,3 +447,52 @@ def _wait_for_log(proc: subprocess.Popen[str], event: str) -> float:
         if f'"event": "{event}"' in line or f'"event":"{event}"' in line:
             return time.monotonic()
     pytest.fail(f"the exporter exited (rc {proc.wait()}) before logging {event}")
+
+
+async def test_access_control_answers_503_never_401_while_the_api_server_is_down(
+    control_plane: ControlPlane, admin: KubeClient, namespace: str, start: StartExporter
+) -> None:
+    """With access control on and the API server killed: a caller whose answers are kept is still served within
+    the cache lifetimes; after them it gets 503 with Retry-After (never 401 or 403: it may well be allowed), and
+    nothing of the outage is kept: once the API server is back the same token works at the first request."""
+    await fleet.create(admin, fleet.gitrepository(namespace, "repo"), status=fleet.ready_status("GitRepository"))
+    lifetime = 5.0
+    access = AccessSettings(mode="kubernetes", token_ttl=lifetime, allow_ttl=lifetime, deny_ttl=lifetime)
+    exporter = await start(access=access, namespaces=(namespace,))
+    await identities.service_account(admin, namespace, "viewer")
+    role = await identities.cluster_role(admin, "fte-test-flux-view", identities.FLUX_VIEW_RULES)
+    await identities.bind(admin, role, [identities.subject(namespace, "viewer")], namespace=namespace)
+    token = await identities.token(admin, namespace, "viewer")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def tenants() -> tuple[int, dict[str, str], Any]:
+        async with aiohttp.ClientSession() as session, session.get(
+                f"http://127.0.0.1:{exporter.port}/tenants", headers=headers) as resp:
+            return resp.status, dict(resp.headers), await resp.json()
+
+    status, _, doc = await tenants()
+    assert (status, [t["name"] for t in doc["tenants"]]) == (200, [namespace])
+    warmed = time.monotonic()
+    await asyncio.to_thread(control_plane.kill_apiserver)
+    try:
+        if time.monotonic() - warmed < lifetime - 1:  # (the kill is quick; the bound is for a slow machine)
+            status, _, doc = await tenants()
+            assert (status, [t["name"] for t in doc["tenants"]]) == (200, [namespace])
+        answers = []
+        deadline = time.monotonic() + lifetime + 5
+        while time.monotonic() < deadline:
+            status, answer_headers, doc = await tenants()
+            answers.append(status)
+            if status == 503:
+                break
+            await asyncio.sleep(0.1)
+        assert answers[-1] == 503, answers
+        assert set(answers) <= {200, 503}, answers
+        assert answer_headers["Retry-After"] == "5"
+        assert "try again" in doc["error"]["message"]
+        assert exporter.metrics.reviews.labels("token", "error").value >= 1
+    finally:
+        control_plane.start_apiserver(wait=False)  # from this (the main) thread: the child dies with it
+        await asyncio.to_thread(control_plane.wait_ready)
+    status, _, doc = await tenants()
+    assert (status, [t["name"] for t in doc["tenants"]]) == (200, [namespace])

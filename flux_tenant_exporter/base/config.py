@@ -8,6 +8,7 @@ built by a test or a script is as valid as one parsed from flags.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,8 +18,10 @@ from flux_tenant_exporter.base.errors import UserError
 from flux_tenant_exporter.base.kinds import FLUX_KIND_IDS
 from flux_tenant_exporter.base.textformat import label_name
 from flux_tenant_exporter.base.vocabulary import (
+    AUTH_MODES,
     INFO_LABELS,
     METRIC_FAMILIES,
+    AuthMode,
     Detail,
     GetOutput,
     GetWhat,
@@ -139,6 +142,77 @@ class TenancySettings:
 
 
 @dataclass(frozen=True)
+class AccessSettings:
+    """Who may read what (``serve.access``): off, or Kubernetes authentication and authorization per request.
+
+    The cache lifetimes are the delegating authenticator's and authorizer's defaults (k8s.io/apiserver), with
+    allowed answers kept 20 s as flux-operator keeps a user's namespaces: a deleted RoleBinding hides a tenant
+    within ``allow_ttl``, a new one shows it within ``deny_ttl``, a deleted ServiceAccount is refused within
+    ``token_ttl``. Errors are never cached.
+    """
+
+    mode: AuthMode = "none"
+    #: the audiences a token must be for (TokenReview spec.audiences); empty: the API server's own audience, so
+    #: kubectl's and OIDC tokens work too
+    token_audiences: tuple[str, ...] = ()
+    #: how long an answer of a TokenReview is kept (authenticated or not)
+    token_ttl: float = 10.0
+    #: how long an allowed and a denied SubjectAccessReview are kept
+    allow_ttl: float = 20.0
+    deny_ttl: float = 10.0
+    #: a namespace is visible to whom may do this there (cluster-wide: every namespace)
+    verb: str = "list"
+    group: str = "kustomize.toolkit.fluxcd.io"
+    resource: str = "kustomizations"
+    #: reviews in flight at once (a user's first request asks one per namespace)
+    concurrency: int = 8
+    #: answers kept per cache (least recently used first out)
+    cache_size: int = 8192
+
+    def __post_init__(self) -> None:
+        """Check the mode, the lifetimes and the bounds."""
+        if self.mode not in AUTH_MODES:
+            msg = f"--auth {self.mode!r} is not one of: {', '.join(AUTH_MODES)}"
+            raise UserError(msg)
+        if min(self.token_ttl, self.allow_ttl, self.deny_ttl) < 0:
+            raise UserError("the access cache lifetimes are durations (0 or more)")
+        if self.concurrency < 1 or self.cache_size < 1:
+            raise UserError("the review concurrency and the cache size are at least 1")
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """HTTPS for the port: a certificate and key read from files, read again when they change."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    #: how often the files are checked for a change (cert-manager renews in place)
+    reload_interval: float = 10.0
+    #: a TLS-terminating proxy in front (a sidecar, a mesh): tokens may reach the port over plain HTTP
+    terminated_upstream: bool = False
+
+    def __post_init__(self) -> None:
+        """Both files or neither."""
+        if (self.cert_file is None) != (self.key_file is None):
+            raise UserError("--tls-cert-file and --tls-private-key-file go together")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the port serves HTTPS."""
+        return self.cert_file is not None
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a listen address reaches only this host."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """The log renderer and level."""
 
@@ -182,9 +256,20 @@ class ServeSettings:
     drop_info_labels: tuple[InfoLabel, ...] = ()
     #: per-object series for at most this many objects (0: no limit); tenant totals still count every object
     object_limit: int = 0
+    access: AccessSettings = field(default_factory=AccessSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
     def __post_init__(self) -> None:
-        """Check what needs no I/O: kinds, metric families, label keys, info labels, the object limit."""
+        """Check what needs no I/O (kinds, metric families, labels, the object limit) and the token channel.
+
+        Bearer tokens never reach the port over plain HTTP from another host.
+        """
+        if self.access.mode != "none" and not self.tls.enabled and not self.tls.terminated_upstream and not (
+                is_loopback(self.listen_address)):
+            msg = (f"--auth={self.access.mode} sends bearer tokens: serve HTTPS (--tls-cert-file and "
+                   f"--tls-private-key-file), listen on loopback, or say a TLS-terminating proxy is in front "
+                   f"(--tls-terminated-upstream); listening on {self.listen_address} over plain HTTP")
+            raise UserError(msg)
         check_kinds(self.kinds)
         check_shard(self.shard)
         check_families(self.metrics_allowlist)
@@ -210,6 +295,7 @@ class ServeSettings:
         data = asdict(self)
         mapping = self.tenancy.tenant_mapping
         data["tenancy"]["tenant_mapping"] = str(mapping) if mapping else None
+        data["tls"] = {k: str(v) if isinstance(v, Path) else v for k, v in data["tls"].items()}
         return data
 
 
@@ -250,14 +336,24 @@ class GetSettings:
     interval: float = 2.0
     #: the in-process watcher's settings (its HTTP server listens on an ephemeral loopback port)
     watcher: ServeSettings = field(default_factory=lambda: ServeSettings(listen_address="127.0.0.1", port=0))
+    #: the bearer token sent to ``url`` (or a file holding it, read again on every request); neither: the
+    #: kubeconfig context's credentials, once the exporter asks for a token (a 401)
+    token: str | None = field(default=None, repr=False)
+    token_file: Path | None = None
+    #: the CA that signed the exporter's certificate (an https ``url`` with a private CA)
+    certificate_authority: Path | None = None
 
     def __post_init__(self) -> None:
-        """Check the URL's scheme and the interval."""
+        """Check the URL's scheme, the interval and the token options."""
         if self.url is not None and not self.url.startswith(("http://", "https://")):
             msg = f"--url {self.url!r}: want http://host:port (a running flux-tenant-exporter)"
             raise UserError(msg)
         if self.interval <= 0:
             raise UserError("--interval must be positive")
+        if self.token is not None and self.token_file is not None:
+            raise UserError("--token and --token-file: give one of them")
+        if (self.token is not None or self.token_file is not None) and self.url is None:
+            raise UserError("--token and --token-file go with --url (without it, get uses the kubeconfig)")
 
     @property
     def log(self) -> LogSettings:

@@ -120,6 +120,16 @@ WATCH_ENDS: Final[tuple[WatchEnd, ...]] = get_args(WatchEnd)
 RelistReason = Literal["initial", "gone", "forbidden"]
 RELIST_REASONS: Final[tuple[RelistReason, ...]] = get_args(RelistReason)
 
+#: Access control of the HTTP API: none (anyone who reaches the port sees everything), or Kubernetes
+#: authentication (TokenReview) and authorization (SubjectAccessReview) of every request.
+AuthMode = Literal["none", "kubernetes"]
+AUTH_MODES: Final[tuple[AuthMode, ...]] = get_args(AuthMode)
+#: The reviews the exporter asks the API server for (a label of its self-metrics), their results, and its caches.
+ReviewKind = Literal["token", "access"]
+REVIEW_KINDS: Final[tuple[ReviewKind, ...]] = get_args(ReviewKind)
+ReviewResult = Literal["allowed", "denied", "error"]
+REVIEW_RESULTS: Final[tuple[ReviewResult, ...]] = get_args(ReviewResult)
+
 #: Counts a tenant roll-up carries, besides one per state.
 TenantCount = Literal["total", "ready", "progressing", "failing", "suspended", "unknown", "stuck"]
 TENANT_COUNTS: Final[tuple[TenantCount, ...]] = get_args(TenantCount)

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 from flux_tenant_exporter import __version__
 from flux_tenant_exporter.base.config import (
+    AccessSettings,
     DemoSettings,
     GetQuery,
     GetSettings,
@@ -25,6 +26,7 @@ from flux_tenant_exporter.base.config import (
     ServeSettings,
     StuckThresholds,
     TenancySettings,
+    TlsSettings,
     WatchSettings,
     check_families,
     check_kinds,
@@ -35,6 +37,7 @@ from flux_tenant_exporter.base.durations import format_duration, parse_duration
 from flux_tenant_exporter.base.errors import UserError
 from flux_tenant_exporter.base.kinds import FLUX_KIND_IDS
 from flux_tenant_exporter.base.vocabulary import (
+    AUTH_MODES,
     CATEGORIES,
     DETAILS,
     GET_OUTPUTS,
@@ -56,6 +59,8 @@ _TENANCY = TenancySettings()
 _STUCK = StuckThresholds()
 _WATCH = WatchSettings()
 _LOG = LogSettings()
+_ACCESS = AccessSettings()
+_TLS = TlsSettings()
 _GET = GetSettings()
 _REPORT = ReportSettings()
 _T = TypeVar("_T")
@@ -255,6 +260,45 @@ def _serving(p: argparse.ArgumentParser) -> None:
                    "reconnect a watch that sent nothing (not even a bookmark) for this long")
     _duration_flag(p, "--rediscover-interval", _WATCH.rediscover_interval,
                    "how often to look again for an absent CRD")
+    _access(p)
+
+
+def _resource(value: str) -> tuple[str, str]:
+    resource, _, group = value.partition(".")
+    if not resource or not group:
+        msg = f"{value!r} is not resource.group, e.g. kustomizations.kustomize.toolkit.fluxcd.io"
+        raise argparse.ArgumentTypeError(msg)
+    return resource, group
+
+
+def _access(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--auth", choices=AUTH_MODES, default=_env("--auth", _ACCESS.mode),
+                   help="who may read what: none (anyone who reaches the port sees every tenant), or kubernetes (a "
+                        "bearer token per request; TokenReview says who, SubjectAccessReview what) [FTE_AUTH]")
+    p.add_argument("--auth-token-audiences", default=_env("--auth-token-audiences", ",".join(_ACCESS.token_audiences)),
+                   help="comma-separated audiences a token must be for, e.g. flux-tenant-exporter (empty: the API "
+                        "server's, so kubectl and OIDC tokens work) [FTE_AUTH_TOKEN_AUDIENCES]")
+    _duration_flag(p, "--auth-token-cache-ttl", _ACCESS.token_ttl, "how long a TokenReview's answer is kept")
+    _duration_flag(p, "--auth-allow-cache-ttl", _ACCESS.allow_ttl,
+                   "how long an allowed SubjectAccessReview is kept (a removed RoleBinding hides within it)")
+    _duration_flag(p, "--auth-deny-cache-ttl", _ACCESS.deny_ttl,
+                   "how long a denied SubjectAccessReview is kept (a new RoleBinding shows within it)")
+    p.add_argument("--auth-namespace-verb", default=_env("--auth-namespace-verb", _ACCESS.verb),
+                   help="a namespace is visible to whom may do this verb on --auth-namespace-resource there "
+                        "[FTE_AUTH_NAMESPACE_VERB]")
+    p.add_argument("--auth-namespace-resource", type=_resource,
+                   default=_env("--auth-namespace-resource", f"{_ACCESS.resource}.{_ACCESS.group}"),
+                   help="resource.group checked per namespace (cluster-wide: every namespace) "
+                        "[FTE_AUTH_NAMESPACE_RESOURCE]")
+    p.add_argument("--tls-cert-file", default=_env("--tls-cert-file"),
+                   help="serve HTTPS with this certificate (PEM, chain after it); read again when it changes "
+                        "[FTE_TLS_CERT_FILE]")
+    p.add_argument("--tls-private-key-file", default=_env("--tls-private-key-file"),
+                   help="the certificate's private key (PEM) [FTE_TLS_PRIVATE_KEY_FILE]")
+    p.add_argument("--tls-terminated-upstream", action=argparse.BooleanOptionalAction,
+                   default=_env_bool("--tls-terminated-upstream", _TLS.terminated_upstream),
+                   help="a TLS-terminating proxy is in front, so --auth=kubernetes may serve plain HTTP on a "
+                        "non-loopback address [FTE_TLS_TERMINATED_UPSTREAM]")
 
 
 # -- settings from the parsed flags, one builder per command ------------------------------------------------
@@ -289,7 +333,22 @@ def _serve(ns: argparse.Namespace) -> ServeSettings:
         gotk_compat=ns.gotk_compat,
         api_compression=ns.api_compression, resource_labels=ns.resource_labels, metrics_allowlist=allow,
         metrics_denylist=deny, detail=ns.detail, drop_info_labels=ns.drop_info_labels, object_limit=ns.object_limit,
+        access=_access_settings(ns), tls=_tls_settings(ns),
     )
+
+
+def _access_settings(ns: argparse.Namespace) -> AccessSettings:
+    resource, group = ns.auth_namespace_resource
+    return AccessSettings(mode=ns.auth, token_audiences=_csv(ns.auth_token_audiences),
+                          token_ttl=ns.auth_token_cache_ttl, allow_ttl=ns.auth_allow_cache_ttl,
+                          deny_ttl=ns.auth_deny_cache_ttl, verb=ns.auth_namespace_verb, resource=resource,
+                          group=group)
+
+
+def _tls_settings(ns: argparse.Namespace) -> TlsSettings:
+    return TlsSettings(cert_file=Path(ns.tls_cert_file) if ns.tls_cert_file else None,
+                       key_file=Path(ns.tls_private_key_file) if ns.tls_private_key_file else None,
+                       terminated_upstream=ns.tls_terminated_upstream)
 
 
 def _demo(ns: argparse.Namespace) -> DemoSettings:
@@ -307,7 +366,9 @@ def _get(ns: argparse.Namespace) -> GetSettings:
     watcher = ServeSettings(listen_address="127.0.0.1", port=0, kubeconfig=ns.kubeconfig, context=ns.context,
                             kinds=ns.kinds, namespaces=_csv(ns.namespaces), tenancy=_tenancy_settings(ns),
                             thresholds=_threshold_settings(ns), log=_log_settings(ns))
-    return GetSettings(query=query, url=ns.url, interval=ns.interval, watcher=watcher)
+    return GetSettings(query=query, url=ns.url, interval=ns.interval, watcher=watcher, token=ns.token or None,
+                       token_file=Path(ns.token_file) if ns.token_file else None,
+                       certificate_authority=Path(ns.certificate_authority) if ns.certificate_authority else None)
 
 
 # -- the parsers ---------------------------------------------------------------------------------------------
@@ -349,6 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "[FTE_URL]")
     get.add_argument("--interval", type=_duration, default=format_duration(_GET.interval),
                      help="how often --watch reads --url again")
+    get.add_argument("--token", default=_env("--token"),
+                     help="bearer token for --url (an exporter with --auth=kubernetes); default: the kubeconfig "
+                          "context's credentials, sent once the exporter asks for a token [FTE_TOKEN]")
+    get.add_argument("--token-file", default=_env("--token-file"),
+                     help="a file holding the bearer token for --url, e.g. from `kubectl create token` "
+                          "[FTE_TOKEN_FILE]")
+    get.add_argument("--certificate-authority", default=_env("--certificate-authority"),
+                     help="CA file that signed an https --url's certificate [FTE_CERTIFICATE_AUTHORITY]")
     _cluster(get)
     _watching(get)
     _common(get)

@@ -12,22 +12,25 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from http import HTTPStatus
 from typing import IO, TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
 import orjson
 import yaml
 
-from flux_tenant_exporter.base.config import GetQuery, GetSettings, ServeSettings
+from flux_tenant_exporter.base.config import GetQuery, GetSettings, ServeSettings, is_loopback
 from flux_tenant_exporter.base.errors import UserError
 from flux_tenant_exporter.base.logs import configure_logging
 from flux_tenant_exporter.base.timefmt import timestamp
 from flux_tenant_exporter.base.vocabulary import LOG_LEVELS
+from flux_tenant_exporter.kube.client import KubeClient, TokenFile
 from flux_tenant_exporter.render.documents import FilterError, Filters, tenant_doc, tenants_doc
 from flux_tenant_exporter.render.tables import Row, Table, resources_table, tenant_table, tenants_table
 
@@ -59,31 +62,88 @@ def _query(query: GetQuery) -> dict[str, str]:
 class HttpSource:
     """A running exporter's /tenants API."""
 
-    def __init__(self, url: str, interval: float) -> None:
-        """Read ``url`` (``http://host:port``, optionally with a path prefix); poll every ``interval`` seconds."""
-        self.url = url.rstrip("/")
-        self.interval = interval
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    def __init__(self, settings: GetSettings) -> None:
+        """Read ``settings.url`` (``http(s)://host:port``, optionally with a path prefix).
+
+        Polls every ``interval`` seconds under --watch; sends the token of --token or --token-file if given.
+        """
+        assert settings.url is not None, "the HTTP source needs --url"
+        self.settings = settings
+        self.url = settings.url.rstrip("/")
+        self.interval = settings.interval
+        ssl_context: ssl.SSLContext | bool = True
+        if settings.certificate_authority is not None:
+            try:
+                ssl_context = ssl.create_default_context(cafile=str(settings.certificate_authority))
+            except (OSError, ssl.SSLError) as err:
+                msg = f"--certificate-authority {settings.certificate_authority}: {err}"
+                raise UserError(msg) from err
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                             connector=aiohttp.TCPConnector(ssl=ssl_context))
+        self.token_file = TokenFile(settings.token_file) if settings.token_file is not None else None
+        #: the kubeconfig context's credentials, sent once the exporter asked for a token
+        self.kube_authorization: str | None = None
+
+    async def _authorization(self) -> str | None:
+        if self.settings.token is not None:
+            return f"Bearer {self.settings.token}"
+        if self.token_file is not None:
+            return str(await self.token_file.get_api_key_with_prefix("BearerToken"))
+        return self.kube_authorization
+
+    def _check_channel(self) -> None:
+        """A bearer token goes over HTTPS, or to this host; never in clear text over a network."""
+        parsed = urlsplit(self.url)
+        if parsed.scheme == "http" and not is_loopback(parsed.hostname or ""):
+            msg = (f"refusing to send a bearer token over plain HTTP to {parsed.hostname}: use an https:// --url "
+                   f"(with --certificate-authority for a private CA)")
+            raise UserError(msg)
+
+    async def _kubeconfig_authorization(self) -> str | None:
+        """The Authorization header of the kubeconfig context (its token, token file or exec plugin), if any."""
+        from flux_tenant_exporter.kube.kubeconfig import KubeconfigError  # noqa: PLC0415
+
+        watcher = self.settings.watcher
+        try:
+            client = await KubeClient.from_kubeconfig(watcher.kubeconfig, watcher.context)
+        except (KubeconfigError, OSError):
+            return None
+        try:
+            return await client.authorization()
+        finally:
+            await client.close()
 
     async def _get(self, path: str, params: dict[str, str]) -> Any:
         url = self.url + path + ("?" + urlencode(params) if params else "")
+        status, data = await self._fetch(url)
+        if status == HTTPStatus.UNAUTHORIZED and self.settings.token is None and self.token_file is None and (
+                self.kube_authorization is None):
+            self.kube_authorization = await self._kubeconfig_authorization()
+            if self.kube_authorization is not None:
+                status, data = await self._fetch(url)
+        if status != HTTPStatus.OK:
+            message = data.get("error", {}).get("message") if isinstance(data, dict) else None
+            raise UserError(_refusal(url, status, message, sent=await self._authorization() is not None))
+        return data
+
+    async def _fetch(self, url: str) -> tuple[int, Any]:
+        headers = {}
+        authorization = await self._authorization()
+        if authorization is not None:
+            self._check_channel()
+            headers["Authorization"] = authorization
         try:
-            async with self.session.get(url) as resp:
+            async with self.session.get(url, headers=headers) as resp:
                 body = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as err:
             msg = f"cannot read {url}: {str(err) or type(err).__name__}"
             raise UserError(msg) from err
         try:
-            data = orjson.loads(body)
+            return status, orjson.loads(body)
         except orjson.JSONDecodeError as err:
             msg = f"{url} answered {status} with something other than JSON: is it a flux-tenant-exporter?"
             raise UserError(msg) from err
-        if status != 200:  # noqa: PLR2004
-            message = data.get("error", {}).get("message") if isinstance(data, dict) else None
-            msg = f"{url}: {message or f'HTTP {status}'}"
-            raise UserError(msg)
-        return data
 
     async def document(self, query: GetQuery) -> dict[str, Any]:
         """The exporter's documents: /tenants, and /tenants/{name} of each tenant whose resources are needed."""
@@ -122,7 +182,6 @@ class WatcherSource:
 
     async def start(self) -> None:
         """Connect, list every kind and wait until the first full snapshot is published."""
-        from flux_tenant_exporter.kube.client import KubeClient  # noqa: PLC0415 - the --url source needs none of it
         from flux_tenant_exporter.kube.kubeconfig import KubeconfigError  # noqa: PLC0415
         from flux_tenant_exporter.serve.app import Exporter  # noqa: PLC0415
 
@@ -181,6 +240,19 @@ class WatcherSource:
         if self.task is not None:
             with contextlib.suppress(Exception):
                 await self.task
+
+
+def _refusal(url: str, status: int, message: str | None, *, sent: bool) -> str:
+    """One line for an answer other than 200: what it means and what to do."""
+    said = f": {message}" if message else ""
+    if status == HTTPStatus.UNAUTHORIZED:
+        if not sent:
+            return (f"{url} needs a bearer token (401){said}; pass --token-file FILE (e.g. from `kubectl create "
+                    f"token NAME`) or --token, or use a kubeconfig context with a token")
+        return f"{url} refused the token (401){said}; is it expired, or for another audience?"
+    if status == HTTPStatus.SERVICE_UNAVAILABLE:
+        return f"{url} cannot check access now (503){said}; try again shortly"
+    return f"{url}{said or f': HTTP {status}'}"
 
 
 def _resources(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -265,7 +337,7 @@ class Printer:
 async def open_source(settings: GetSettings) -> AsyncIterator[Source]:
     """The --url source, else the in-process watcher of --kubeconfig (or $KUBECONFIG, ~/.kube/config)."""
     if settings.url:
-        source: Source = HttpSource(settings.url, settings.interval)
+        source: Source = HttpSource(settings)
     else:
         watcher = WatcherSource(settings.watcher)
         source = watcher

@@ -246,16 +246,25 @@ class KubeClient:
             )
         return self._session
 
+    async def authorization(self) -> str | None:
+        """The ``Authorization`` header value this client sends (``Bearer <token>``).
+
+        None without a token (a client certificate, or no credentials).
+        """
+        if self._token_source is None:
+            return None
+        value = await self._token_source.get_api_key_with_prefix("BearerToken")
+        return str(value) if value else None
+
     async def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         if not self.compression:
             headers["Accept-Encoding"] = "identity"
         if content_type:
             headers["Content-Type"] = content_type
-        if self._token_source is not None:
-            token = await self._token_source.get_api_key_with_prefix("BearerToken")
-            if token:
-                headers["Authorization"] = token
+        token = await self.authorization()
+        if token:
+            headers["Authorization"] = token
         return headers
 
     async def request(

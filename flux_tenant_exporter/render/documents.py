@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -105,6 +105,7 @@ def tenant_doc(tenant: TenantView, filters: Filters, *, with_resources: bool) ->
         "name": tenant.name,
         "namespaces": list(tenant.namespaces),
         "status": tenant.status,
+        "partial": tenant.partial,
         "counts": dict(tenant.counts),
         "failures": [resource_doc(r) for r in tenant.failures if filters.match(r)],
         "violations": [
@@ -117,9 +118,13 @@ def tenant_doc(tenant: TenantView, filters: Filters, *, with_resources: bool) ->
     return doc
 
 
-def tenants_doc(view: View, filters: Filters = Filters(), *, with_resources: bool = False) -> dict[str, Any]:
-    """The ``/tenants`` document (``report`` sets ``with_resources``)."""
-    tenants: Iterable[TenantView] = view.tenants.values()
+def tenants_doc(view: View, filters: Filters = Filters(), *, with_resources: bool = False,
+                visible: Mapping[str, TenantView] | None = None) -> dict[str, Any]:
+    """The ``/tenants`` document (``report`` sets ``with_resources``).
+
+    ``visible``: the tenants as the caller may see them (default: every tenant of the view).
+    """
+    tenants: Iterable[TenantView] = (view.tenants if visible is None else visible).values()
     if filters.active:
         tenants = [t for t in tenants if any(filters.match(r) for r in t.resources)]
     return {

@@ -120,14 +120,21 @@ def _filter_links(current: Mapping[str, str], options: Iterable[tuple[str, Mappi
     return '<nav class="filters">' + "".join(links) + "</nav>"
 
 
-def overview(view: View, filters: Filters, query: Mapping[str, str], status: str | None = None) -> str:
-    """``/``: every tenant with its status, failing and stuck counts, and its worst root cause with the owner."""
+def overview(view: View, filters: Filters, query: Mapping[str, str], status: str | None = None, *,
+             visible: Mapping[str, TenantView] | None = None, limited: bool = False) -> str:
+    """``/``: every tenant with its status, failing and stuck counts, and its worst root cause with the owner.
+
+    ``visible``: the tenants as the caller may see them (default: all); ``limited``: the caller sees only some
+    namespaces, which the page says, with the permission that shows more.
+    """
     now = time.time()
-    tenants = [t for t in view.tenants.values()
+    shown = view.tenants if visible is None else visible
+    tenants = [t for t in shown.values()
                if (status is None or t.status == status) and (not filters.active or any(
                    filters.match(r) for r in t.resources))]
     tenants.sort(key=lambda t: (TENANT_STATUSES.index(t.status), t.name))
-    failing = sum(1 for t in view.tenants.values() if t.status == "failing")
+    failing = sum(1 for t in shown.values() if t.status == "failing")
+    objects = len(view.resources) if visible is None else sum(t.counts["total"] for t in shown.values())
     rows = []
     for t in tenants:
         root = _worst_root(t)
@@ -149,12 +156,16 @@ def overview(view: View, filters: Filters, query: Mapping[str, str], status: str
         ("Owner: tenant", {"owner": "tenant", "state": "failing"}),
         ("Owner: platform", {"owner": "platform", "state": "failing"}),
     ], ".")
+    empty = ("You can see no tenant: a tenant shows here once you may list Kustomizations in one of its namespaces "
+             "(a RoleBinding to flux-view, view or flux-tenant-exporter-viewer there)." if limited and not shown
+             else "No tenant matches.")
     table = ("<table><thead><tr><th>Tenant</th><th>Status</th><th>Objects</th><th>Failing</th><th>Stuck</th>"
              "<th>Violations</th><th>Worst root cause</th><th>Category / owner</th></tr></thead><tbody>"
-             + ("".join(rows) or '<tr><td colspan="8" class="muted">No tenant matches.</td></tr>')
+             + ("".join(rows) or f'<tr><td colspan="8" class="muted">{_e(empty)}</td></tr>')
              + "</tbody></table>")
-    body = (f"<h1>Flux tenants</h1><p class=meta>{len(view.tenants)} tenants, {failing} failing, "
-            f"{len(view.resources)} Flux objects &middot; snapshot {_e(timestamp(view.generated_at))} &middot; "
+    scope = (" &middot; only the namespaces you may list Kustomizations in" if limited else "")
+    body = (f"<h1>Flux tenants</h1><p class=meta>{len(shown)} tenants, {failing} failing, "
+            f"{objects} Flux objects{scope} &middot; snapshot {_e(timestamp(view.generated_at))} &middot; "
             f'refreshes every {REFRESH_SECONDS} s &middot; <a href="tenants">JSON</a> &middot; '
             f'<a href="metrics">metrics</a></p>{links}{table}')
     return _page("Flux tenants", body)
@@ -200,7 +211,9 @@ def tenant_page(view: View, tenant: TenantView, filters: Filters, query: Mapping
     c = tenant.counts
     body = (
         f'<p><a href="..">&larr; All tenants</a></p><h1>{_e(tenant.name)} {_status(tenant.status)}</h1>'
-        f"<p class=meta>namespaces: {_e(', '.join(tenant.namespaces) or '-')} &middot; {c['total']} objects, "
+        f"<p class=meta>namespaces: {_e(', '.join(tenant.namespaces) or '-')}"
+        + (" (only those you may see: the tenant has others)" if tenant.partial else "")
+        + f" &middot; {c['total']} objects, "
         f"{c['ready']} ready, {c['progressing']} progressing, {c['failing']} failing, {c['stuck']} stuck, "
         f"{c['suspended']} suspended &middot; snapshot {_e(timestamp(view.generated_at))} &middot; "
         f'<a href="../tenants/{quote(tenant.name, safe="")}">JSON</a></p>'

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from flux_tenant_exporter.base.config import ServeSettings
+from flux_tenant_exporter.base.config import ServeSettings, is_loopback
 from flux_tenant_exporter.base.errors import UserError
 from flux_tenant_exporter.base.kinds import NAMESPACE, by_id
 from flux_tenant_exporter.flux.projection import Projector
@@ -28,6 +28,8 @@ from flux_tenant_exporter.ingest.reflector import watch_kind
 from flux_tenant_exporter.ingest.sinks import FluxSink, NamespaceSink, Sink
 from flux_tenant_exporter.kube.client import KubeClient
 from flux_tenant_exporter.render.prometheus.renderer import Renderer, RenderOptions
+from flux_tenant_exporter.serve.access import Gate
+from flux_tenant_exporter.serve.tls import ServingCertificate
 from flux_tenant_exporter.serve.web import create_app
 from flux_tenant_exporter.state.store import Store
 from flux_tenant_exporter.state.view import ViewCache, build_view
@@ -88,6 +90,9 @@ class Exporter:
         self._tasks: list[asyncio.Task[None]] = []
         self.runner: web.AppRunner | None = None
         self.port = 0
+        #: access control (``--auth=kubernetes``) and HTTPS, when on
+        self.gate = Gate(settings.access, client, self.metrics) if settings.access.mode == "kubernetes" else None
+        self.certificate: ServingCertificate | None = None
 
     # -- what the web layer reads (serve.web.Served) ----------------------------------------------
 
@@ -236,10 +241,14 @@ class Exporter:
 
     async def start(self) -> None:
         """Start the HTTP server and the background tasks; returns once they run."""
-        self.runner = web.AppRunner(create_app(self), handle_signals=False, access_log=None, shutdown_timeout=2)
+        if self.settings.tls.enabled:
+            self.certificate = ServingCertificate(self.settings.tls)
+        self.runner = web.AppRunner(create_app(self, self.gate), handle_signals=False, access_log=None,
+                                    shutdown_timeout=2)
         await self.runner.setup()
         address, port = self.settings.listen_address, self.settings.port
-        site = web.TCPSite(self.runner, address, port)
+        site = web.TCPSite(self.runner, address, port,
+                           ssl_context=self.certificate.context if self.certificate is not None else None)
         try:
             await site.start()
         except OSError as err:  # in use, not permitted, or not an address of this host
@@ -250,6 +259,10 @@ class Exporter:
             msg = f"cannot listen on {address}:{port}: {reason}"
             raise UserError(msg) from err
         self.port = int(self.runner.addresses[0][1])
+        if self.settings.access.mode == "none" and not is_loopback(address):
+            log.warning("access_control_off", listen_address=address,
+                        detail="anyone who reaches the port sees every tenant; --auth=kubernetes shows each caller "
+                               "only the namespaces it may see")
         for kind_id, sink in self._sinks().items():
             kind = by_id(kind_id)
             self._tasks.append(asyncio.create_task(
@@ -260,6 +273,8 @@ class Exporter:
                 name=f"watch-{kind_id}",
             ))
         self._tasks.append(asyncio.create_task(self._publisher(), name="publisher"))
+        if self.certificate is not None:
+            self._tasks.append(asyncio.create_task(self.certificate.watch(), name="tls-reload"))
         self._pause_gc()
         log.info("exporter_started", port=self.port, kinds=list(self.kinds), settings=self.settings.summary())
 

@@ -2,8 +2,10 @@
 
 The status page for people is at / and /tenant/{name} (HTML, ``render.statuspage``).
 
-Handlers read the published snapshot (publishing first when a few changes wait: ``freshen``); nothing here talks
-to the API server.
+Handlers read the published snapshot (publishing first when a few changes wait: ``freshen``). With access
+control on (a ``serve.access.Gate``), every route but /healthz, /readyz and /openapi.yaml needs a bearer token;
+the API server's reviews (cached) say who it is and which namespaces it sees, and each answer shows the tenants
+projected onto those namespaces: a hidden tenant answers exactly as a missing one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from http import HTTPStatus
 from importlib import resources
 from typing import Protocol
@@ -22,10 +24,13 @@ from aiohttp import web
 from flux_tenant_exporter.base.textformat import CONTENT_TYPE as CONTENT_TYPE_METRICS
 from flux_tenant_exporter.base.timefmt import timestamp
 from flux_tenant_exporter.base.vocabulary import TENANT_STATUSES, Readiness
+from flux_tenant_exporter.kube.reviews import Identity, ReviewUnavailable
 from flux_tenant_exporter.render import statuspage
 from flux_tenant_exporter.render.documents import FilterError, Filters, tenant_doc, tenants_doc
 from flux_tenant_exporter.render.prometheus.exposition import Exposition
-from flux_tenant_exporter.state.published import View
+from flux_tenant_exporter.serve.access import EVERYTHING, METRICS_ACCESS, Gate, Unauthenticated
+from flux_tenant_exporter.state.published import TenantView, View
+from flux_tenant_exporter.state.rules.rollup import project
 from flux_tenant_exporter.telemetry.selfmetrics import SelfMetrics
 from flux_tenant_exporter.telemetry.sync import KindSync
 
@@ -54,6 +59,16 @@ class Served(Protocol):
 STATE = web.AppKey("state", Served)
 #: each tenant's JSON for the unfiltered /tenants (reused while the tenant is unchanged)
 TENANTS_BODY = web.AppKey("tenants_body", dict)
+#: access control, when on
+GATE = web.AppKey("gate", Gate)
+#: who made the request (with access control on)
+IDENTITY = web.RequestKey("identity", Identity)
+#: the routes every caller may read (the probes, and the API's description)
+OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/openapi.yaml"})
+#: the routes of the status page (HTML answers)
+PAGE_ROUTES = frozenset({"/", "/tenant/{name}"})
+#: how long a client should wait before asking again when the API server cannot review its token
+RETRY_AFTER_SECONDS = 5
 
 
 def _json(data: object, status: HTTPStatus = HTTPStatus.OK) -> web.Response:
@@ -129,28 +144,52 @@ async def tenants(request: web.Request) -> web.Response:
     except FilterError as err:
         return _error(HTTPStatus.BAD_REQUEST, str(err))
     view = request.app[STATE].view
+    visible = await _visible(request, view, view.tenants.values())
     if filters.active:
-        return _json(tenants_doc(view, filters))
-    resp = web.Response(body=_tenants_body(view, request.app[TENANTS_BODY]), content_type="application/json")
+        return _json(tenants_doc(view, filters, visible=visible))
+    body = _tenants_body(view, request.app[TENANTS_BODY], visible)
+    resp = web.Response(body=body, content_type="application/json")
     resp.enable_compression()
     return resp
 
 
-def _tenants_body(view: View, cache: dict[str, object]) -> bytes:
+async def _visible(request: web.Request, view: View, tenants: Iterable[TenantView]) -> Mapping[str, TenantView]:
+    """``tenants`` as the caller may see them.
+
+    All of them with access control off or for a caller who sees every namespace; else each projected onto the
+    namespaces the caller sees (left out where it sees none).
+    """
+    identity = request.get(IDENTITY)
+    if identity is None:
+        return view.tenants
+    tenants = list(tenants)
+    scope = await request.app[GATE].scope(identity, (ns for t in tenants for ns in t.namespaces))
+    if scope is EVERYTHING or scope.namespaces is None:
+        return view.tenants
+    visible = scope.namespaces
+    return {t.name: p for t in tenants if (p := project(t, visible)) is not None}
+
+
+def _tenants_body(view: View, cache: dict[str, tuple[TenantView, bytes]],
+                  visible: Mapping[str, TenantView]) -> bytes:
     """The unfiltered /tenants document, joining per-tenant JSON cached by the (immutable) TenantView.
 
-    Only the per-tenant pieces are kept (a few MiB at 20,000 objects): joining them per request takes ~1 ms.
+    Only the per-tenant pieces are kept (a few MiB at 20,000 objects): joining them per request takes ~1 ms. A
+    tenant projected for one caller (partial) is written for that request only.
     """
-    previous: dict[str, tuple[object, bytes]] = cache.get("tenants", {})  # type: ignore[assignment]
-    fresh: dict[str, tuple[object, bytes]] = {}
     parts = []
-    for name, tenant_view in view.tenants.items():
-        hit = previous.get(name)
-        body = hit[1] if hit is not None and hit[0] is tenant_view else exact(orjson.dumps(
-            tenant_doc(tenant_view, Filters(), with_resources=False)))
-        fresh[name] = (tenant_view, body)
+    for name, tenant_view in visible.items():
+        hit = cache.get(name)
+        if hit is not None and hit[0] is tenant_view:
+            body = hit[1]
+        else:
+            body = exact(orjson.dumps(tenant_doc(tenant_view, Filters(), with_resources=False)))
+            if not tenant_view.partial:
+                cache[name] = (tenant_view, body)
         parts.append(body)
-    cache["tenants"] = fresh
+    if len(cache) > len(view.tenants):  # tenants gone since: drop their pieces
+        for name in [n for n in cache if n not in view.tenants]:
+            del cache[name]
     head = orjson.dumps({"generated_at": timestamp(view.generated_at)})[:-1]
     return head + b',"tenants":[' + b",".join(parts) + b"]}"
 
@@ -170,15 +209,23 @@ async def tenant(request: web.Request) -> web.Response:
         filters = _filters(request)
     except FilterError as err:
         return _error(HTTPStatus.BAD_REQUEST, str(err))
+    if len(name) > _MAX_TENANT_NAME:
+        return _error(HTTPStatus.BAD_REQUEST, f"a tenant name is at most {_MAX_TENANT_NAME} characters")
     view = request.app[STATE].view
-    found = view.tenants.get(name)
-    if found is None:
-        if len(name) > _MAX_TENANT_NAME:
-            return _error(HTTPStatus.BAD_REQUEST, f"a tenant name is at most {_MAX_TENANT_NAME} characters")
+    found = await _one_tenant(request, view, name)
+    if found is None:  # missing, or hidden from the caller: the same answer
         return _error(HTTPStatus.NOT_FOUND, f"no tenant {name!r}; GET /tenants lists them")
     doc = tenant_doc(found, filters, with_resources=True)
     doc["generated_at"] = timestamp(view.generated_at)
     return _json(doc)
+
+
+async def _one_tenant(request: web.Request, view: View, name: str) -> TenantView | None:
+    """The tenant ``name`` as the caller may see it; None when it does not exist or the caller sees none of it."""
+    found = view.tenants.get(name)
+    if found is None:
+        return None
+    return (await _visible(request, view, (found,))).get(name)
 
 
 def _html(text: str, status: HTTPStatus = HTTPStatus.OK) -> web.Response:
@@ -200,7 +247,10 @@ async def status_overview(request: web.Request) -> web.Response:
     if status is not None and status not in TENANT_STATUSES:
         message = f"status={status!r} is not one of: {', '.join(TENANT_STATUSES)}"
         return _html(statuspage.error_page(HTTPStatus.BAD_REQUEST, message, home="."), HTTPStatus.BAD_REQUEST)
-    return _html(statuspage.overview(request.app[STATE].view, filters, dict(request.query), status))
+    view = request.app[STATE].view
+    visible = await _visible(request, view, view.tenants.values())
+    limited = visible is not view.tenants
+    return _html(statuspage.overview(view, filters, dict(request.query), status, visible=visible, limited=limited))
 
 
 async def status_tenant(request: web.Request) -> web.Response:
@@ -211,8 +261,8 @@ async def status_tenant(request: web.Request) -> web.Response:
     except FilterError as err:
         return _html(statuspage.error_page(HTTPStatus.BAD_REQUEST, str(err), home=".."), HTTPStatus.BAD_REQUEST)
     view = request.app[STATE].view
-    found = view.tenants.get(name)
-    if found is None:
+    found = await _one_tenant(request, view, name) if len(name) <= _MAX_TENANT_NAME else None
+    if found is None:  # missing, or hidden from the caller: the same answer
         return _html(statuspage.error_page(HTTPStatus.NOT_FOUND, f"no tenant {name!r}", home=".."),
                      HTTPStatus.NOT_FOUND)
     return _html(statuspage.tenant_page(view, found, filters, dict(request.query)))
@@ -236,6 +286,66 @@ async def _json_errors(
         raise
 
 
+def _denied(request: web.Request, status: HTTPStatus, message: str) -> web.Response:
+    """A 401, 403 or 503 of access control: JSON for the API, HTML for the status page."""
+    route = request.match_info.route.resource
+    if route is not None and route.canonical in PAGE_ROUTES:
+        home = "." if route.canonical == "/" else ".."
+        if status == HTTPStatus.UNAUTHORIZED:
+            message += (" - this page shows each person what they may see in Kubernetes: open it through the "
+                        "single sign-on proxy in front of it, which passes your token")
+        resp = _html(statuspage.error_page(status, message, home=home), status)
+    else:
+        resp = _error(status, message)
+    if status == HTTPStatus.UNAUTHORIZED:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="flux-tenant-exporter"'
+    elif status == HTTPStatus.SERVICE_UNAVAILABLE:
+        resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return resp
+
+
+@web.middleware
+async def _access(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """With access control on: who the caller is, and for /metrics whether it may read it.
+
+    The handlers then show what the caller's namespaces allow. A failed review is a 503 (never a 401 or 403: the
+    caller may be allowed), and no token is logged.
+    """
+    gate = request.app.get(GATE)
+    route = request.match_info.route.resource
+    if gate is None or route is None or route.canonical in OPEN_ROUTES:
+        return await handler(request)
+    metrics = request.app[STATE].metrics.auth_requests
+    try:
+        identity = await gate.identify(request.headers.get("Authorization"))
+        if route.canonical == "/metrics" and not await gate.may(identity, METRICS_ACCESS):
+            metrics.labels("denied").inc()
+            return _denied(request, HTTPStatus.FORBIDDEN,
+                           f"{identity.user} may not {METRICS_ACCESS} (a ClusterRole with nonResourceURLs "
+                           "[/metrics], verbs [get] grants it)")
+        request[IDENTITY] = identity
+        response = await handler(request)
+    except Unauthenticated as err:
+        metrics.labels("denied").inc()
+        return _denied(request, HTTPStatus.UNAUTHORIZED, str(err))
+    except ReviewUnavailable:
+        metrics.labels("error").inc()
+        return _denied(request, HTTPStatus.SERVICE_UNAVAILABLE,
+                       "the API server cannot check the token or its access now; try again shortly")
+    metrics.labels("allowed").inc()
+    return response
+
+
+async def _private(request: web.Request, response: web.StreamResponse) -> None:
+    """An answer that depends on who asked is never stored by a shared cache, nor reused for another token."""
+    if IDENTITY in request or response.status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+        response.headers["Cache-Control"] = "private, no-store"
+        vary = response.headers.get("Vary")
+        response.headers["Vary"] = f"{vary}, Authorization" if vary else "Authorization"
+
+
 @web.middleware
 async def _fresh(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -245,11 +355,14 @@ async def _fresh(
     return await handler(request)
 
 
-def create_app(state: Served) -> web.Application:
-    """The aiohttp application serving ``state``."""
-    app = web.Application(client_max_size=4096, middlewares=[_json_errors, _fresh])
+def create_app(state: Served, gate: Gate | None = None) -> web.Application:
+    """The aiohttp application serving ``state``; ``gate``: access control (None: off)."""
+    app = web.Application(client_max_size=4096, middlewares=[_json_errors, _access, _fresh])
     app[STATE] = state
     app[TENANTS_BODY] = {}
+    if gate is not None:
+        app[GATE] = gate
+        app.on_response_prepare.append(_private)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -267,6 +267,8 @@ class TenantView:
     resources: tuple[ResourceView, ...]
     failures: tuple[ResourceView, ...]
     violations: tuple[Violation, ...]
+    #: shown to a caller who may see only some of its namespaces (``namespaces`` lists those)
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,52 +175,85 @@ class Gauge(_Family[_GaugeSeries]):
         self.labels().set(value)
 
 
-class Histogram:
-    """An unlabelled histogram with fixed buckets."""
+class _HistogramSeries:
+    """One series of a histogram: its bucket counts and sum, and the line prefixes of its samples."""
 
-    def __init__(self, name: str, documentation: str, buckets: Sequence[float],
-                 const: Mapping[str, str] | None = None) -> None:
-        """``buckets``: the upper bounds (+Inf is added); ``const``: labels of every series."""
-        self.name, self.documentation = name, documentation
-        self._const = dict(const or {})
-        self._bounds = (*sorted(map(float, buckets)), INF)
-        self._les = [number(bound) for bound in self._bounds]
-        self._counts = [0] * len(self._bounds)
-        self._sum = 0.0
-        self._header = _header(name, documentation, "histogram")
-        self._bucket_prefixes = [_prefix(f"{name}_bucket", (*self._const.items(), ("le", le))) for le in self._les]
-        self._count_prefix = _prefix(f"{name}_count", self._const.items())
-        self._sum_prefix = _prefix(f"{name}_sum", self._const.items())
+    __slots__ = ("bounds", "bucket_prefixes", "count_prefix", "counts", "labels", "sum", "sum_prefix")
+
+    def __init__(self, name: str, labels: tuple[tuple[str, str], ...], bounds: tuple[float, ...],
+                 les: list[str]) -> None:
+        self.labels = tuple(value for _, value in labels)
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.sum = 0.0
+        self.bucket_prefixes = [_prefix(f"{name}_bucket", (*labels, ("le", le))) for le in les]
+        self.count_prefix = _prefix(f"{name}_count", labels)
+        self.sum_prefix = _prefix(f"{name}_sum", labels)
 
     def observe(self, amount: float) -> None:
         """Count one observation in the first bucket whose bound is at least ``amount``."""
-        self._sum += amount
-        self._counts[bisect.bisect_left(self._bounds, amount)] += 1
+        self.sum += amount
+        self.counts[bisect.bisect_left(self.bounds, amount)] += 1
 
-    def _cumulative(self) -> list[float]:
+    def cumulative(self) -> list[float]:
         total, counts = 0.0, []
-        for count in self._counts:
+        for count in self.counts:
             total += count
             counts.append(total)
         return counts
 
+
+class Histogram:
+    """A histogram family with fixed buckets: one series per label values (created on first use, or up front)."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float], labelnames: Sequence[str] = (),
+                 const: Mapping[str, str] | None = None) -> None:
+        """``buckets``: the upper bounds (+Inf is added); ``const``: labels of every series."""
+        self.name, self.documentation, self.labelnames = name, documentation, tuple(labelnames)
+        self._const = tuple((const or {}).items())
+        self._bounds = (*sorted(map(float, buckets)), INF)
+        self._les = [number(bound) for bound in self._bounds]
+        self._header = _header(name, documentation, "histogram")
+        self._series: dict[tuple[str, ...], _HistogramSeries] = {}
+        if not self.labelnames:
+            self.labels()
+
+    def labels(self, *values: str) -> _HistogramSeries:
+        """The series with these label values (in ``labelnames`` order)."""
+        series = self._series.get(values)
+        if series is None:
+            if len(values) != len(self.labelnames):
+                msg = f"{self.name} takes labels {self.labelnames}, got {values}"
+                raise ValueError(msg)
+            labels = (*zip(self.labelnames, values, strict=True), *self._const)
+            series = self._series[values] = _HistogramSeries(self.name, labels, self._bounds, self._les)
+        return series
+
+    def observe(self, amount: float) -> None:
+        """Observe ``amount`` in the unlabelled histogram."""
+        self.labels().observe(amount)
+
     def render(self, out: list[str]) -> None:
-        """Append the HELP and TYPE lines, the cumulative buckets, the count and the sum to ``out``."""
-        counts = self._cumulative()
+        """Append the HELP and TYPE lines, then each series' cumulative buckets, count and sum, to ``out``."""
         out.append(self._header)
-        out.extend([f"{prefix}{number(count)}\n" for prefix, count in zip(self._bucket_prefixes, counts,
-                                                                                       strict=True)])
-        out.append(f"{self._count_prefix}{number(counts[-1])}\n{self._sum_prefix}{number(self._sum)}\n")
+        for series in self._series.values():
+            counts = series.cumulative()
+            out.extend([f"{prefix}{number(count)}\n" for prefix, count in zip(series.bucket_prefixes, counts,
+                                                                               strict=True)])
+            out.append(f"{series.count_prefix}{number(counts[-1])}\n{series.sum_prefix}{number(series.sum)}\n")
+
+    def _all_names(self) -> tuple[str, ...]:
+        return (*self.labelnames, *(name for name, _ in self._const))
 
     def describe(self) -> list[Metric]:
         """The family without samples."""
-        return [HistogramMetricFamily(self.name, self.documentation, labels=tuple(self._const))]
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self._all_names())]
 
     def collect(self) -> list[Metric]:
-        """The family with its buckets, count and sum."""
-        family = HistogramMetricFamily(self.name, self.documentation, labels=tuple(self._const))
-        family.add_metric(tuple(self._const.values()), list(zip(self._les, self._cumulative(), strict=True)),
-                          self._sum)
+        """The family with each series' buckets, count and sum."""
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self._all_names())
+        for series in self._series.values():
+            family.add_metric(series.labels, list(zip(self._les, series.cumulative(), strict=True)), series.sum)
         return [family]
 
 

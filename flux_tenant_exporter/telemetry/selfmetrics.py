@@ -7,7 +7,13 @@ import platform
 from prometheus_client import CollectorRegistry, PlatformCollector
 
 from flux_tenant_exporter import __version__
-from flux_tenant_exporter.base.vocabulary import LIST_RESULTS, RELIST_REASONS, WATCH_ENDS
+from flux_tenant_exporter.base.vocabulary import (
+    LIST_RESULTS,
+    RELIST_REASONS,
+    REVIEW_KINDS,
+    REVIEW_RESULTS,
+    WATCH_ENDS,
+)
 from flux_tenant_exporter.telemetry.instruments import (
     Constant,
     Counter,
@@ -74,6 +80,19 @@ class SelfMetrics:
             p + "scrape_duration_seconds", "Time to answer /metrics.",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1), const=c,
         ))
+        # access control (--auth=kubernetes): the API server's reviews, never labelled by user
+        self.reviews = add(Counter(p + "auth_reviews", "TokenReviews and SubjectAccessReviews asked of the API "
+                                   "server, by kind (token, access) and result (allowed, denied, error).",
+                                   ["kind", "result"], const=c))
+        self.review_duration = add(Histogram(
+            p + "auth_review_duration_seconds", "Time the API server took to answer a review, by kind.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5), labelnames=["kind"], const=c,
+        ))
+        self.review_cache_hits = add(Counter(p + "auth_cache_hits", "Reviews answered from the exporter's cache "
+                                             "instead of the API server, by kind.", ["kind"], const=c))
+        self.auth_requests = add(Counter(p + "auth_requests", "HTTP requests that needed a token, by how they "
+                                         "were answered (allowed, denied: 401 or 403, error: 503).", ["result"],
+                                         const=c))
         # process_resident_memory_bytes, process_cpu_seconds_total, ...; python_info
         add(ProcessMetrics())
         add(Constant(PlatformCollector(registry=None)))
@@ -83,6 +102,16 @@ class SelfMetrics:
     def render(self) -> bytes:
         """The self-metrics in the Prometheus text format."""
         return self._instruments.render()
+
+    def init_access(self) -> None:
+        """Create the access-control series at zero (with --auth=kubernetes)."""
+        for kind in REVIEW_KINDS:
+            self.review_cache_hits.labels(kind)
+            self.review_duration.labels(kind)
+            for result in REVIEW_RESULTS:
+                self.reviews.labels(kind, result)
+        for result in REVIEW_RESULTS:
+            self.auth_requests.labels(result)
 
     def init_kind(self, kind: str) -> None:
         """Create a kind's series at zero, so dashboards and alerts see 0 rather than nothing."""

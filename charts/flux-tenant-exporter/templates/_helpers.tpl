@@ -63,3 +63,26 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 - {{ . | quote }}
 {{- end }}
 {{- end -}}
+
+{{- /* Whether access control is on (config.auth=kubernetes). */}}
+{{- define "fte.auth" -}}
+{{- if eq (toString .Values.config.auth) "kubernetes" }}true{{ end -}}
+{{- end -}}
+
+{{- /* The TLS Secret served, if any. */}}
+{{- define "fte.tlsSecret" -}}
+{{- if .Values.tls.secretName -}}
+{{- .Values.tls.secretName -}}
+{{- else if .Values.tls.certManager.enabled -}}
+{{- printf "%s-tls" (include "fte.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* The Secret and key of the scrape token. */}}
+{{- define "fte.scrapeTokenSecret" -}}
+{{- default (printf "%s-scraper-token" (include "fte.fullname" .)) .Values.serviceMonitor.authorization.credentials.name -}}
+{{- end -}}
+
+{{- define "fte.scheme" -}}
+{{- if include "fte.tlsSecret" . }}HTTPS{{ else }}HTTP{{ end -}}
+{{- end -}}

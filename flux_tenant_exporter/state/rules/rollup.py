@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from flux_tenant_exporter.base.vocabulary import TENANT_COUNTS, TenantCount, TenantStatus
 from flux_tenant_exporter.state.published import ResourceView, TenantView, Violation
 
 
-def roll_up(name: str, namespaces: tuple[str, ...], resources: tuple[ResourceView, ...]) -> TenantView:
+def roll_up(name: str, namespaces: tuple[str, ...], resources: tuple[ResourceView, ...], *,
+            partial: bool = False) -> TenantView:
     """The TenantView of ``resources`` (the tenant's objects, in key order)."""
     counts: dict[TenantCount, int] = dict.fromkeys(TENANT_COUNTS, 0)
     counts["total"] = len(resources)
@@ -32,4 +35,23 @@ def roll_up(name: str, namespaces: tuple[str, ...], resources: tuple[ResourceVie
         status = "suspended"
     else:
         status = "healthy"
-    return TenantView(name, namespaces, status, counts, resources, tuple(failures), tuple(violations))
+    return TenantView(name, namespaces, status, counts, resources, tuple(failures), tuple(violations), partial)
+
+
+def project(tenant: TenantView, visible: Container[str]) -> TenantView | None:
+    """``tenant`` as one who sees only the ``visible`` namespaces sees it.
+
+    None when it sees none of them, the tenant itself when it sees all, else the roll-up of its visible objects,
+    marked partial.
+
+    What the objects say of others stays as it is: a blocked object still names its root cause and the root's
+    category (its own spec names that object), even in a namespace the caller does not see; the root's message,
+    state and revision are shown only where its namespace is visible, as one of the tenant's own objects.
+    """
+    namespaces = tuple(ns for ns in tenant.namespaces if ns in visible)
+    if not namespaces:
+        return None
+    if len(namespaces) == len(tenant.namespaces):
+        return tenant
+    return roll_up(tenant.name, namespaces, tuple(r for r in tenant.resources if r.namespace in visible),
+                   partial=True)
