@@ -41,25 +41,40 @@ def response_schema(path: str, status: int) -> dict[str, Any]:
     return schema
 
 
+def response_headers(path: str, status: int) -> dict[str, Any]:
+    """The headers the spec gives the answer ``status`` of GET ``path``."""
+    response = SPEC["paths"][path]["get"]["responses"][str(status)]
+    if "$ref" in response:
+        response = SPEC["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+    headers: dict[str, Any] = response.get("headers", {})
+    return headers
+
+
 def component(name: str) -> dict[str, Any]:
     """A ``$ref`` to a named schema of the spec."""
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-async def check_every_body(base: str, tenants: list[str] | None = None) -> tuple[int, list[str]]:
+async def check_every_body(base: str, tenants: list[str] | None = None, *,
+                           token: str | None = None) -> tuple[int, list[str]]:
     """GET every JSON body the exporter at ``base`` serves and check each against the spec.
 
     /tenants (with each filter and a bad one), every /tenants/{name} (with a filter), an unknown and an overlong
-    tenant, /readyz and /healthz. Returns how many bodies were checked and every error found.
+    tenant, /readyz and /healthz; with access control on (a ``token``) also the refusals: no token and a bad one
+    (401), /metrics for a caller who may not read it (403), each with the headers the spec names. Returns how many
+    bodies were checked and every error found.
     """
-    checked, errors = 0, []
-    async with aiohttp.ClientSession() as session:
+    checked = 0
+    errors: list[str] = []
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"} if token else None) as session:
 
-        async def check(path: str, template: str, want: int) -> Any:
+        async def check(path: str, template: str, want: int, headers: dict[str, str] | None = None) -> Any:
             nonlocal checked
-            async with session.get(base + path) as resp:
+            async with session.get(base + path, headers=headers) as resp:
                 body = await resp.read()
                 status = resp.status
+                missing = [h for h in response_headers(template, status) if h not in resp.headers]
+                errors.extend(f"GET {path} ({status}): no {h} header" for h in missing)
             if status != want:
                 errors.append(f"GET {path}: {status}, want {want}")
                 return None
@@ -83,6 +98,10 @@ async def check_every_body(base: str, tenants: list[str] | None = None) -> tuple
         await check("/tenants/team-a?stuck=maybe", "/tenants/{name}", 400)
         await check("/readyz", "/readyz", 200)
         await check("/healthz", "/healthz", 200)
+        if token is not None:
+            await check("/tenants", "/tenants", 401, {"Authorization": "Bearer not-a-token"})
+            await check("/tenants/team-a", "/tenants/{name}", 401, {"Authorization": "Basic eDp5"})
+            await check("/metrics", "/metrics", 403)
     return checked, errors
 
 

@@ -9,6 +9,7 @@ b3 and failing, b2 a ready source, b3 the failing root), and the exporter's own 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import ssl
@@ -18,19 +19,23 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+import yaml
+from contract import check_every_body
 from cryptography import x509
+from monitoring_stack import eventually, query, spawn
 
 from flux_tenant_exporter.base.config import AccessSettings, TlsSettings
 from flux_tenant_exporter.kube.client import KubeClient
 from flux_tenant_exporter.render.documents import tenants_doc
 from flux_tenant_exporter.serve.app import Exporter
 from testbed import fleet, identities
-from testbed.controlplane import ControlPlane
+from testbed.controlplane import ControlPlane, free_port
 from testbed.identities import bind, subject
 from testbed.running import StartExporter
 from testbed.tls import Pki
@@ -201,6 +206,11 @@ async def test_a_tenant_sees_its_tenant_only_and_a_hidden_tenant_answers_as_a_mi
     assert tenancy.system not in overview
     assert "alpha-own-detail" in overview
     assert (await fetch(exporter, "/metrics", token)).status == 403
+
+    # every JSON body, and the refusals, as the spec describes them
+    checked, errors = await check_every_body(f"http://127.0.0.1:{exporter.port}", token=token)
+    assert errors == []
+    assert checked > 10
 
     token_file = tmp_path / "token"
     token_file.write_text(token + "\n")
@@ -460,3 +470,45 @@ async def test_https_serves_the_certificate_and_reloads_it_when_the_files_change
     await poll(refused, 5)
     assert certificate.loads == loads
     assert await served_serial() == renewed.serial_number
+
+
+@pytest.mark.prometheus
+async def test_a_real_prometheus_scrapes_over_https_with_its_bearer_token(
+        admin: KubeClient, tenancy: Tenancy, start: Callable[..., Awaitable[Exporter]],
+        serving: tuple[Pki, Path, Path], tmp_path: Path) -> None:
+    """Prometheus with `scheme: https`, the CA, and `authorization: credentials_file` (a token of a ServiceAccount
+    bound to the shipped metrics-reader ClusterRole) scrapes the exporter: up is 1 and the tenant series arrive.
+    The same scrape with a token lacking get /metrics is refused (up 0)."""
+    pki, cert_file, key_file = serving
+    exporter = await start(tls=TlsSettings(cert_file=cert_file, key_file=key_file))
+    (tmp_path / "reader.token").write_text(await tenancy.identity(admin, "prometheus",
+                                                                  cluster_roles=(tenancy.metrics_reader,)))
+    (tmp_path / "viewer.token").write_text(await tenancy.identity(admin, "not-a-reader", bindings=(tenancy.a,)))
+    port = free_port()
+
+    def job(name: str, token: str) -> dict[str, Any]:
+        return {"job_name": name, "scheme": "https", "honor_labels": True,
+                "tls_config": {"ca_file": str(pki.ca_file), "server_name": "localhost"},
+                "authorization": {"type": "Bearer", "credentials_file": str(tmp_path / token)},
+                "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}
+
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [job("reader", "reader.token"), job("viewer", "viewer.token")]}))
+    prometheus = spawn(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                        f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                       tmp_path / "prometheus.log")
+    stack = SimpleNamespace(prometheus=f"http://127.0.0.1:{port}")
+    try:
+        async def scraped() -> bool:
+            with contextlib.suppress(aiohttp.ClientError, AssertionError):
+                up = {r["metric"]["job"]: r["value"][1] for r in await query(stack, "up")}
+                series = await query(stack, f'fluxtenant_tenant_resources{{tenant="{tenancy.alpha}"}}')
+                return up == {"reader": "1", "viewer": "0"} and bool(series)
+            return False
+
+        await eventually(scraped, "Prometheus scraping the HTTPS port with its token", limit=60)
+    finally:
+        prometheus.terminate()
+        prometheus.wait(10)
+    assert exporter.metrics.auth_requests.labels("denied").value >= 1

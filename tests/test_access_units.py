@@ -14,6 +14,8 @@ from flux_tenant_exporter.cli.flags import parse
 from flux_tenant_exporter.flux.model import NamespaceInfo
 from flux_tenant_exporter.flux.projection import parse_object
 from flux_tenant_exporter.kube.reviews import Access, Identity
+from flux_tenant_exporter.render.documents import Filters
+from flux_tenant_exporter.render.statuspage import overview
 from flux_tenant_exporter.serve.access import bearer_token
 from flux_tenant_exporter.state.rules.rollup import project
 from flux_tenant_exporter.state.store import Store
@@ -201,3 +203,17 @@ def test_a_tenant_is_projected_onto_the_namespaces_its_caller_sees() -> None:
     only_ready = project(beta, {"b2"})
     assert only_ready is not None
     assert only_ready.status == "healthy"
+
+
+def test_the_page_of_a_caller_who_sees_nothing_says_which_permission_shows_more() -> None:
+    """An empty projection is not an error: the overview says how to see a tenant, counts nothing hidden."""
+    store = Store()
+    store.upsert_namespace(NamespaceInfo("team-a", "team-a"))
+    store.upsert(parse_object(fleet.gitrepository("team-a", "repo") | {"status": fleet.ready_status("GitRepository")}))
+    view = build_view(store, now=1e9)
+    page = overview(view, Filters(), {}, visible={}, limited=True)
+    assert "You can see no tenant" in page
+    assert "list Kustomizations" in page
+    assert "team-a" not in page
+    assert "0 tenants, 0 failing, 0 Flux objects" in page
+    assert "You can see no tenant" not in overview(view, Filters(), {})

@@ -204,3 +204,26 @@ def test_demo_without_the_controllers_built_says_how_to_build_them(tmp_path: Pat
         "flux-tenant-exporter: error: the real Flux controllers are not built: run `make demo`")
     assert "make controllers" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.apiserver
+@pytest.mark.flux
+async def test_demo_with_access_control_prints_a_tenant_token_that_shows_only_that_tenant(tmp_path: Path) -> None:
+    """`demo --auth=kubernetes` listens on loopback, prints team-a's token and a `get tenants --url ... --token`
+    line; that line, run as printed, shows team-a alone; without the token /tenants is 401."""
+    port = free_port()
+    async with process(str(BIN / "flux-tenant-exporter"), "demo", "--auth=kubernetes", "--port", str(port),
+                       "--log-level", "warning", stderr=tmp_path / "demo.log") as demo:
+        out = "".join(await read_until(demo, "Press Ctrl-C", timeout=150))
+        assert "Access control is on" in out, out
+        line = next(line.strip() for line in out.splitlines() if " get tenants --url " in line)
+        assert f"--url http://127.0.0.1:{port} --token " in line
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+        shown = await asyncio.to_thread(subprocess.run, ["bash", "-c", line], capture_output=True, text=True,
+                                        timeout=60, check=False, env=env)
+        assert shown.returncode == 0, shown.stderr
+        rows = [r.split()[0] for r in shown.stdout.splitlines()[1:] if r.strip()]
+        assert rows == ["team-a"], shown.stdout
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/tenants") as resp:
+            assert resp.status == 401

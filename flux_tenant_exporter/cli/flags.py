@@ -352,6 +352,8 @@ def _tls_settings(ns: argparse.Namespace) -> TlsSettings:
 
 
 def _demo(ns: argparse.Namespace) -> DemoSettings:
+    if ns.auth != "none" and ns.listen_address == _SERVE.listen_address and not ns.tls_cert_file:
+        ns.listen_address = "127.0.0.1"  # a local demo with access control: tokens stay on this host
     return DemoSettings(serve=_serve(ns), exit_after_ready=ns.exit_after_ready)
 
 
@@ -433,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(build=_report)
 
     demo = sub.add_parser("demo", help="start a local cluster with a demo fleet and serve it (development "
-                          "harness only)", formatter_class=fmt)
+                          "harness only); with --auth=kubernetes it listens on loopback and prints a tenant's token",
+                          formatter_class=fmt)
     demo.add_argument("--exit-after-ready", action="store_true",
                       help="print the /tenants summary and the time to ready, then stop (for scripts)")
     _common(demo)

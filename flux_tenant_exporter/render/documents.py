@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
+
 from flux_tenant_exporter.base.timefmt import timestamp
 from flux_tenant_exporter.base.vocabulary import CATEGORIES, OWNERS, STATES, Category, Owner, State
 from flux_tenant_exporter.state.published import ResourceView, TenantView, View
@@ -131,3 +133,52 @@ def tenants_doc(view: View, filters: Filters = Filters(), *, with_resources: boo
         "generated_at": timestamp(view.generated_at),
         "tenants": [tenant_doc(t, filters, with_resources=with_resources) for t in tenants],
     }
+
+
+def exact(data: bytes) -> bytes:
+    """A copy of ``data`` that holds only its length, for what is kept.
+
+    orjson's output keeps the whole buffer it wrote into: 32 KiB for a 2 KiB document.
+    """
+    return memoryview(data).tobytes()
+
+
+class TenantPieces:
+    """Each tenant's entry of the unfiltered ``/tenants`` document as JSON, kept current at every publish.
+
+    A publish re-writes only the tenants whose TenantView changed (the View shares the others), so an answer
+    joins pieces: about a millisecond at 20,000 objects, and no request pays for writing every tenant.
+    """
+
+    def __init__(self) -> None:
+        """No pieces before the first publish."""
+        self._pieces: dict[str, tuple[TenantView, bytes]] = {}
+
+    def update(self, view: View) -> None:
+        """Write the pieces of the tenants that changed in ``view``; drop those of tenants gone."""
+        pieces = self._pieces
+        for name, tenant in view.tenants.items():
+            kept = pieces.get(name)
+            if kept is None or kept[0] is not tenant:
+                pieces[name] = (tenant, _piece(tenant))
+        if len(pieces) > len(view.tenants):
+            for name in [n for n in pieces if n not in view.tenants]:
+                del pieces[name]
+
+    @property
+    def size(self) -> int:
+        """The bytes of JSON kept."""
+        return sum(len(body) for _, body in self._pieces.values())
+
+    def body(self, view: View, visible: Mapping[str, TenantView]) -> bytes:
+        """The unfiltered document of ``view`` with the ``visible`` tenants (a projected one is written here)."""
+        parts = []
+        for name, tenant in visible.items():
+            kept = self._pieces.get(name)
+            parts.append(kept[1] if kept is not None and kept[0] is tenant else _piece(tenant))
+        head = orjson.dumps({"generated_at": timestamp(view.generated_at)})[:-1]
+        return head + b',"tenants":[' + b",".join(parts) + b"]}"
+
+
+def _piece(tenant: TenantView) -> bytes:
+    return exact(orjson.dumps(tenant_doc(tenant, Filters(), with_resources=False)))

@@ -27,6 +27,7 @@ from flux_tenant_exporter.flux.tenants import TenantResolver
 from flux_tenant_exporter.ingest.reflector import watch_kind
 from flux_tenant_exporter.ingest.sinks import FluxSink, NamespaceSink, Sink
 from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.render.documents import TenantPieces
 from flux_tenant_exporter.render.prometheus.renderer import Renderer, RenderOptions
 from flux_tenant_exporter.serve.access import Gate
 from flux_tenant_exporter.serve.tls import ServingCertificate
@@ -82,6 +83,7 @@ class Exporter:
         self._telemetry = {k: KindTelemetry(sync, self.metrics, self._kind_settled) for k, sync in self.kinds.items()}
         self.view = build_view(self.store, now=time.time())
         self.exposition = self.renderer.render(self.view)
+        self.tenant_pieces = TenantPieces()
         self.published = 0
         self._ready = False
         self._gc_paused = False
@@ -133,6 +135,7 @@ class Exporter:
             if self._gc_paused:
                 self._resume_gc()  # before the first full snapshot goes out: nobody waits on a scrape yet
             self.view, self.exposition = view, exposition
+            self.tenant_pieces.update(view)
             self.published += 1
             for kind, sync in self.kinds.items():
                 held = len(self.store.namespaces) if kind == NAMESPACE.id else view.objects_by_kind.get(sync.kind, 0)

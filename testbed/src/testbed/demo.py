@@ -21,10 +21,11 @@ from typing import Any
 
 from flux_tenant_exporter.base.config import DemoSettings, ServeSettings
 from flux_tenant_exporter.base.errors import UserError
+from flux_tenant_exporter.cli.flags import PROG
 from flux_tenant_exporter.kube.client import KubeClient
 from flux_tenant_exporter.render.documents import tenants_doc
 from flux_tenant_exporter.serve.app import Exporter
-from testbed import demofleet
+from testbed import demofleet, identities
 from testbed.controllers import ControllersError, find_controllers
 from testbed.demofleet import EXPECTED, DemoFleet
 from testbed.realflux import RealFlux, real_flux
@@ -106,6 +107,8 @@ async def run_demo(settings: DemoSettings) -> int:
         loop.add_signal_handler(sig, stop.set)
     async with running_demo(settings.serve, stop) as demo:
         print(describe(demo), flush=True)
+        if settings.serve.access.mode == "kubernetes":
+            print(await describe_access(demo, ACCESS_TENANT), flush=True)
         if settings.exit_after_ready:
             return 0
         print("Press Ctrl-C to stop.", flush=True)
@@ -134,6 +137,47 @@ def describe(demo: RunningDemo) -> str:
         *(f"  # {fix.tenant}: {fix.what}\n  {fix.command}" for fix in demo.fleet.fixes),
     ]
     return "\n".join(lines)
+
+
+#: the tenant whose token the demo prints when access control is on
+ACCESS_TENANT = "team-a"
+
+
+async def tenant_token(demo: RunningDemo, tenant: str) -> tuple[str, str]:
+    """A ServiceAccount ``status-reader`` of the tenant: its name and a token (the exporter's audiences, 24 h).
+
+    It lives in the tenant's first namespace, bound to the shipped viewer ClusterRole in each of its namespaces
+    (as a platform team grants a tenant's CI).
+    """
+    namespaces = demo.exporter.view.tenants[tenant].namespaces
+    home = namespaces[0]
+    viewer = identities.shipped(identities.ACCESS_CONTROL / "viewer.yaml", "ClusterRole")
+    admin = await KubeClient.from_kubeconfig(demo.env.control_plane.kubeconfig)
+    try:
+        role = await identities.cluster_role(admin, viewer["metadata"]["name"], viewer["rules"])
+        await identities.service_account(admin, home, "status-reader")
+        for namespace in namespaces:
+            await identities.bind(admin, role, [identities.subject(home, "status-reader")], namespace=namespace)
+        token = await identities.token(admin, home, "status-reader",
+                                       audiences=demo.exporter.settings.access.token_audiences, seconds=86400)
+    finally:
+        await admin.close()
+    return f"{home}/status-reader", token
+
+
+async def describe_access(demo: RunningDemo, tenant: str) -> str:
+    """What the demo prints with access control on: a tenant's token and the commands that use it."""
+    who, token = await tenant_token(demo, tenant)
+    base = demo.base_url
+    return "\n".join([
+        (f"Access control is on: every request needs a token, and shows only what its identity may see. "
+         f"{tenant}'s token (ServiceAccount {who}, bound to flux-tenant-exporter-viewer in {tenant}'s namespaces):"),
+        f"  TOKEN={token}",
+        f"  {PROG} get tenants --url {base} --token {token}",
+        f'  curl -H "Authorization: Bearer $TOKEN" {base}/tenants',
+        ("  (a browser sends no token: the status page answers 401 here; in a cluster an OIDC proxy in front "
+         "passes the user's, see the README's Access control)"),
+    ])
 
 
 def summary(doc: dict[str, Any]) -> str:
