@@ -25,6 +25,7 @@ from flux_tenant_exporter.state.store import Store
 from testbed import fleet
 from testbed.controllers import ControllersError
 from testbed.controlplane import ControlPlane, ControlPlaneError
+from testbed.operator import FluxOperator, OperatorError
 from testbed.realflux import RealFlux, real_flux
 from testbed.running import StartExporter, exporter_settings, running_exporter
 
@@ -32,6 +33,7 @@ from testbed.running import StartExporter, exporter_settings, running_exporter
 FIXTURE_NEEDS: dict[str, tuple[str, ...]] = {
     "control_plane": ("apiserver",),
     "flux": ("apiserver", "flux"),
+    "flux_operator": ("apiserver", "flux"),
     "helm": ("gotools",),  # test_chart: the pinned helm
     "monitoring_crds": ("gotools",),  # the prometheus-operator CRDs, fetched by tools/gotool.sh
     "tmux": ("ui",),  # test_get: a real terminal
@@ -93,6 +95,20 @@ def flux() -> Iterator[RealFlux]:
         yield started
     finally:
         env.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def flux_operator(flux: RealFlux) -> Iterator[FluxOperator]:
+    """The real flux-operator on the real controllers' control plane (its CRDs are installed with the others)."""
+    try:
+        operator = FluxOperator(flux.control_plane)
+        operator.__enter__()
+    except OperatorError as err:
+        pytest.fail(f"flux-operator is not available: {err}", pytrace=False)
+    try:
+        yield operator
+    finally:
+        operator.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ ROOT = Path(__file__).parent.parent
 
 #: The shipped rules with every ``for:`` shortened; the expressions stay the committed ones.
 FAST = replace(AlertDurations(), stuck_for="1s", stalled_for="1s", tenant_failing_for="1s", policy_for="1s",
+               automation_failing_for="1s",
                source_failing_for="1s", helm_failing_for="1s", suspended_for="1s", drift_seconds=60, drift_for="1s",
                exporter_down_for="2m", kind_not_synced_for="1s")
 

@@ -30,7 +30,8 @@ def test_a_body_with_a_field_the_spec_lacks_or_a_wrong_null_fails() -> None:
     enum and a malformed time are each an error; null where the spec allows it is not."""
     resource: dict[str, object] = {
         "kind": "Kustomization", "namespace": "a", "name": "app", "tenant": "a", "state": "ready", "category": None,
-        "owner": None, "reason": "", "message": "", "since": "2026-12-05T12:00:00Z", "since_source": "condition",
+        "owner": None, "reason": "", "message": "", "detail": None, "since": "2026-12-05T12:00:00Z",
+        "since_source": "condition",
         "stuck": False, "stuck_reason": None, "stuck_root": False, "root_cause": None, "root_category": None,
         "violations": [], "revision": None, "suspended": False, "drift": {"source_since": None, "attempt_since": None},
         "generation_lag": 0, "last_success": None,

@@ -74,7 +74,8 @@ def test_promtool_checks_and_unit_tests_pass() -> None:
     assert alerts - silent - {"FluxTenantExporterWatchdog"} <= {
         # these are silent in a case of their own group (a second series in the same test that must not fire)
         "FluxTenantClusterScopedObjects", "FluxCrossNamespaceRefBlocked", "FluxTenancyPolicyViolation",
-        "FluxHelmReleaseFailing", "FluxSuspendedTooLong", "FluxRevisionDrift", "FluxTenantExporterKindNotSynced",
+        "FluxHelmReleaseFailing", "FluxImageAutomationFailing", "FluxSuspendedTooLong", "FluxRevisionDrift",
+        "FluxTenantExporterKindNotSynced",
         "FluxTenantExporterWatchErrors", "FluxTenantExporterNoEvents",
     }
 

@@ -88,6 +88,15 @@ async def stack(control_plane: ControlPlane, stack_dir: Path) -> AsyncIterator[S
                                             "namespaces")
     await fleet.patch(admin, namespaces, {"metadata": {"labels": {"team": "alpha",
                                                                   "app.kubernetes.io/part-of": "platform-base"}}})
+    # an image update automation whose push is refused (status written from image-automation-controller's code:
+    # the proxy refuses the controller), for FluxImageAutomationFailing
+    automation = fleet.meta(fleet.by_kind_strict("ImageUpdateAutomation"), "team-b", "images", spec={
+        "interval": "5m", "sourceRef": {"kind": "GitRepository", "name": "repo"},
+        "git": {"commit": {"author": {"name": "bot", "email": "bot@example.com"}}},
+        "update": {"strategy": "Setters", "path": "./"}})
+    await fleet.create(admin, automation, exist_ok=True, status=fleet.failed_status(
+        "GitOperationFailed", "failed to update source: failed to push to remote: command error on refs/heads/main: "
+        "protected branch hook declined", since=fleet.ago(hours=1)))
     settings = ServeSettings(listen_address="127.0.0.1", port=0, publish_interval=0.05, namespaces=DEMO_NAMESPACES,
                         watch=WatchSettings(backoff_initial=0.05), resource_labels=RESOURCE_LABELS, detail="all")
     exporter = Exporter(settings, await KubeClient.from_kubeconfig(control_plane.kubeconfig))

@@ -229,6 +229,8 @@ class ServeSettings:
     listen_address: str = "0.0.0.0"  # noqa: S104 - a metrics endpoint listens on all interfaces in a pod
     port: int = 9897
     kinds: tuple[str, ...] = FLUX_KIND_IDS
+    #: also watch the Flux kinds discovery finds that are not known (a future kind); off when --kinds names them
+    discover_kinds: bool = True
     namespaces: tuple[str, ...] = ()
     tenancy: TenancySettings = field(default_factory=TenancySettings)
     thresholds: StuckThresholds = field(default_factory=StuckThresholds)

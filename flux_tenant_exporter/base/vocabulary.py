@@ -22,9 +22,11 @@ Category = Literal[
     "cross_namespace_ref_denied",
     "rbac_forbidden",
     "source_not_found",
+    "reference_not_found",
     "source_not_ready",
     "dependency_not_ready",
     "crd_missing",
+    "api_version_not_served",
     "webhook_failed",
     "validation_failed",
     "health_check_failed",
@@ -35,6 +37,7 @@ Category = Literal[
     "source_unreachable",
     "chart_failed",
     "helm_release_failed",
+    "push_failed",
     "timeout",
     "suspended",
     "progressing",
@@ -48,9 +51,12 @@ CATEGORY_OWNER: Final[dict[Category, Owner | None]] = {
     "cross_namespace_ref_denied": "tenant",
     "rbac_forbidden": "tenant",
     "source_not_found": "tenant",
+    "reference_not_found": "tenant",
     "source_not_ready": None,
     "dependency_not_ready": None,
     "crd_missing": "platform",
+    # the CRD is installed, the manifest asks for a version it no longer serves: one line in the manifests
+    "api_version_not_served": "tenant",
     "webhook_failed": "platform",
     "validation_failed": "tenant",
     "health_check_failed": "tenant",
@@ -61,6 +67,7 @@ CATEGORY_OWNER: Final[dict[Category, Owner | None]] = {
     "source_unreachable": "platform",
     "chart_failed": "tenant",
     "helm_release_failed": "tenant",
+    "push_failed": "tenant",
     "timeout": "unknown",
     "suspended": None,
     "progressing": None,
@@ -148,9 +155,11 @@ DETAILS: Final[tuple[Detail, ...]] = get_args(Detail)
 InfoLabel = Literal["revision", "source", "path", "chart", "url"]
 INFO_LABELS: Final[tuple[InfoLabel, ...]] = get_args(InfoLabel)
 
-#: What a watched kind does: an applier applies manifests from a source; a source produces artifacts; namespaces
-#: carry the tenant labels.
-KindRole = Literal["applier", "source", "tenancy"]
+#: What a watched kind does: an applier applies manifests from a source; a source produces artifacts (or fetches
+#: what others read); automation scans image registries and writes what it finds back to Git; notification
+#: sends and receives events; operator kinds are flux-operator's (a Flux installation, its report, and the
+#: ResourceSets that generate objects from inputs); namespaces carry the tenant labels.
+KindRole = Literal["applier", "source", "automation", "notification", "operator", "tenancy"]
 KIND_ROLES: Final[tuple[KindRole, ...]] = get_args(KindRole)
 
 #: Every metric family the exposition of the Flux objects can carry (``--metrics-allowlist``/``-denylist`` name

@@ -177,8 +177,9 @@ def _cluster(p: argparse.ArgumentParser) -> None:
 
 
 def _watching(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kinds", type=_checked(check_kinds), default=_env("--kinds", ",".join(_SERVE.kinds)),
-                   help=f"comma-separated kinds to watch, of: {', '.join(FLUX_KIND_IDS)} [FTE_KINDS]")
+    p.add_argument("--kinds", type=_checked(check_kinds), default=_env("--kinds"),
+                   help="comma-separated kinds to watch (default: every Flux kind the cluster serves, a kind the "
+                        f"exporter does not know included), of: {', '.join(FLUX_KIND_IDS)} [FTE_KINDS]")
     p.add_argument("--namespaces", default=_env("--namespaces", ",".join(_SERVE.namespaces)),
                    help="comma-separated allow-list: watch only these namespaces, one watch each (an identity with "
                         "only Roles) [FTE_NAMESPACES]")
@@ -328,8 +329,9 @@ def _serve(ns: argparse.Namespace) -> ServeSettings:
     deny: tuple[MetricFamily, ...] = ns.metrics_denylist
     return ServeSettings(
         kubeconfig=ns.kubeconfig, context=ns.context, listen_address=ns.listen_address, port=ns.port,
-        kinds=ns.kinds, namespaces=_csv(ns.namespaces), tenancy=_tenancy_settings(ns),
-        thresholds=_threshold_settings(ns), watch=watch, log=_log_settings(ns), shard=ns.shard,
+        kinds=ns.kinds or _SERVE.kinds, discover_kinds=ns.kinds is None, namespaces=_csv(ns.namespaces),
+        tenancy=_tenancy_settings(ns), thresholds=_threshold_settings(ns), watch=watch, log=_log_settings(ns),
+        shard=ns.shard,
         gotk_compat=ns.gotk_compat,
         api_compression=ns.api_compression, resource_labels=ns.resource_labels, metrics_allowlist=allow,
         metrics_denylist=deny, detail=ns.detail, drop_info_labels=ns.drop_info_labels, object_limit=ns.object_limit,
@@ -366,7 +368,8 @@ def _get(ns: argparse.Namespace) -> GetSettings:
     query = GetQuery(what=ns.what, name=ns.name, tenant=ns.tenant, state=ns.state, category=ns.category,
                      owner=ns.owner, output=ns.output, watch=ns.watch)
     watcher = ServeSettings(listen_address="127.0.0.1", port=0, kubeconfig=ns.kubeconfig, context=ns.context,
-                            kinds=ns.kinds, namespaces=_csv(ns.namespaces), tenancy=_tenancy_settings(ns),
+                            kinds=ns.kinds or _SERVE.kinds, discover_kinds=ns.kinds is None,
+                            namespaces=_csv(ns.namespaces), tenancy=_tenancy_settings(ns),
                             thresholds=_threshold_settings(ns), log=_log_settings(ns))
     return GetSettings(query=query, url=ns.url, interval=ns.interval, watcher=watcher, token=ns.token or None,
                        token_file=Path(ns.token_file) if ns.token_file else None,

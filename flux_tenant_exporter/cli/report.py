@@ -20,7 +20,7 @@ import yaml
 
 from flux_tenant_exporter.base.config import ReportSettings
 from flux_tenant_exporter.base.errors import UserError
-from flux_tenant_exporter.base.kinds import by_kind
+from flux_tenant_exporter.base.kinds import WatchedKind, by_kind, discovered_kind, is_flux_group
 from flux_tenant_exporter.base.timefmt import timestamp
 from flux_tenant_exporter.flux import schema
 from flux_tenant_exporter.flux.projection import Projector
@@ -92,13 +92,26 @@ def _json_items(data: bytes) -> list[Any]:
     return items
 
 
-def _kind(item: Any) -> Any:
+def _kind(item: Any) -> tuple[Any, str]:
+    """The item's kind and apiVersion."""
     if isinstance(item, msgspec.Raw):
         try:
-            return codec.KINDED.decode(item).kind
+            decoded = codec.KINDED.decode(item)
         except codec.DecodeError:
-            return None
-    return item.get("kind") if isinstance(item, dict) else None
+            return None, ""
+        return decoded.kind, decoded.apiVersion
+    if isinstance(item, dict):
+        return item.get("kind"), str(item.get("apiVersion") or "")
+    return None, ""
+
+
+def _watched(kind: str, api_version: str) -> WatchedKind | None:
+    """The kind of a Flux object in a dump: a known one, or one of a Flux group the exporter does not know."""
+    known = by_kind(kind)
+    if known is not None:
+        return known
+    group, _, version = api_version.rpartition("/")
+    return discovered_kind(kind, group, kind.lower() + "s", (version,)) if is_flux_group(group) else None
 
 
 def build_report(items: list[Any], settings: ReportSettings, *, errors: IO[str] | None = None) -> dict[str, Any]:
@@ -106,13 +119,16 @@ def build_report(items: list[Any], settings: ReportSettings, *, errors: IO[str] 
     store = Store(resolver=TenantResolver.from_settings(settings.tenancy), thresholds=settings.thresholds)
     projector = Projector(keep_labels=settings.resource_labels)
     skipped = 0
+    dumped: set[str] = set()
     for index, item in enumerate(items):
-        kind = _kind(item)
+        kind, api_version = _kind(item)
+        watched = _watched(kind, api_version) if isinstance(kind, str) and kind != "Namespace" else None
         try:
             if kind == "Namespace":
                 store.upsert_namespace(projector.namespace(codec.NAMESPACES.one(item), settings.tenancy.tenant_label))
-            elif isinstance(kind, str) and by_kind(kind) is not None:
-                store.upsert(projector.project(schema.FLUX.one(item)))
+            elif watched is not None:
+                store.upsert(projector.project(schema.FLUX.one(item), watched))
+                dumped.add(watched.kind)
             else:
                 skipped += 1
         except MalformedObject as err:
@@ -120,6 +136,8 @@ def build_report(items: list[Any], settings: ReportSettings, *, errors: IO[str] 
                 print(f"item {index} ({kind}): skipped: {err}", file=errors)
     if skipped and errors is not None:
         print(f"{skipped} item(s) of other kinds ignored", file=errors)
+    # an Alert's Provider or event source is missing if its kind is in the dump and it is not
+    store.set_listed_kinds(dumped)
     now = time.time()
     store.expire(now)
     return tenants_doc(build_view(store, now=now), Filters(), with_resources=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from flux_tenant_exporter.base.config import StuckThresholds
-from flux_tenant_exporter.base.kinds import APPLIER_KINDS, SOURCE_KINDS
+from flux_tenant_exporter.base.kinds import APPLIER_KINDS, FETCHING_KINDS, SOURCE_KINDS
 from flux_tenant_exporter.base.timefmt import parse_time
 from flux_tenant_exporter.base.vocabulary import (
     BLOCKED_CATEGORIES,
@@ -29,6 +29,7 @@ from flux_tenant_exporter.base.vocabulary import (
     StuckReason,
 )
 from flux_tenant_exporter.flux.model import Condition, FluxObject, Signals, truncate
+from flux_tenant_exporter.kube.discovery import ServedApis
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,10 @@ def _reasons(category: Category, *reasons: str, kinds: frozenset[str] | None = N
 
 _HELM = frozenset({"HelmRelease"})
 _CHARTS = frozenset({"HelmChart", "HelmRelease"})
+_IMAGE_POLICY = frozenset({"ImagePolicy"})
+_AUTOMATION = frozenset({"ImageUpdateAutomation"})
+_GENERATOR = frozenset({"ArtifactGenerator"})
+_RESOURCESET = frozenset({"ResourceSet"})
 _CLUSTER_KINDS = (
     r"Namespace|CustomResourceDefinition|ClusterRole|ClusterRoleBinding|PriorityClass|StorageClass|PersistentVolume|"
     r"IngressClass|RuntimeClass|CSIDriver|APIService|\w*WebhookConfiguration|ClusterIssuer|\w*ClusterPolicy"
@@ -61,6 +66,22 @@ _CLUSTER_KINDS = (
 #: failure wrapping a missing CRD is crd_missing; a quota error says "forbidden" but is validation_failed).
 #: The message shapes and where each comes from are in tests/test_classify.py.
 RULES: Final[tuple[Rule, ...]] = (
+    # The image, notification, source-watcher and operator kinds first: their messages reuse the words of the
+    # generic rules below with other meanings (an ImagePolicy's "DependencyNotReady" is its ImageRepository).
+    # Shapes from the controllers' code (tests/test_kinds.py names the files).
+    _rule("source_not_found", r"referenced ImageRepository does not exist", _IMAGE_POLICY),
+    _rule("source_not_ready", r"^DependencyNotReady:", _IMAGE_POLICY),
+    _rule("source_ref_not_found", r"unable to determine latest version from provided list|version list argument cannot be empty|failed to parse invalid numeric value", _IMAGE_POLICY),
+    _rule("validation_failed", r"^InvalidPolicy:|^IntervalNotConfigured:|invalid policy:|failed to filter tags", _IMAGE_POLICY),
+    _rule("source_not_found", r"referenced git repository does not exist", _AUTOMATION),
+    _rule("push_failed", r"failed to push to remote|failed to update source: failed to push", _AUTOMATION),
+    _rule("validation_failed", r"^RemovedTemplateField:|^InvalidPolicySelector:|^InvalidUpdateStrategy:|^InvalidSourceConfiguration:|commit message template|failed to run template", _AUTOMATION),
+    _rule("build_failed", r"^UpdateFailed:|failed to apply policies", _AUTOMATION),
+    _rule("reference_not_found", r"^TokenNotFound:|unable to read token from secret|^ReferenceNotFound:"),
+    _rule("source_not_found", r"get sources failed: (?:\w+\.[\w.]+ \"[^\"]*\" not found|unable to get source '[^']*':.*not found)", _GENERATOR),
+    _rule("source_not_ready", r"get sources failed: source '[^']*' is not ready|^SourceFetchFailed:", _GENERATOR),
+    _rule("source_not_found", r"failed to compute inputs: failed to get provider [^:]*:.*not found", _RESOURCESET),
+    _rule("validation_failed", r"^ImageURLInvalid:|^InvalidSpec:|^InvalidSchedule:|^InvalidDefaultValues:|^InvalidExportedInputs:|^MissingSecretRef:|failed terminally due to configuration error"),
     _rule("cross_namespace_ref_denied", r"^AccessDenied:|cross-namespace references (?:have been blocked|are not allowed)"),
     _rule("dependency_not_ready", r"^DependencyNotReady:|dependency '[^']*' (?:is not ready|revision is not up to date|not found)|unable to get '[^']*' dependency|dependencies do not meet ready condition"),
     _rule("decryption_failed", r"decryption failed for|decryption secret error|cannot get \w+ decryption Secret|failed to decrypt|sops metadata not found|cannot get sops data key|data key required to decrypt|no master key was able to decrypt|SOPS encrypted, configuring decryption is required|error decrypting sources|sops data integrity|\.sops: field not declared"),
@@ -78,9 +99,9 @@ RULES: Final[tuple[Rule, ...]] = (
     _rule("source_not_ready", r"^NoSourceArtifact:|no artifact available for \w+ source", frozenset({"HelmChart"})),
     _rule("source_not_ready", r"Source artifact not found|Source is not ready|(?:HelmChart|OCIRepository|ExternalArtifact|HelmRepository|GitRepository|Bucket) '[^']*' is not ready|does not have an artifact|no artifact available|artifact not found|failed to download (?:archive|artifact)|^SourceNotReady:", APPLIER_KINDS),
     _rule("chart_failed", r"chart pull error|chart package error|invalid chart reference|dependency build error|values files merge error|no chart name found|no chart version found|no '[^']*' chart with version matching|could not locate a version matching|chart \"[^\"]*\" version \"[^\"]*\" not found|failed to (?:download|get|load|pull) chart|Could not load chart|integrity failure", _CHARTS),
-    _rule("source_auth_failed", r"authentication required|authorization failed|\bUNAUTHORIZED\b|\bDENIED\b|401 Unauthorized|403 Forbidden|Access Denied|\bAccessDenied\b|InvalidAccessKeyId|SignatureDoesNotMatch|ssh: handshake failed|unable to authenticate|knownhosts: key (?:mismatch|is unknown)|x509: |tls: failed to verify certificate|failed to get (?:authentication |auth |TLS |STS )?secret|invalid '\w+' auth option|failed to configure authentication options|failed to get credential|failed to fetch (?:anonymous|oauth) token|SSH identity key is encrypted|permission denied \(publickey\)|failed to get TLS config", SOURCE_KINDS),
-    _rule("source_ref_not_found", r"couldn't find remote ref|no match found for semver|unable to resolve (?:tag revision|ref|commit)|object not found|repository not found|git repository is empty|\bMANIFEST_UNKNOWN\b|manifest unknown|\bNAME_UNKNOWN\b|index\.yaml ?: ?404|404 Not Found|not a valid chart repository|failed to load Helm repository from index|NoSuchBucket|bucket '[^']*' does not exist|failed to determine the artifact tag", SOURCE_KINDS),
-    _rule("source_unreachable", r"dial tcp|no such host|server misbehaving|connection refused|connection reset by peer|i/o timeout|TLS handshake timeout|network is unreachable|: EOF\b|Client\.Timeout exceeded|context deadline exceeded|\b50[0234] [A-Z]|Bad Gateway|Service Unavailable|Gateway Time-?out|TooManyRequests|429 Too Many Requests", SOURCE_KINDS),
+    _rule("source_auth_failed", r"authentication required|authorization failed|\bUNAUTHORIZED\b|\bDENIED\b|401 Unauthorized|403 Forbidden|Access Denied|\bAccessDenied\b|InvalidAccessKeyId|SignatureDoesNotMatch|ssh: handshake failed|unable to authenticate|knownhosts: key (?:mismatch|is unknown)|x509: |tls: failed to verify certificate|failed to get (?:authentication |auth |TLS |STS )?secret|invalid '\w+' auth option|failed to configure authentication options|failed to get credential|failed to fetch (?:anonymous|oauth) token|SSH identity key is encrypted|permission denied \(publickey\)|failed to get TLS config|failed to read secret|invalid secret '|failed to get auth secret", FETCHING_KINDS),
+    _rule("source_ref_not_found", r"couldn't find remote ref|no match found for semver|unable to resolve (?:tag revision|ref|commit)|object not found|repository not found|git repository is empty|\bMANIFEST_UNKNOWN\b|manifest unknown|\bNAME_UNKNOWN\b|index\.yaml ?: ?404|404 Not Found|not a valid chart repository|failed to load Helm repository from index|NoSuchBucket|bucket '[^']*' does not exist|failed to determine the artifact tag", FETCHING_KINDS),
+    _rule("source_unreachable", r"dial tcp|no such host|server misbehaving|connection refused|connection reset by peer|i/o timeout|TLS handshake timeout|network is unreachable|: EOF\b|Client\.Timeout exceeded|context deadline exceeded|\b50[0234] [A-Z]|Bad Gateway|Service Unavailable|Gateway Time-?out|TooManyRequests|429 Too Many Requests", FETCHING_KINDS),
     _rule("health_check_failed", r"^HealthCheckFailed:|health check (?:failed|timed out)|timeout waiting for: \[|failed early due to stalled resources|can't determine status for"),
     _rule("build_failed", r"kustomize build failed|accumulating resources|accumulation err=|(?:post build|var substitution) failed for|envsubst error|variable not set \(strict mode\)|yaml: line \d+|yaml: unmarshal errors|json: unknown field|failed to decode Kubernetes apiVersion|must build at directory|too many fields within"),
     _rule("validation_failed", r"dry-run failed|is invalid|Invalid value|immutable|denied the request|strict decoding error|failed to create typed patch object|field not declared in schema|values don't meet the specifications|Required value|Unsupported value|validation (?:failed|error)"),
@@ -90,7 +111,7 @@ RULES: Final[tuple[Rule, ...]] = (
     _reasons("build_failed", "BuildFailed"),
     _reasons("validation_failed", "ValidationFailed", "URLInvalid", "InvalidURL", "InvalidPath", "InvalidCELExpression", "InvalidChartReference", "InvalidProviderConfiguration", "InvalidSTSConfiguration"),
     _reasons("source_not_ready", "ArtifactFailed", "SourceNotReady", kinds=APPLIER_KINDS),
-    _reasons("source_auth_failed", "AuthenticationFailed", kinds=SOURCE_KINDS),
+    _reasons("source_auth_failed", "AuthenticationFailed", kinds=FETCHING_KINDS),
     _reasons("chart_failed", "ChartPullError", "ChartPackageError", "ChartPullFailed", "ChartPackageFailed", "ValuesFilesError", "DependencyBuildError", kinds=_CHARTS),
     _reasons("helm_release_failed", "InstallFailed", "UpgradeFailed", "TestFailed", "RollbackFailed", "UninstallFailed", "RetriesExceeded", "MissingRollbackTarget", "ValuesError", "StateError", "PendingRelease", "InitFailed", "ChartMutateError", kinds=_HELM),
     _rule("timeout", r"context deadline exceeded|deadline exceeded|timed out|timeout(?: |:)|Client\.Timeout exceeded"),
@@ -127,6 +148,8 @@ class Verdict:
     #: a previous verdict held through a reconcile in progress, for as long as one may legitimately take: at
     #: ``hold.until`` it gives way to ``hold.then`` (the store swaps them; ``Store.expire``)
     hold: Hold | None = None
+    #: what the exporter adds to the controller's message (the API versions a group serves)
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +346,35 @@ def _assess(
     budget = (signals.timeout or thresholds.default_timeout) + thresholds.progressing_margin
     stuck_at, why = _earliest((started + budget, "progressing_timeout"), lag_at, request_at)
     return Verdict("progressing", "progressing", reason, message, started, source, status, stuck_at, why)
+
+
+#: how the API server refuses a manifest of a kind (or version) it does not serve, in an applier's message
+_NO_MATCH: Final = re.compile(r'no matches for kind "([^"]+)" in version "([^"]+)"')
+
+
+def served_versions(verdict: Verdict, served: ServedApis | None) -> Verdict:
+    """``crd_missing`` made precise by what the API server serves (``api_version_not_served`` when it applies).
+
+    A manifest at a version its CRD no longer serves (the group is served, at other versions) is the manifests'
+    owner's to fix: ``api_version_not_served``, its detail naming the versions served. A kind or group the
+    cluster does not serve at all stays ``crd_missing``. Without discovery (``served`` None) nothing changes.
+    """
+    if served is None or verdict.category not in {"crd_missing", "api_version_not_served"}:
+        return verdict
+    for kind, group_version in _NO_MATCH.findall(verdict.message):
+        group, _, version = group_version.rpartition("/")
+        offered = served.groups.get(group) if group else None
+        if not offered or version in offered:
+            continue
+        if group in served.described:
+            kind_versions = served.versions_of(group, kind)
+            if kind_versions is None:
+                continue  # the group is there, the kind is not: a CRD that is missing
+            offered = kind_versions
+        detail = (f"{group} serves {kind} at {', '.join(offered)}, not {version}: the manifest's apiVersion "
+                  f"should be {group}/{offered[0]}")
+        return replace(verdict, category="api_version_not_served", detail=detail)
+    return replace(verdict, category="crd_missing", detail=None)
 
 
 def _is_failure(cond: Condition) -> bool:

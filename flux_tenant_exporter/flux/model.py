@@ -101,6 +101,8 @@ class FluxObject:
     inventory: Inventory
     #: the object's labels named by --resource-labels, in that order (absent ones left out)
     labels: tuple[tuple[str, str], ...] = ()
+    #: the namespace of the ResourceSet that applied the object (flux-operator labels what it applies)
+    managed_in: str | None = None
     #: what the verdict is judged from; None once stored (the store keeps the verdict)
     signals: Signals | None = field(default=None, compare=False)
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any, Final
 
 from flux_tenant_exporter.base.durations import parse_duration
-from flux_tenant_exporter.base.kinds import FLUX_KINDS, WatchedKind, by_kind
+from flux_tenant_exporter.base.kinds import WatchedKind, by_kind
 from flux_tenant_exporter.base.timefmt import parse_time
 from flux_tenant_exporter.base.vocabulary import ConditionStatus
 from flux_tenant_exporter.flux import schema
 from flux_tenant_exporter.flux.interning import Interner
+from flux_tenant_exporter.flux.kindspecs import spec_of
 from flux_tenant_exporter.flux.model import (
     EMPTY_INVENTORY,
     Condition,
@@ -27,8 +28,17 @@ from flux_tenant_exporter.flux.model import (
 from flux_tenant_exporter.kube.codec import NAMESPACES, MalformedObject, RawNamespace
 
 REQUESTED_AT: Final = "reconcile.fluxcd.io/requestedAt"
-#: A Kustomization history entry's lastReconciledStatus after a successful reconcile.
-KUSTOMIZATION_SUCCEEDED: Final = "ReconciliationSucceeded"
+#: A history entry's lastReconciledStatus after a successful reconcile (kustomize-controller, flux-operator).
+_SUCCEEDED: Final = frozenset({"ReconciliationSucceeded"})
+#: The kinds whose status.history holds reconciliations per manifest digest (a Kustomization's, and flux-operator's
+#: FluxInstance and ResourceSet, of the same shape).
+_SNAPSHOT_HISTORIES: Final = frozenset({"Kustomization", "FluxInstance", "ResourceSet"})
+#: The kinds whose status.inventory lists what they applied.
+_INVENTORIES: Final = frozenset({"Kustomization", "ResourceSet"})
+#: The value of a suspend annotation (flux-operator's, source-watcher's) that suspends the object.
+SUSPENDED_ANNOTATION: Final = "disabled"
+#: The label flux-operator puts on what a ResourceSet applies: the ResourceSet's namespace.
+RESOURCESET_NAMESPACE: Final = "resourceset.fluxcd.controlplane.io/namespace"
 #: Condition types kept: the kstatus trio plus the per-controller ones whose messages name a cause.
 KEPT_CONDITIONS: Final = frozenset(
     {
@@ -45,7 +55,6 @@ _NORMAL: Final = {"FetchFailed": "False", "BuildFailed": "False", "StorageOperat
                   "IncludeUnavailable": "False"}
 _EMPTY_SPEC: Final = schema.RawSpec()
 _EMPTY_STATUS: Final = schema.RawStatus()
-_EMPTY_ARTIFACT: Final = schema.RawArtifact()
 
 
 def _status(value: str | None) -> ConditionStatus:
@@ -87,8 +96,8 @@ class Projector:
             if cond.type in KEPT_CONDITIONS and (cond.type in KSTATUS or cond.status != _NORMAL.get(cond.type, "True"))
         )
 
-    def _inventory(self, raw: schema.RawInventory | None) -> Inventory:
-        entries = raw.entries if raw is not None else None
+    def _inventory(self, raw: schema.RawInventory | list[schema.RawGenerated] | None) -> Inventory:
+        entries = raw.entries if isinstance(raw, schema.RawInventory) else None
         if not entries:
             return EMPTY_INVENTORY
         share = self.interner.share
@@ -111,9 +120,13 @@ class Projector:
                              self.interner.share_opt(labels.get(label_key)) if labels else None)
 
     def project(self, raw: schema.RawFluxObject, kind: WatchedKind | None = None) -> FluxObject:
-        """Project one decoded Flux object to a FluxObject; MalformedObject if it lacks what identifies it."""
+        """Project one decoded Flux object to a FluxObject; MalformedObject if it lacks what identifies it.
+
+        ``kind``: the watched kind the object came from (a kind found by discovery included); when None, the
+        object's own kind must be a known one.
+        """
         kind = kind or by_kind(raw.kind)
-        if kind is None or kind not in FLUX_KINDS:
+        if kind is None or kind.role == "tenancy":
             msg = f"unsupported kind {raw.kind!r} (apiVersion {raw.apiVersion!r})"
             raise MalformedObject(msg)
         metadata = raw.metadata
@@ -126,67 +139,51 @@ class Projector:
         namespace = share(namespace)
         spec = raw.spec or _EMPTY_SPEC
         status = raw.status or _EMPTY_STATUS
-        artifact = status.artifact or _EMPTY_ARTIFACT
-
-        source = chart = None
-        chart_name = path = None
-        if kind.kind == "Kustomization":
-            source = self._ref(spec.sourceRef, namespace)
-            path = spec.path or None
-        elif kind.kind == "HelmRelease":
-            chart_ref = self._ref(spec.chartRef, namespace)
-            template = spec.chart.spec if isinstance(spec.chart, schema.RawHelmChartTemplate) else None
-            if chart_ref is not None:
-                chart = chart_ref
-                source = chart_ref if chart_ref.kind != "HelmChart" else None
-            elif template is not None:
-                source = self._ref(template.sourceRef, namespace)
-                chart_name = template.chart or None
-                # helm-controller names the HelmChart <release namespace>-<release name> in the source's namespace
-                # and records it as status.helmChart "<namespace>/<name>".
-                recorded = status.helmChart
-                if recorded and "/" in recorded:
-                    chart_ns, chart_obj = recorded.split("/", 1)
-                    chart = Ref("HelmChart", share(chart_ns), chart_obj)
-                elif source is not None:
-                    chart = Ref("HelmChart", source.namespace, f"{namespace}-{name}")
-        elif kind.kind == "HelmChart":
-            source = self._ref(spec.sourceRef, namespace)
-            chart_name = spec.chart if isinstance(spec.chart, str) and spec.chart else None
-
-        depends_on = tuple(
-            r for r in (self._ref(d, namespace, default_kind=kind.kind) for d in spec.dependsOn or ()) if r is not None
-        )
+        knowledge = spec_of(kind.kind)
+        refs = knowledge.refs(spec, status, namespace, name, self._ref)
+        revisions = knowledge.revisions(status)
+        created = parse_time(metadata.creationTimestamp)
         conditions = self._conditions(status.conditions)
-        applied, last_deployed, failing_since = _history(kind, status, conditions)
-        url = spec.url or spec.endpoint
+        if knowledge.derived_status is not None and not conditions:
+            conditions = (knowledge.derived_status(spec, created),)
+        last_deployed, failing_since = _history(kind, status, conditions)
+        url = knowledge.address(spec) or (spec.url or spec.endpoint if not kind.known else None)
         annotations = metadata.annotations
         ready = next((c for c in conditions if c.type == "Ready"), None)
+        observed = status.observedGeneration
+        if observed is None and ready is not None:
+            observed = ready.observed_generation  # flux-operator's and source-watcher's kinds keep it there
+        suspended = spec.suspend or bool(
+            knowledge.suspend_annotation and annotations
+            and annotations.get(knowledge.suspend_annotation) == SUSPENDED_ANNOTATION)
+        labels = metadata.labels
+        path = knowledge.path(spec, status) if kind.known else None
         return FluxObject(
-            ref=Ref(kind.kind, namespace, name),
+            ref=Ref(share(kind.kind), namespace, name),
             api_version=share(raw.apiVersion),
             generation=metadata.generation,
-            observed_generation=status.observedGeneration,
-            suspended=spec.suspend,
-            source=source,
-            chart=chart,
-            depends_on=depends_on,
+            observed_generation=observed,
+            suspended=suspended,
+            source=refs.source,
+            chart=refs.chart,
+            depends_on=refs.depends_on,
             service_account=share_opt(spec.serviceAccountName),
             target_namespace=share_opt(spec.targetNamespace),
             path=share_opt(path),
-            chart_name=share_opt(chart_name),
+            chart_name=share_opt(refs.chart_name),
             url=interner.redacted(url) if url else None,
-            applied_revision=share_opt(applied),
-            attempted_revision=share_opt(status.lastAttemptedRevision),
-            artifact_revision=share_opt(artifact.revision),
-            artifact_updated=parse_time(artifact.lastUpdateTime),
+            applied_revision=share_opt(revisions.applied),
+            attempted_revision=share_opt(revisions.attempted),
+            artifact_revision=share_opt(revisions.artifact),
+            artifact_updated=revisions.artifact_updated,
             last_deployed=last_deployed,
             ready_since=ready.since if ready is not None else None,
-            inventory=self._inventory(status.inventory) if kind.kind == "Kustomization" else EMPTY_INVENTORY,
-            labels=self._kept_labels(metadata.labels),
+            inventory=self._inventory(status.inventory) if kind.kind in _INVENTORIES else EMPTY_INVENTORY,
+            labels=self._kept_labels(labels),
+            managed_in=share_opt(labels.get(RESOURCESET_NAMESPACE)) if labels else None,
             signals=Signals(
                 conditions=conditions,
-                created=parse_time(metadata.creationTimestamp),
+                created=created,
                 requested_at=share_opt(annotations.get(REQUESTED_AT)) if annotations else None,
                 last_handled_at=share_opt(status.lastHandledReconcileAt),
                 timeout=parse_duration(spec.timeout),
@@ -203,24 +200,20 @@ class Projector:
 
 def _history(
     kind: WatchedKind, status: schema.RawStatus, conditions: tuple[Condition, ...]
-) -> tuple[str | None, float | None, float | None]:
-    """(applied revision, last deployed, failing since) from status.history and the Released condition."""
-    applied = status.lastAppliedRevision or None
+) -> tuple[float | None, float | None]:
+    """(last deployed, failing since) from status.history and the Released condition."""
     last_deployed = failing_since = None
     if kind.kind == "HelmRelease":
         if status.history:
-            latest = status.history[0]
-            last_deployed = parse_time(latest.lastDeployed)
-            if latest.status == "deployed":
-                applied = latest.chartVersion or None
+            last_deployed = parse_time(status.history[0].lastDeployed)
         released = next((c for c in conditions if c.type == "Released"), None)
         if released is not None and released.status == "False":
             failing_since = released.since  # Ready flips on every retry; Released keeps the first failure
-    elif kind.kind == "Kustomization" and status.history:
+    elif kind.kind in _SNAPSHOT_HISTORIES and status.history:
         latest = status.history[0]  # newest first
-        if latest.lastReconciledStatus and latest.lastReconciledStatus != KUSTOMIZATION_SUCCEEDED:
+        if latest.lastReconciledStatus and latest.lastReconciledStatus not in _SUCCEEDED:
             failing_since = parse_time(latest.firstReconciled)
-    return applied, last_deployed, failing_since
+    return last_deployed, failing_since
 
 
 def parse_object(raw: Any, kind: WatchedKind | None = None, *, projector: Projector | None = None) -> FluxObject:

@@ -13,7 +13,11 @@ from flux_tenant_exporter.kube.codec import Codec, ObjectMeta
 
 
 class RawReference(msgspec.Struct, frozen=True):
-    """A sourceRef, chartRef or dependsOn entry."""
+    """A reference to another object.
+
+    A sourceRef, chartRef, dependsOn entry, providerRef, eventSources or resources entry, imageRepositoryRef,
+    secretRef, a generator's source, a ResourceSet's inputsFrom entry.
+    """
 
     name: str = ""
     namespace: str = ""
@@ -48,6 +52,26 @@ class RawSpec(msgspec.Struct, frozen=True):
     timeout: str | None = None
     url: str | None = None
     endpoint: str | None = None
+    # the image, notification, source-watcher and operator kinds
+    #: an ImageRepository's image
+    image: str | None = None
+    #: an ImagePolicy's ImageRepository
+    imageRepositoryRef: RawReference | None = None  # noqa: N815
+    #: a Provider's, a Receiver's, an ImageRepository's credentials (only whether one is named is read)
+    secretRef: RawReference | None = None  # noqa: N815
+    #: a Provider's type and address, a Receiver's and an input provider's type
+    type: str | None = None
+    address: str | None = None
+    #: an Alert's Provider and the objects whose events it sends
+    providerRef: RawReference | None = None  # noqa: N815
+    eventSources: list[RawReference] | None = None  # noqa: N815
+    #: the objects a Receiver reconciles (a ResourceSet's ``resources`` are manifests: read as references, they
+    #: have no name and are skipped)
+    resources: list[RawReference] | None = None
+    #: an ArtifactGenerator's sources
+    sources: list[RawReference] | None = None
+    #: a ResourceSet's input providers
+    inputsFrom: list[RawReference] | None = None  # noqa: N815
 
 
 class RawCondition(msgspec.Struct, frozen=True):
@@ -75,9 +99,32 @@ class RawInventoryEntry(msgspec.Struct, frozen=True):
 
 
 class RawInventory(msgspec.Struct, frozen=True):
-    """A Kustomization's status.inventory."""
+    """A Kustomization's status.inventory (and a FluxInstance's or ResourceSet's, of the same shape)."""
 
     entries: list[RawInventoryEntry] | None = None
+
+
+class RawGenerated(msgspec.Struct, frozen=True):
+    """One entry of an ArtifactGenerator's status.inventory (a list): an ExternalArtifact it wrote."""
+
+    name: str = ""
+    namespace: str = ""
+
+
+class RawScanResult(msgspec.Struct, frozen=True):
+    """An ImageRepository's status.lastScanResult."""
+
+    revision: str | None = None
+    tagCount: int | None = None  # noqa: N815
+    scanTime: str | None = None  # noqa: N815
+
+
+class RawImageRef(msgspec.Struct, frozen=True):
+    """An ImagePolicy's status.latestRef."""
+
+    name: str = ""
+    tag: str = ""
+    digest: str | None = None
 
 
 class RawHistoryEntry(msgspec.Struct, frozen=True):
@@ -101,9 +148,18 @@ class RawStatus(msgspec.Struct, frozen=True):
     lastAppliedRevision: str | None = None  # noqa: N815
     lastAttemptedRevision: str | None = None  # noqa: N815
     artifact: RawArtifact | None = None
-    inventory: RawInventory | None = None
+    #: an applier's inventory; an ArtifactGenerator's is the list of the ExternalArtifacts it wrote
+    inventory: RawInventory | list[RawGenerated] | None = None
     history: list[RawHistoryEntry] | None = None
     helmChart: str | None = None  # noqa: N815
+    # the image, notification, source-watcher and operator kinds
+    lastScanResult: RawScanResult | None = None  # noqa: N815
+    latestRef: RawImageRef | None = None  # noqa: N815
+    lastPushCommit: str | None = None  # noqa: N815
+    lastPushTime: str | None = None  # noqa: N815
+    webhookPath: str | None = None  # noqa: N815
+    lastExportedRevision: str | None = None  # noqa: N815
+    observedSourcesDigest: str | None = None  # noqa: N815
 
 
 class RawFluxObject(msgspec.Struct, frozen=True):

@@ -240,7 +240,9 @@ class KubeClient:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=64),
+                # no limit: each watch holds a connection for minutes (HTTP/1.1), one per kind and watched namespace;
+                # a bounded pool (aiohttp's default is 100) would queue lists behind them for ever
+                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=0),
                 read_bufsize=2**20,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
             )
@@ -256,8 +258,8 @@ class KubeClient:
         value = await self._token_source.get_api_key_with_prefix("BearerToken")
         return str(value) if value else None
 
-    async def _headers(self, content_type: str | None = None) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
+    async def _headers(self, content_type: str | None = None, accept: str = "application/json") -> dict[str, str]:
+        headers = {"Accept": accept}
         if not self.compression:
             headers["Accept-Encoding"] = "identity"
         if content_type:
@@ -276,10 +278,11 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float | None = None,  # noqa: ASYNC109 - a per-request HTTP timeout, passed to aiohttp
+        accept: str = "application/json",
     ) -> Any:
         """Send one request and return the decoded JSON body; raises ApiError on a non-2xx answer."""
         raw = await self.request_bytes(method, path, params=params, body=body, content_type=content_type,
-                                       timeout=timeout)
+                                       timeout=timeout, accept=accept)
         return orjson.loads(raw) if raw else None
 
     async def request_bytes(
@@ -291,6 +294,7 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float | None = None,  # noqa: ASYNC109
+        accept: str = "application/json",
     ) -> bytes:
         """Send one request and return the raw body (for typed decoding); raises ApiError on a non-2xx answer."""
         data = None if body is None else orjson.dumps(body)
@@ -299,7 +303,7 @@ class KubeClient:
             self.host + path,
             params=params,
             data=data,
-            headers=await self._headers(content_type if data is not None else None),
+            headers=await self._headers(content_type if data is not None else None, accept),
             timeout=aiohttp.ClientTimeout(
                 total=timeout or self._request_timeout, sock_connect=self._connect_timeout
             ),

@@ -45,6 +45,7 @@ class Kinded(msgspec.Struct, frozen=True):
     """Any object's kind, and a List's items (a dump read by ``report``)."""
 
     kind: str = ""
+    apiVersion: str = ""  # noqa: N815 - the API's field name
     items: list[msgspec.Raw] | None = None
 
 

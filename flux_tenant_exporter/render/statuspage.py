@@ -188,7 +188,8 @@ def tenant_page(view: View, tenant: TenantView, filters: Filters, query: Mapping
         f"<b>{_e(_ref(r.kind, r.namespace, r.name))}</b></a> &middot; {_e(r.category or '-')} &middot; "
         f"owner {_e(r.owner or '-')} &middot; since {_since(r.since, now)}"
         + (f' &middot; <span class="stuck">stuck ({_e(r.stuck_reason or "")})</span>' if r.stuck else "")
-        + f'<div class="msg">{_e(r.message)}</div></div>' for r in roots)
+        + f'<div class="msg">{_e(r.message)}</div>'
+        + (f"<div><b>{_e(r.detail)}</b></div>" if r.detail else "") + "</div>" for r in roots)
     rows = []
     for r in resources:
         blocked = "-"
@@ -203,7 +204,8 @@ def tenant_page(view: View, tenant: TenantView, filters: Filters, query: Mapping
             f"<td>{_e(r.name)}</td><td>{_status(r.state)}</td><td>{_e(r.category or '-')}</td>"
             f"<td>{_e(r.owner or '-')}</td><td>{stuck}</td><td>{blocked}</td><td>{_since(r.since, now)}</td>"
             f"<td>{_revision(r.revision)}</td><td>{violations}</td>"
-            f'<td class="msg">{_e(r.message if r.state != "ready" else "")}</td></tr>')
+            f'<td class="msg">{_e(r.message if r.state != "ready" else "")}'
+            + (f"<br><b>{_e(r.detail)}</b>" if r.detail else "") + "</td></tr>")
     categories = sorted({r.category for r in tenant.resources if r.category and r.state == "failing"})
     links = _filter_links(query, [("All objects", {}), ("Failing", {"state": "failing"}), ("Stuck", {"stuck": "true"}),
                                   *((c, {"category": c}) for c in categories)],

@@ -21,12 +21,13 @@ from aiohttp import web
 
 from flux_tenant_exporter.base.config import ServeSettings, is_loopback
 from flux_tenant_exporter.base.errors import UserError
-from flux_tenant_exporter.base.kinds import NAMESPACE, by_id
+from flux_tenant_exporter.base.kinds import NAMESPACE, WatchedKind, by_id, discovered_kind, is_flux_group
 from flux_tenant_exporter.flux.projection import Projector
 from flux_tenant_exporter.flux.tenants import TenantResolver
 from flux_tenant_exporter.ingest.reflector import watch_kind
 from flux_tenant_exporter.ingest.sinks import FluxSink, NamespaceSink, Sink
-from flux_tenant_exporter.kube.client import KubeClient
+from flux_tenant_exporter.kube.client import CONNECTION_ERRORS, ApiError, KubeClient
+from flux_tenant_exporter.kube.discovery import discover
 from flux_tenant_exporter.render.documents import TenantPieces
 from flux_tenant_exporter.render.prometheus.renderer import Renderer, RenderOptions
 from flux_tenant_exporter.serve.access import Gate
@@ -54,6 +55,8 @@ _TRIM = _malloc_trim()
 INITIAL_SYNC_GRACE = 30.0
 
 
+#: what a failed discovery raises (it is tried again at the next interval)
+_DISCOVERY_ERRORS: tuple[type[BaseException], ...] = (ApiError, *CONNECTION_ERRORS)
 #: a read publishes first (``Exporter.freshen``) only if at most this many object changes wait
 FRESHEN_LIMIT = 512
 
@@ -78,9 +81,12 @@ class Exporter:
         self.view_cache = ViewCache()
         self._last_publish_seconds = 0.0
         self._over_limit = 0
-        self.kinds: dict[str, KindSync] = {k: KindSync(by_id(k).kind) for k in settings.kinds}
-        self.kinds[NAMESPACE.id] = KindSync(NAMESPACE.kind)
-        self._telemetry = {k: KindTelemetry(sync, self.metrics, self._kind_settled) for k, sync in self.kinds.items()}
+        self.kinds: dict[str, KindSync] = {}
+        self._telemetry: dict[str, KindTelemetry] = {}
+        #: the kinds watched, by id: the known kinds asked for, then what discovery finds (``_discoverer``)
+        self.watched: dict[str, WatchedKind] = {}
+        for kind in (*map(by_id, settings.kinds), NAMESPACE):
+            self._track(kind)
         self.view = build_view(self.store, now=time.time())
         self.exposition = self.renderer.render(self.view)
         self.tenant_pieces = TenantPieces()
@@ -228,7 +234,50 @@ class Exporter:
         return min(self.settings.refresh_interval, max(self.settings.publish_interval, min(deadlines) - time.time()))
 
     def _kind_settled(self) -> None:
-        self.store.changed.set()  # a kind changed status: publish, so /readyz sees it
+        # a kind changed status: what is listed decides which references name nothing; publish, so /readyz sees it
+        self.store.set_listed_kinds(s.kind for s in self.kinds.values() if s.status == "synced")
+        self.store.changed.set()
+
+    def _track(self, kind: WatchedKind) -> None:
+        """Keep the sync state and self-metrics of ``kind`` (before its watch starts)."""
+        sync = self.kinds[kind.id] = KindSync(kind.kind)
+        self._telemetry[kind.id] = KindTelemetry(sync, self.metrics, self._kind_settled)
+        self.watched[kind.id] = kind
+
+    def _watch(self, kind: WatchedKind) -> None:
+        """Start list-watching ``kind`` into the store."""
+        sink: Sink[Any] = (NamespaceSink(self.store, self.settings.tenancy.tenant_label, self.projector)
+                           if kind is NAMESPACE else FluxSink(kind, self.store, self.projector))
+        self._tasks.append(asyncio.create_task(
+            watch_kind(client=self.client, kind=kind, sink=sink, observer=self._telemetry[kind.id],
+                       settings=self.settings.watch, namespaces=self.settings.namespaces),
+            name=f"watch-{kind.id}",
+        ))
+
+    async def _discoverer(self) -> None:
+        """Learn what the API server serves, now and every rediscover interval.
+
+        The store judges manifests the API server refused by it (an API version no longer served), and a Flux
+        kind the exporter does not know (a future one) is watched from when it is served (unless --kinds named
+        the kinds to watch).
+        """
+        while True:
+            try:
+                served = await discover(self.client, is_flux_group)
+            except _DISCOVERY_ERRORS as err:
+                log.warning("discovery_failed", error=str(err) or type(err).__name__,
+                            retry_in=self.settings.watch.rediscover_interval)
+            else:
+                self.store.set_served(served)
+                if self.settings.discover_kinds:
+                    for found in served.kinds:
+                        kind = discovered_kind(found.kind, found.group, found.plural, found.versions)
+                        if is_flux_group(found.group) and kind.id not in self.watched:
+                            log.info("kind_discovered", kind=kind.kind, group=kind.group, known=kind.known,
+                                     versions=list(found.versions))
+                            self._track(kind)
+                            self._watch(kind)
+            await asyncio.sleep(self.settings.watch.rediscover_interval)
 
     async def wait_for(self, predicate: Callable[[Exporter], bool], timeout: float = 30) -> None:  # noqa: ASYNC109
         """Wait until ``predicate(self)`` holds after a publish (for tests and the demo)."""
@@ -236,11 +285,6 @@ class Exporter:
             await self._publish_cond.wait_for(lambda: predicate(self))
 
     # -- running --------------------------------------------------------------------------------
-
-    def _sinks(self) -> dict[str, Sink[Any]]:
-        sinks: dict[str, Sink[Any]] = {k: FluxSink(by_id(k), self.store, self.projector) for k in self.settings.kinds}
-        sinks[NAMESPACE.id] = NamespaceSink(self.store, self.settings.tenancy.tenant_label, self.projector)
-        return sinks
 
     async def start(self) -> None:
         """Start the HTTP server and the background tasks; returns once they run."""
@@ -266,15 +310,9 @@ class Exporter:
             log.warning("access_control_off", listen_address=address,
                         detail="anyone who reaches the port sees every tenant; --auth=kubernetes shows each caller "
                                "only the namespaces it may see")
-        for kind_id, sink in self._sinks().items():
-            kind = by_id(kind_id)
-            self._tasks.append(asyncio.create_task(
-                watch_kind(
-                    client=self.client, kind=kind, sink=sink, observer=self._telemetry[kind_id],
-                    settings=self.settings.watch, namespaces=self.settings.namespaces,
-                ),
-                name=f"watch-{kind_id}",
-            ))
+        for kind in list(self.watched.values()):
+            self._watch(kind)
+        self._tasks.append(asyncio.create_task(self._discoverer(), name="discovery"))
         self._tasks.append(asyncio.create_task(self._publisher(), name="publisher"))
         if self.certificate is not None:
             self._tasks.append(asyncio.create_task(self.certificate.watch(), name="tls-reload"))

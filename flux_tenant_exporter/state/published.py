@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from flux_tenant_exporter.base.kinds import SOURCE_KINDS
 from flux_tenant_exporter.base.vocabulary import (
     Category,
     ConditionStatus,
@@ -213,6 +212,11 @@ class ResourceView:
         return self.entry.verdict.message
 
     @property
+    def detail(self) -> str | None:
+        """What the exporter adds to the controller's message (the versions a group serves)."""
+        return self.entry.verdict.detail
+
+    @property
     def since(self) -> float | None:
         """When the object entered its state."""
         return self.entry.verdict.since
@@ -224,13 +228,14 @@ class ResourceView:
 
     @property
     def revision(self) -> str | None:
-        """A source's artifact revision; an applier's revision being rolled out (progressing), else its applied one."""
+        """The revision being rolled out (progressing), else the applied one, else the artifact's.
+
+        An image policy's is its latest image, an automation's its last pushed commit (``flux.kindspecs``).
+        """
         obj = self.entry.obj
-        if obj.ref.kind in SOURCE_KINDS:
-            return obj.artifact_revision
         if self.entry.verdict.state == "progressing" and obj.attempted_revision:
             return obj.attempted_revision
-        return obj.applied_revision
+        return obj.applied_revision or obj.artifact_revision
 
     @property
     def generation_lag(self) -> int:
@@ -239,6 +244,16 @@ class ResourceView:
         if obj.observed_generation is None:
             return 0
         return max(0, obj.generation - max(0, obj.observed_generation))
+
+    @property
+    def source_ref(self) -> Ref | None:
+        """The object's source (what ``flux.kindspecs`` says it reads from)."""
+        return self.entry.obj.source
+
+    @property
+    def chart_ref(self) -> Ref | None:
+        """A HelmRelease's chart (its chartRef, or the HelmChart made from its template)."""
+        return self.entry.obj.chart
 
     @property
     def source(self) -> str | None:

@@ -8,6 +8,11 @@ churn never reach here).
 
 Time is part of the truth: a verdict held through a reconcile in progress (``Verdict.hold``) gives way to the
 status's own verdict when the hold expires, and ``expire`` makes that swap, as a write, when its time has come.
+
+Some verdicts depend on more than the object: a manifest the API server refuses for its kind is
+``api_version_not_served`` or ``crd_missing`` by what the cluster serves (``set_served``), and an Alert (which
+has no status) fails when an object it names does not exist. The store keeps those objects' own verdicts and
+judges them again when what they depend on changes: discovery, the kinds listed, an object added or deleted.
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from flux_tenant_exporter.base.config import StuckThresholds
+from flux_tenant_exporter.base.kinds import STATUSLESS_KINDS
 from flux_tenant_exporter.base.vocabulary import State
-from flux_tenant_exporter.flux.classify import Verdict, classify
+from flux_tenant_exporter.flux.classify import Verdict, classify, served_versions
 from flux_tenant_exporter.flux.model import FluxObject, NamespaceInfo, Ref
 from flux_tenant_exporter.flux.tenants import TenantResolver
+from flux_tenant_exporter.kube.discovery import ServedApis
 
 Key = tuple[str, str, str]
+#: the reason of the verdict the store gives an object without a status that names a missing object
+MISSING_REASON = "ReferenceNotFound"
 #: object changes remembered for incremental readers (the publisher reads them every publish)
 CHANGES_KEPT = 65536
 #: references to objects not stored kept for sharing, at least (more in a large fleet)
@@ -78,6 +87,13 @@ class Store:
         #: one Ref per referenced object that is not stored (yet): every reference to it shares it, and it becomes
         #: the object's key when the object comes (a source listed after the objects that use it)
         self._pending: dict[Key, Ref] = {}
+        #: what the API server serves (discovery), and the kinds whose objects are all known (listed)
+        self.served: ServedApis | None = None
+        self.listed_kinds: frozenset[str] = frozenset()
+        #: the verdicts of their own status of the objects judged by more than it (see ``_judge``)
+        self._own: dict[Key, Verdict] = {}
+        #: referenced key -> the statusless objects naming it
+        self._referrers: dict[Key, set[Key]] = {}
 
     # -- tenants --------------------------------------------------------------------------------
 
@@ -139,8 +155,17 @@ class Store:
         if not lagging and obj.observed_generation is None and obj.generation and not signals.conditions:
             lagging = True  # never observed by its controller
         lag_since = (old.lag_since if old and old.lag_since is not None else now) if lagging else None
-        verdict = classify(obj, thresholds=self.thresholds, observed_at=now, lag_since=lag_since,
-                           previous=old.verdict if old else None)
+        own = classify(obj, thresholds=self.thresholds, observed_at=now, lag_since=lag_since,
+                       previous=old.verdict if old else None)
+        verdict = self._judge(obj, own, old.verdict if old else None)
+        if verdict is not own or obj.kind in STATUSLESS_KINDS or own.category == "crd_missing":
+            self._own[key] = own
+            if obj.kind in STATUSLESS_KINDS:
+                for ref in (obj.source, *obj.depends_on):
+                    if ref is not None:
+                        self._referrers.setdefault(ref, set()).add(key)
+        else:
+            self._own.pop(key, None)
         if old is not None and verdict == old.verdict and lag_since == old.lag_since and old.obj == obj:
             return False
         before = (old.settled or old.verdict.state) if old else None
@@ -156,7 +181,61 @@ class Store:
                 heapq.heapify(self._holds)
         self._record(key)
         self._bump()
+        if old is None and key in self._referrers:
+            self._judge_again(self._referrers[key])
         return True
+
+    # -- verdicts that depend on more than the object ------------------------------------------------------
+
+    def _judge(self, obj: FluxObject, own: Verdict, previous: Verdict | None) -> Verdict:
+        """The verdict of ``obj`` given its own (its status's) and what the store knows beyond it."""
+        verdict = served_versions(own, self.served)
+        if obj.kind in STATUSLESS_KINDS and verdict.state == "ready":
+            missing = [r for r in (obj.source, *obj.depends_on)
+                       if r is not None and r.kind in self.listed_kinds and r not in self.objects]
+            if missing:
+                names = ", ".join(f"{r.kind} {r.namespace}/{r.name}" for r in missing)
+                since = previous.since if previous is not None and previous.reason == MISSING_REASON else None
+                since = since or self.clock()
+                verdict = Verdict("failing", "reference_not_found", MISSING_REASON,
+                                  f"{names} named in its spec does not exist (derived by the exporter: "
+                                  f"{obj.kind}s have no status)", since, "observed", "False",
+                                  since + self.thresholds.not_ready, "not_ready")
+        return verdict
+
+    def _judge_again(self, keys: Iterable[Key]) -> None:
+        """Judge the objects of ``keys`` again (what their verdicts depend on changed)."""
+        changed = False
+        for key in list(keys):
+            entry, own = self.objects.get(key), self._own.get(key)
+            if entry is None or own is None:
+                continue
+            verdict = self._judge(entry.obj, own, entry.verdict)
+            if verdict == entry.verdict:
+                continue
+            before = entry.settled or entry.verdict.state
+            self._count_transition(entry.obj, before, verdict)
+            settled = entry.settled if verdict.state == "progressing" else verdict.state
+            self.objects[key] = Entry(entry.obj, verdict, entry.observed_at, entry.lag_since, settled)
+            self._record(key)
+            changed = True
+        if changed:
+            self._bump()
+
+    def set_served(self, served: ServedApis) -> None:
+        """What the API server serves now (discovery): judge the manifests it refused again."""
+        if served == self.served:
+            return
+        self.served = served
+        self._judge_again([k for k, own in self._own.items() if own.category == "crd_missing"])
+
+    def set_listed_kinds(self, kinds: Iterable[str]) -> None:
+        """The kinds whose objects are all known now: a reference to one that is not stored names nothing."""
+        listed = frozenset(kinds)
+        if listed == self.listed_kinds:
+            return
+        self.listed_kinds = listed
+        self._judge_again([k for k in self._own if k[0] in STATUSLESS_KINDS])
 
     @property
     def next_expiry(self) -> float | None:
@@ -206,8 +285,11 @@ class Store:
         key = (kind, namespace, name)
         if self.objects.pop(key, None) is None:
             return False
+        self._own.pop(key, None)
         self._record(key)
         self._bump()
+        if key in self._referrers:
+            self._judge_again(self._referrers[key])
         return True
 
     def replace(self, kind: str, namespace: str | None, objs: Iterable[FluxObject]) -> None:
@@ -225,9 +307,13 @@ class Store:
         ]
         for key in stale:
             del self.objects[key]
+            self._own.pop(key, None)
             self._record(key)
         if stale:
             self._bump()
+            referrers = {r for key in stale for r in self._referrers.get(key, ())}
+            if referrers:
+                self._judge_again(referrers)
 
     def upsert_namespace(self, info: NamespaceInfo) -> bool:
         """Store a namespace's tenant label; returns False if unchanged."""

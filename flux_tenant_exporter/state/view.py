@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 
 from flux_tenant_exporter.base.vocabulary import StuckReason
+from flux_tenant_exporter.flux.tenants import PLATFORM
 from flux_tenant_exporter.state.published import Derived, ResourceView, TenantView, Transitions, View
 from flux_tenant_exporter.state.rules.drift import drift
 from flux_tenant_exporter.state.rules.policy import violations
@@ -187,8 +188,8 @@ class ViewCache:
                     self._remove(key, old)
                     touched.add(old.tenant)
                 continue
-            res = _resource(entry, tenant(key[1]), self.root_of.get(key, key), objects, tenant, stuck=key in self.stuck,
-                            stuck_root=self._stuck_root(key, entry))
+            res = _resource(entry, _tenant_of(entry, key[1], tenant), self.root_of.get(key, key), objects, tenant,
+                            stuck=key in self.stuck, stuck_root=self._stuck_root(key, entry))
             self.derived += 1
             if old is not None and old == res:
                 continue  # the same value: keep the published object, so renderers see nothing changed
@@ -325,6 +326,18 @@ def _references(entry: Entry) -> set[Key]:
     """The objects ``entry`` references (each once); Refs are Keys, so nothing is copied."""
     obj = entry.obj
     return {r for r in (obj.source, obj.chart, *obj.depends_on) if r}
+
+
+def _tenant_of(entry: Entry, namespace: str, tenant: Callable[[str], str]) -> str:
+    """The object's tenant: its namespace's, but a tenant's when its ResourceSet applied it to a platform namespace.
+
+    flux-operator labels what a ResourceSet applies with the ResourceSet's namespace.
+    """
+    own = tenant(namespace)
+    managed_in = entry.obj.managed_in
+    if managed_in is None or managed_in == namespace or own != PLATFORM:
+        return own
+    return tenant(managed_in)
 
 
 def build_view(store: Store, *, now: float, cache: ViewCache | None = None) -> View:

@@ -25,6 +25,7 @@ from flux_tenant_exporter.base.vocabulary import (
     InfoLabel,
     MetricFamily,
 )
+from flux_tenant_exporter.flux.kindspecs import spec_of
 from flux_tenant_exporter.state.published import ResourceView, TenantView, Transitions
 
 S = TypeVar("S")
@@ -166,25 +167,25 @@ RESOURCE_VIOLATION: Final[Family[ResourceView]] = Family(
 def gotk_samples(drop: tuple[InfoLabel, ...] = (), shard: str | None = None) -> Callable[[ResourceView, str], str]:
     """``gotk_resource_info`` as Flux's kube-state-metrics configuration writes it, without the ``drop`` labels.
 
-    The exporter's ``shard``, if it has one, comes first.
+    The kind-specific labels are the example's (``flux.kindspecs``); the exporter's ``shard``, if it has one,
+    comes first.
     """
     first = [("shard", shard)] if shard else []
 
     def samples(res: ResourceView, _ident: str) -> str:
         group, _, version = res.api_version.rpartition("/")
+        knowledge = spec_of(res.kind)
         pairs = [*first,
             ("customresource_group", group), ("customresource_kind", res.kind),
             ("customresource_version", version), ("exported_namespace", res.namespace), ("name", res.name),
-            ("ready", res.ready), ("suspended", "true" if res.suspended else "false"),
         ]
-        if res.revision and "revision" not in drop:
-            pairs.append(("revision", res.revision))
-        if res.source and res.kind in {"Kustomization", "HelmRelease"} and "source" not in drop:
-            pairs.append(("source_name", res.source.rsplit("/", 1)[-1]))
-        if res.chart and "chart" not in drop:
-            pairs.append(("chart_name", res.chart))
-        if res.url and "url" not in drop:
-            pairs.append(("url", res.url))
+        if knowledge.gotk_ready:
+            pairs.append(("ready", res.ready))
+        pairs.append(("suspended", "true" if res.suspended else "false"))
+        for label, info, value_of in knowledge.gotk:
+            value = value_of(res) if info not in drop else None
+            if value:
+                pairs.append((label, value))
         return f"gotk_resource_info{{{labels(pairs)}}} 1\n"
 
     return samples

@@ -1,8 +1,9 @@
 """Root causes: what blocks a ``source_not_ready`` / ``dependency_not_ready`` object, and who owns it.
 
-A blocked object's chain is followed through chartRef, sourceRef and dependsOn, transitively, to the first
-object that nothing blocks; a cycle's root is its smallest key wherever the walk entered it, so every
-derivation (incremental or full) agrees.
+A blocked object's chain is followed through chartRef, sourceRef and dependsOn (an ArtifactGenerator's
+sources), transitively, to the first object that nothing blocks; an object another produces (an
+ExternalArtifact) that is not ready passes the chain on to its producer; a cycle's root is its smallest key
+wherever the walk entered it, so every derivation (incremental or full) agrees.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from flux_tenant_exporter.base.kinds import MULTI_SOURCE_KINDS, PRODUCED_KINDS
 from flux_tenant_exporter.base.vocabulary import BLOCKED_CATEGORIES, CATEGORY_OWNER, Category, Owner
 from flux_tenant_exporter.flux.model import Ref
 from flux_tenant_exporter.state.store import Entry, Key
@@ -26,8 +28,10 @@ class RootResolver:
     def blocker(self, entry: Entry) -> Key | None:
         """The object that blocks ``entry`` directly, if any (it exists and is not ready)."""
         obj, category = entry.obj, entry.verdict.category
-        if category == "source_not_ready":
-            for ref in (obj.chart, obj.source):
+        if category == "source_not_ready" or (obj.kind in PRODUCED_KINDS and entry.verdict.state != "ready"):
+            # a HelmRelease's chart before its source; an ArtifactGenerator's sources are its source and the rest
+            more = obj.depends_on if obj.kind in MULTI_SOURCE_KINDS else ()
+            for ref in (obj.chart, obj.source, *more):
                 key = (ref.kind, ref.namespace, ref.name) if ref is not None else None
                 blocker = self.objects.get(key) if key is not None else None
                 if key is not None and blocker is not None and blocker.verdict.state != "ready":
@@ -54,7 +58,8 @@ class RootResolver:
             path.append(current)
             seen.add(current)
             entry = self.objects[current]
-            nxt = self.blocker(entry) if entry.verdict.category in BLOCKED_CATEGORIES else None
+            nxt = self.blocker(entry) if entry.verdict.category in BLOCKED_CATEGORIES or (
+                entry.obj.kind in PRODUCED_KINDS) else None
             if nxt is None:
                 result = current
                 break

@@ -30,6 +30,8 @@ class AlertDurations:
     policy_for: str = "1h"
     source_failing_for: str = "15m"
     helm_failing_for: str = "15m"
+    #: an image automation (repository scan, policy, update automation) failing: images stop being updated
+    automation_failing_for: str = "30m"
     suspended_for: str = "24h"
     #: drift older than this, in seconds, alerts
     drift_seconds: int = 3600
@@ -88,7 +90,9 @@ HINTS = {
     "cross_namespace_ref_denied": "Reference a source in the tenant's own namespace; cross-namespace refs are blocked",
     "rbac_forbidden": "Grant the tenant's service account the verbs it needs in its namespaces",
     "source_not_found": "Create the referenced source or fix spec.sourceRef",
+    "reference_not_found": "Create the object it names (a Secret, a Provider, an event source) or fix the reference",
     "crd_missing": "Install the CRD (platform) or drop the object",
+    "api_version_not_served": "Change the manifest's apiVersion to the version the cluster serves (see the detail)",
     "webhook_failed": "Check the admission webhook's Service, endpoints and certificate (platform)",
     "validation_failed": "Fix the manifest the API server rejected (schema, immutable field, policy, quota)",
     "health_check_failed": "Look at the workloads named in the message: they did not become ready",
@@ -99,6 +103,7 @@ HINTS = {
     "source_unreachable": "Check DNS, egress and the remote host (platform)",
     "chart_failed": "Check the chart name and version against the repository",
     "helm_release_failed": "Read the Helm error; `flux reconcile hr --force` after fixing, or fix values",
+    "push_failed": "Let the automation push (branch protection, deploy key with write access) or push elsewhere",
     "progressing": "Reconciliation runs longer than its timeout: check the controller and the workloads",
 }
 
@@ -223,6 +228,20 @@ def rule_groups(t: AlertDurations) -> dict[str, Any]:
             "HelmRelease {{ $labels.namespace }}/{{ $labels.name }} is failing ({{ $labels.category }})",
             "HelmRelease {{ $labels.namespace }}/{{ $labels.name }} of tenant {{ $labels.tenant }} fails to "
             "install or upgrade ({{ $labels.category }}, owner {{ $labels.owner }}). " + hint,
+            t=t, dashboard=tenant_dash,
+        ),
+        _alert(
+            "FluxImageAutomationFailing",
+            f'max by ({OBJ}, category, owner) (fluxtenant_resource_failure{{kind=~"ImageUpdateAutomation|'
+            'ImagePolicy|ImageRepository"} == 1)',
+            t.automation_failing_for, "warning",
+            "{{ $labels.kind }} {{ $labels.namespace }}/{{ $labels.name }} fails: new images are not rolled out "
+            "({{ $labels.category }})",
+            "Image automation of tenant {{ $labels.tenant }} has stopped: {{ $labels.kind }} "
+            "{{ $labels.namespace }}/{{ $labels.name }} fails ({{ $labels.category }}, owner {{ $labels.owner }}), "
+            "so no new image reaches Git (push_failed: the commit was refused, e.g. a protected branch; "
+            "source_auth_failed / source_unreachable: the registry or Git; source_ref_not_found: no tag matches "
+            "the policy). " + hint,
             t=t, dashboard=tenant_dash,
         ),
         _alert(

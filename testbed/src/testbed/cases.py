@@ -64,7 +64,7 @@ def _cm(name: str, namespace: str | None = None, **data: str) -> str:
     return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{ns}\ndata:{body}\n"
 
 
-async def _git_app(
+async def git_app(
     client: KubeClient,
     env: RealFlux,
     ns: str,
@@ -91,11 +91,11 @@ async def _git_app(
 async def _cluster_role(client: KubeClient, env: RealFlux, ns: str) -> None:
     role = ("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: tenant-reader\n"
             "rules:\n- apiGroups: ['']\n  resources: ['pods']\n  verbs: ['get']\n")
-    await _git_app(client, env, ns, {"deploy/role.yaml": role, "deploy/cm.yaml": _cm("settings")})
+    await git_app(client, env, ns, {"deploy/role.yaml": role, "deploy/cm.yaml": _cm("settings")})
 
 
 async def _namespace(client: KubeClient, env: RealFlux, ns: str) -> None:
-    await _git_app(client, env, ns, {"deploy/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: extra\n"},
+    await git_app(client, env, ns, {"deploy/ns.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: extra\n"},
                    target_namespace=None)
 
 
@@ -107,12 +107,12 @@ async def _crd(client: KubeClient, env: RealFlux, ns: str) -> None:
         "  versions:\n  - name: v1\n    served: true\n    storage: true\n"
         "    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
     )
-    await _git_app(client, env, ns, {"deploy/crd.yaml": crd})
+    await git_app(client, env, ns, {"deploy/crd.yaml": crd})
 
 
 async def _other_namespace(client: KubeClient, env: RealFlux, ns: str) -> None:
     await create_tenant(client, f"{ns}-other")
-    await _git_app(client, env, ns, {"deploy/cm.yaml": _cm("intruder", f"{ns}-other")}, target_namespace=None)
+    await git_app(client, env, ns, {"deploy/cm.yaml": _cm("intruder", f"{ns}-other")}, target_namespace=None)
 
 
 async def _cross_namespace_source(client: KubeClient, env: RealFlux, ns: str) -> None:
@@ -130,7 +130,7 @@ async def _missing_source(client: KubeClient, _env: RealFlux, ns: str) -> None:
 
 
 async def _missing_path(client: KubeClient, env: RealFlux, ns: str) -> None:
-    await _git_app(client, env, ns, {"deploy/cm.yaml": _cm("settings")}, path="./no-such-dir")
+    await git_app(client, env, ns, {"deploy/cm.yaml": _cm("settings")}, path="./no-such-dir")
 
 
 async def _git_source(client: KubeClient, ns: str, url: str, *, secret: Obj | None = None,
@@ -164,11 +164,11 @@ async def _wrong_credentials(client: KubeClient, env: RealFlux, ns: str) -> None
 
 async def _build_error(client: KubeClient, env: RealFlux, ns: str) -> None:
     kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- missing.yaml\n"
-    await _git_app(client, env, ns, {"deploy/kustomization.yaml": kustomization, "deploy/cm.yaml": _cm("settings")})
+    await git_app(client, env, ns, {"deploy/kustomization.yaml": kustomization, "deploy/cm.yaml": _cm("settings")})
 
 
 async def _bad_yaml(client: KubeClient, env: RealFlux, ns: str) -> None:
-    await _git_app(client, env, ns, {"deploy/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n"})
+    await git_app(client, env, ns, {"deploy/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n"})
 
 
 #: A Secret as `sops --encrypt` leaves it (made-up ciphertext: no key decrypts it). It uses `data`: KC v1.9.5
@@ -196,12 +196,12 @@ sops:
 
 
 async def _sops(client: KubeClient, env: RealFlux, ns: str) -> None:
-    await _git_app(client, env, ns, {"deploy/secret.yaml": SOPS_ENCRYPTED_MANIFEST})
+    await git_app(client, env, ns, {"deploy/secret.yaml": SOPS_ENCRYPTED_MANIFEST})
 
 
 async def _crd_missing(client: KubeClient, env: RealFlux, ns: str) -> None:
     widget = "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: one\nspec: {}\n"
-    await _git_app(client, env, ns, {"deploy/gadget.yaml": widget})
+    await git_app(client, env, ns, {"deploy/gadget.yaml": widget})
 
 
 async def _webhook(client: KubeClient, env: RealFlux, ns: str) -> None:
@@ -223,18 +223,18 @@ async def _webhook(client: KubeClient, env: RealFlux, ns: str) -> None:
         }],
     }
     await client.request("POST", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", body=webhook)
-    await _git_app(client, env, ns, {"deploy/cm.yaml": _cm("settings")})
+    await git_app(client, env, ns, {"deploy/cm.yaml": _cm("settings")})
 
 
 async def _invalid_field(client: KubeClient, env: RealFlux, ns: str) -> None:
     svc = ("apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n  - port: 99999\n"
            "  selector: {app: web}\n")
-    await _git_app(client, env, ns, {"deploy/svc.yaml": svc})
+    await git_app(client, env, ns, {"deploy/svc.yaml": svc})
 
 
 async def _no_rights(client: KubeClient, env: RealFlux, ns: str) -> None:
     await client.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", body={"metadata": {"name": "nobody"}})
-    await _git_app(client, env, ns, {"deploy/cm.yaml": _cm("settings")}, service_account="nobody")
+    await git_app(client, env, ns, {"deploy/cm.yaml": _cm("settings")}, service_account="nobody")
 
 
 DEPLOYMENT = """apiVersion: apps/v1
@@ -254,11 +254,11 @@ spec:
 
 
 async def _wait_deployment(client: KubeClient, env: RealFlux, ns: str) -> None:
-    await _git_app(client, env, ns, {"deploy/deploy.yaml": DEPLOYMENT}, wait=True, timeout="15s")
+    await git_app(client, env, ns, {"deploy/deploy.yaml": DEPLOYMENT}, wait=True, timeout="15s")
 
 
 async def _depends_on_failing(client: KubeClient, env: RealFlux, ns: str) -> None:
-    await _git_app(client, env, ns, {"deploy/cm.yaml": _cm("settings"), "broken/cm.yaml": "a: [\n"},
+    await git_app(client, env, ns, {"deploy/cm.yaml": _cm("settings"), "broken/cm.yaml": "a: [\n"},
                    name="base", path="./broken")
     await scenario.apply(client, scenario.kustomization(
         ns, "app", source=("GitRepository", "base"), path="./deploy", service_account=ns, target_namespace=ns,
