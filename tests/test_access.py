@@ -168,7 +168,8 @@ async def test_without_a_valid_token_every_private_route_is_401_and_the_probes_s
 
 
 async def test_a_tenant_sees_its_tenant_only_and_a_hidden_tenant_answers_as_a_missing_one(
-        admin: KubeClient, tenancy: Tenancy, start: Callable[..., Awaitable[Exporter]], tmp_path: Path) -> None:
+        admin: KubeClient, control_plane: ControlPlane, tenancy: Tenancy, start: Callable[..., Awaitable[Exporter]],
+        tmp_path: Path) -> None:
     """A ServiceAccount bound to flux-view in alpha's namespace (as `flux create tenant` binds its own): /tenants
     lists alpha alone, exactly as the exporter without access control writes it; /tenants/<beta> and the status
     page of beta are the same 404 as a tenant that does not exist; the overview names no other tenant; `get
@@ -222,6 +223,12 @@ async def test_a_tenant_sees_its_tenant_only_and_a_hidden_tenant_answers_as_a_mi
     rows = [line for line in out.stdout.splitlines()[1:] if line.strip()]
     assert len(rows) == 1
     assert rows[0].startswith(tenancy.alpha)
+    # no --token: the kubeconfig context's token, sent once the exporter asks for one (as kubectl would)
+    kubeconfig = control_plane.token_kubeconfig(token, tmp_path / "tenant.kubeconfig")
+    from_kubeconfig = await asyncio.to_thread(subprocess.run, base, capture_output=True, text=True, timeout=60,
+                                              check=False, env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig)})
+    assert from_kubeconfig.returncode == 0, from_kubeconfig.stderr
+    assert [r.split()[0] for r in from_kubeconfig.stdout.splitlines()[1:] if r.strip()] == [tenancy.alpha]
     refused = await asyncio.to_thread(subprocess.run, base, capture_output=True, text=True, timeout=60,
                                       check=False, env={"PATH": "/usr/bin:/bin", "KUBECONFIG": "/nonexistent"})
     assert refused.returncode != 0

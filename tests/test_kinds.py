@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from contract import check_every_body
 
 from flux_tenant_exporter.base.config import ReportSettings
 from flux_tenant_exporter.base.kinds import FLUX_KINDS, by_kind, discovered_kind, is_flux_group
@@ -244,6 +245,11 @@ async def test_every_kind_gets_its_verdict_owner_and_root_cause(
     assert 'webhook_path="/hook/0123abcd"' in gotk_of("Receiver", "ok")
     assert "ready=" not in gotk_of("Alert", "on-slack")
     assert 'ready="False"' in gotk_of("Gizmo", "one")
+
+    # the JSON contract holds for every kind's resources (detail, the derived verdicts, an unknown kind)
+    checked, errors = await check_every_body(f"http://127.0.0.1:{exporter.port}", tenants=[NS])
+    assert errors == []
+    assert checked > 10
 
 
 def test_report_reads_every_flux_kind_of_a_dump_and_judges_alerts_against_what_it_holds() -> None:
