@@ -58,6 +58,15 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
 elif [ -f "$binaries/.complete" ]; then
     ln -sf "$binaries/kube-apiserver" "$binaries/etcd" "$out/bin/"
     log "kube-apiserver $k8s_version and etcd $etcd_version up to date: $binaries"
+elif previous=$(grep -l "\"kubernetes\": \"$k8s_version\", \"etcd\": \"$etcd_version\"" \
+        "$cache_root"/controlplane/*/versions.json 2>/dev/null | xargs -r grep -l "\"go\": \"$go_version\"" | head -1) \
+        && [ -n "$previous" ] && [ -f "$(dirname "$previous")/bin/kube-apiserver" ] && [ ! -L "$(dirname "$previous")/bin/kube-apiserver" ]; then
+    # a cache from before the binaries were kept apart, with the same pins and Go: the same binaries
+    mkdir -p "$binaries"
+    cp "$(dirname "$previous")/bin/kube-apiserver" "$(dirname "$previous")/bin/etcd" "$binaries/"
+    touch "$binaries/.complete"
+    ln -sf "$binaries/kube-apiserver" "$binaries/etcd" "$out/bin/"
+    log "kube-apiserver $k8s_version and etcd $etcd_version from the earlier cache $(dirname "$previous")"
 else
     mkdir -p "$binaries"
     minor=$(echo "$k8s_version" | cut -d. -f2)
