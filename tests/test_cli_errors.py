@@ -194,3 +194,24 @@ def test_debug_log_level_adds_the_traceback(home: Path, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" in proc.stderr
     assert PROG.match(proc.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["serve", "--auth", "kubernetes"], "--auth=kubernetes sends bearer tokens: serve HTTPS"),
+    (["serve", "--tls-cert-file", "tls.crt"], "--tls-cert-file and --tls-private-key-file go together"),
+    (["serve", "--listen-address", "127.0.0.1", "--port", "0", "--tls-cert-file", "missing.crt",
+      "--tls-private-key-file", "missing.key"], "cannot serve HTTPS with missing.crt and missing.key"),
+    (["get", "tenants", "--token", "t"], "--token and --token-file go with --url"),
+    (["get", "tenants", "--url", "http://127.0.0.1:1", "--token", "t", "--token-file", "f"], "give one of them"),
+    (["get", "tenants", "--url", "http://127.0.0.1:1", "--token-file", "missing.token"],
+     "--token-file missing.token: No such file or directory"),
+    (["get", "tenants", "--url", "https://127.0.0.1:1", "--certificate-authority", "missing.crt"],
+     "--certificate-authority missing.crt"),
+    (["get", "tenants", "--url", "http://192.0.2.1:9897", "--token", "t"],
+     "refusing to send a bearer token over plain HTTP to 192.0.2.1"),
+])
+def test_access_control_mistakes_are_one_line(home: Path, tmp_path: Path, args: list[str], expected: str) -> None:
+    """A wrong access-control or TLS setting (serve) or token option (get) is one line and exit 2, never a
+    traceback; nothing is sent before it."""
+    proc = _run(*args, "--kubeconfig", str(_kubeconfig(tmp_path / "kubeconfig")), home=home)
+    _assert_one_line(proc, expected)

@@ -78,9 +78,15 @@ class HttpSource:
             except (OSError, ssl.SSLError) as err:
                 msg = f"--certificate-authority {settings.certificate_authority}: {err}"
                 raise UserError(msg) from err
+        self.token_file: TokenFile | None = None
+        if settings.token_file is not None:
+            try:
+                self.token_file = TokenFile(settings.token_file)
+            except OSError as err:  # missing, unreadable, or empty
+                msg = f"--token-file {settings.token_file}: {err.strerror or err}"
+                raise UserError(msg) from err
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
                                              connector=aiohttp.TCPConnector(ssl=ssl_context))
-        self.token_file = TokenFile(settings.token_file) if settings.token_file is not None else None
         #: the kubeconfig context's credentials, sent once the exporter asked for a token
         self.kube_authorization: str | None = None
 
