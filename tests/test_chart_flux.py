@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import yaml
 
 from flux_tenant_exporter.kube.client import ApiError, KubeClient
 from testbed import fleet
-from testbed.controlplane import free_port
+from testbed.ociregistry import OciRegistry
 from testbed.realflux import RealFlux
 
 pytestmark = pytest.mark.gotools
@@ -38,38 +37,10 @@ def tool(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def registry() -> Iterator[str]:
     """A plain-HTTP OCI registry (distribution) on loopback; yields host:port."""
-    work = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    config = work / "config.yml"
-    config.write_text(yaml.safe_dump({
-        "version": 0.1, "log": {"level": "warn"},
-        "storage": {"filesystem": {"rootdirectory": str(work / "data")}},
-        "http": {"addr": f"127.0.0.1:{port}"},
-    }))
-    log = (work / "registry.log").open("wb")
-    proc = subprocess.Popen([tool("registry"), "serve", str(config)], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(f"http://127.0.0.1:{port}/v2/"):
-            assert proc.poll() is None, (work / "registry.log").read_text()
-            assert time.monotonic() < deadline, "the registry did not start"
-            time.sleep(0.1)  # a separate process starting: poll it
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
+    with OciRegistry() as oci:
+        yield oci.host
 
 
 def helm(*args: str, home: Path) -> str:

@@ -23,7 +23,7 @@ from flux_tenant_exporter.base.kinds import FLUX_KINDS, by_kind, discovered_kind
 from flux_tenant_exporter.cli.report import build_report
 from flux_tenant_exporter.flux.classify import Verdict, served_versions
 from flux_tenant_exporter.kube.client import KubeClient
-from flux_tenant_exporter.kube.discovery import ServedApis, ServedKind
+from flux_tenant_exporter.kube.discovery import ServedApis, ServedKind, discover
 from flux_tenant_exporter.serve.app import Exporter
 from testbed import fleet
 from testbed.controlplane import ControlPlane
@@ -269,3 +269,34 @@ def test_report_reads_every_flux_kind_of_a_dump_and_judges_alerts_against_what_i
     assert verdict(doc, "Gizmo") == ("failing", "build_failed", "tenant")
     assert verdict(doc, "Alert") == ("failing", "reference_not_found", "tenant")
     assert verdict(build_report([alert], ReportSettings()), "Alert") == ("ready", None, None)
+
+
+async def test_discovery_reads_the_classic_answer_of_an_api_server_without_aggregated_discovery() -> None:
+    """An API server that answers /apis with an APIGroupList (no apidiscovery.k8s.io/v2) is asked per group and
+    version, for the chosen groups only; the preferred version comes first; subresources and cluster-scoped
+    resources are left out. (The real API server here serves aggregated discovery: tests/test_kinds.py above.)"""
+    answers: dict[str, Any] = {
+        "/apis": {"kind": "APIGroupList", "groups": [
+            {"name": "source.toolkit.fluxcd.io", "preferredVersion": {"version": "v1"},
+             "versions": [{"version": "v1beta2"}, {"version": "v1"}]},
+            {"name": "apps", "preferredVersion": {"version": "v1"}, "versions": [{"version": "v1"}]}]},
+        "/apis/source.toolkit.fluxcd.io/v1": {"resources": [
+            {"name": "gitrepositories", "kind": "GitRepository", "namespaced": True},
+            {"name": "gitrepositories/status", "kind": "GitRepository", "namespaced": True}]},
+        "/apis/source.toolkit.fluxcd.io/v1beta2": {"resources": [
+            {"name": "gitrepositories", "kind": "GitRepository", "namespaced": True},
+            {"name": "clusterthings", "kind": "ClusterThing", "namespaced": False}]},
+    }
+    asked: list[str] = []
+
+    class Classic:
+        async def request(self, _method: str, path: str, **_: Any) -> Any:
+            asked.append(path)
+            return answers[path]
+
+    served = await discover(Classic(), is_flux_group)  # type: ignore[arg-type]
+    assert served.groups == {"source.toolkit.fluxcd.io": ("v1", "v1beta2"), "apps": ("v1",)}
+    assert served.kinds == (
+        ServedKind("GitRepository", "source.toolkit.fluxcd.io", "gitrepositories", ("v1", "v1beta2")),)
+    assert served.described == frozenset({"source.toolkit.fluxcd.io"})
+    assert "/apis/apps/v1" not in asked

@@ -23,9 +23,10 @@ from flux_tenant_exporter.flux.projection import Projector, parse_namespace, par
 from flux_tenant_exporter.flux.tenants import TenantMapping
 from flux_tenant_exporter.kube.client import KubeClient, TokenFile
 from flux_tenant_exporter.render import documents
-from flux_tenant_exporter.render.documents import resource_doc
+from flux_tenant_exporter.render.documents import TenantPieces, resource_doc
 from flux_tenant_exporter.serve.app import Exporter
 from flux_tenant_exporter.serve.web import create_app
+from flux_tenant_exporter.state.published import View
 from flux_tenant_exporter.state.store import CHANGES_KEPT, Store
 from flux_tenant_exporter.state.view import ViewCache, build_view
 from testbed import fleet
@@ -211,3 +212,34 @@ def test_churn_of_distinct_long_messages_keeps_the_string_caches_bounded(store: 
         assert interner.chars <= interner.message_chars + 2 * MAX_MESSAGE
         resets += interner.messages == 1  # the tables started again with this message
     assert resets >= 3
+
+
+def test_the_tenants_pieces_follow_the_views_they_are_given() -> None:
+    """After each publish the kept /tenants pieces are exactly those a fresh writing of the View gives: a tenant
+    changed, added or gone is written or dropped, whether the View follows the last one seen or not."""
+    store = Store()
+    cache = ViewCache()
+    pieces = TenantPieces()
+
+    def publish() -> View:
+        view = build_view(store, now=1e9, cache=cache)
+        pieces.update(view)
+        return view
+
+    def check(view: View) -> None:
+        fresh = TenantPieces()
+        fresh.update(build_view(store, now=1e9))
+        assert pieces.body(view, view.tenants)[30:] == fresh.body(view, view.tenants)[30:]
+        assert pieces.size == fresh.size
+
+    for i in range(5):
+        store.upsert(parse_object(fleet.kustomization(f"ns-{i}", "app") | {
+            "status": fleet.failed_status("BuildFailed", f"kustomize build failed: {i}")}))
+    check(publish())
+    store.upsert(parse_object(fleet.kustomization("ns-1", "app") | {"status": fleet.ready_status("Kustomization")}))
+    store.delete("Kustomization", "ns-2", "app")
+    store.upsert(parse_object(fleet.kustomization("ns-9", "app")))
+    check(publish())
+    build_view(store, now=1e9, cache=cache)  # a build that is not shown: the next one does not follow it
+    store.delete("Kustomization", "ns-3", "app")
+    check(publish())

@@ -291,8 +291,8 @@ SPECS: Final[dict[str, KindSpec]] = {
     "ResourceSet": KindSpec(_resourceset, _common_revisions, suspend_annotation=_OPERATOR),
     "ResourceSetInputProvider": KindSpec(_no_refs, _input_provider_revisions, _url, suspend_annotation=_OPERATOR),
 }
-#: A kind found by discovery: the generic Flux semantics only.
-GENERIC: Final = KindSpec(_no_refs, _common_revisions)
+#: A kind found by discovery: the generic Flux semantics only (its URL or endpoint, if it has one).
+GENERIC: Final = KindSpec(_no_refs, _common_revisions, lambda spec: spec.url or spec.endpoint)
 
 
 def spec_of(kind: str) -> KindSpec:

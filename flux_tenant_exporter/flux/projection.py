@@ -15,7 +15,7 @@ from flux_tenant_exporter.base.timefmt import parse_time
 from flux_tenant_exporter.base.vocabulary import ConditionStatus
 from flux_tenant_exporter.flux import schema
 from flux_tenant_exporter.flux.interning import Interner
-from flux_tenant_exporter.flux.kindspecs import spec_of
+from flux_tenant_exporter.flux.kindspecs import GENERIC, spec_of
 from flux_tenant_exporter.flux.model import (
     EMPTY_INVENTORY,
     Condition,
@@ -139,7 +139,7 @@ class Projector:
         namespace = share(namespace)
         spec = raw.spec or _EMPTY_SPEC
         status = raw.status or _EMPTY_STATUS
-        knowledge = spec_of(kind.kind)
+        knowledge = spec_of(kind.kind) if kind.known else GENERIC
         refs = knowledge.refs(spec, status, namespace, name, self._ref)
         revisions = knowledge.revisions(status)
         created = parse_time(metadata.creationTimestamp)
@@ -147,7 +147,7 @@ class Projector:
         if knowledge.derived_status is not None and not conditions:
             conditions = (knowledge.derived_status(spec, created),)
         last_deployed, failing_since = _history(kind, status, conditions)
-        url = knowledge.address(spec) or (spec.url or spec.endpoint if not kind.known else None)
+        url = knowledge.address(spec)
         annotations = metadata.annotations
         ready = next((c for c in conditions if c.type == "Ready"), None)
         observed = status.observedGeneration
@@ -157,7 +157,7 @@ class Projector:
             knowledge.suspend_annotation and annotations
             and annotations.get(knowledge.suspend_annotation) == SUSPENDED_ANNOTATION)
         labels = metadata.labels
-        path = knowledge.path(spec, status) if kind.known else None
+        path = knowledge.path(spec, status)
         return FluxObject(
             ref=Ref(share(kind.kind), namespace, name),
             api_version=share(raw.apiVersion),

@@ -58,7 +58,7 @@ async def discover(client: KubeClient, chosen: Callable[[str], bool]) -> ServedA
 
 def _aggregated(answer: Mapping[str, Any], chosen: Callable[[str], bool]) -> ServedApis:
     groups: dict[str, tuple[str, ...]] = {}
-    kinds: dict[tuple[str, str], tuple[str, list[str]]] = {}
+    kinds: _Kinds = {}
     for item in answer.get("items") or ():
         group = str((item.get("metadata") or {}).get("name", ""))
         versions = [v for v in item.get("versions") or () if isinstance(v, dict)]
@@ -71,13 +71,21 @@ def _aggregated(answer: Mapping[str, Any], chosen: Callable[[str], bool]) -> Ser
                 plural = str(resource.get("resource", ""))
                 if kind and plural and resource.get("scope") == "Namespaced":
                     kinds.setdefault((group, kind), (plural, []))[1].append(str(version.get("version", "")))
+    return _served(groups, kinds, chosen)
+
+
+#: (group, kind) -> (plural, the versions it is served at)
+_Kinds = dict[tuple[str, str], tuple[str, list[str]]]
+
+
+def _served(groups: dict[str, tuple[str, ...]], kinds: _Kinds, chosen: Callable[[str], bool]) -> ServedApis:
     return ServedApis(groups, tuple(ServedKind(k, g, plural, tuple(vs)) for (g, k), (plural, vs) in kinds.items()),
                       frozenset(g for g in groups if chosen(g)))
 
 
 async def _classic(client: KubeClient, answer: Mapping[str, Any], chosen: Callable[[str], bool]) -> ServedApis:
     groups: dict[str, tuple[str, ...]] = {}
-    kinds: dict[tuple[str, str], tuple[str, list[str]]] = {}
+    kinds: _Kinds = {}
     for item in answer.get("groups") or ():
         group = str(item.get("name", ""))
         preferred = str((item.get("preferredVersion") or {}).get("version", ""))
@@ -93,5 +101,4 @@ async def _classic(client: KubeClient, answer: Mapping[str, Any], chosen: Callab
                 if "/" in plural or not resource.get("namespaced"):
                     continue
                 kinds.setdefault((group, str(resource.get("kind", ""))), (plural, []))[1].append(version)
-    return ServedApis(groups, tuple(ServedKind(k, g, plural, tuple(vs)) for (g, k), (plural, vs) in kinds.items()),
-                      frozenset(g for g in groups if chosen(g)))
+    return _served(groups, kinds, chosen)

@@ -154,17 +154,28 @@ class TenantPieces:
     def __init__(self) -> None:
         """No pieces before the first publish."""
         self._pieces: dict[str, tuple[TenantView, bytes]] = {}
+        #: the build of the View the pieces were last brought to (-1: none)
+        self._serial = -1
 
     def update(self, view: View) -> None:
-        """Write the pieces of the tenants that changed in ``view``; drop those of tenants gone."""
+        """Write the pieces of the tenants that changed in ``view``; drop those of tenants gone.
+
+        When ``view`` follows the one seen last, only the tenants it says changed are looked at; otherwise (the
+        first publish, or builds that were not shown in between) every tenant is.
+        """
         pieces = self._pieces
-        for name, tenant in view.tenants.items():
+        follows = self._serial >= 0 and view.parent == self._serial
+        for name in (view.changed_tenants if follows else view.tenants.keys()):
+            tenant = view.tenants.get(name)
             kept = pieces.get(name)
-            if kept is None or kept[0] is not tenant:
+            if tenant is None:
+                pieces.pop(name, None)
+            elif kept is None or kept[0] is not tenant:
                 pieces[name] = (tenant, _piece(tenant))
-        if len(pieces) > len(view.tenants):
+        if not follows and len(pieces) > len(view.tenants):
             for name in [n for n in pieces if n not in view.tenants]:
                 del pieces[name]
+        self._serial = view.serial
 
     @property
     def size(self) -> int:

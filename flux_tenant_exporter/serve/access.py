@@ -50,10 +50,6 @@ class Scope:
 
     namespaces: frozenset[str] | None
 
-    def sees(self, namespace: str) -> bool:
-        """Whether ``namespace`` is visible."""
-        return self.namespaces is None or namespace in self.namespaces
-
 
 EVERYTHING = Scope(None)
 

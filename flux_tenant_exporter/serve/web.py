@@ -28,7 +28,7 @@ from flux_tenant_exporter.kube.reviews import Identity, ReviewUnavailable
 from flux_tenant_exporter.render import statuspage
 from flux_tenant_exporter.render.documents import FilterError, Filters, TenantPieces, tenant_doc, tenants_doc
 from flux_tenant_exporter.render.prometheus.exposition import Exposition
-from flux_tenant_exporter.serve.access import EVERYTHING, METRICS_ACCESS, Gate, Unauthenticated
+from flux_tenant_exporter.serve.access import METRICS_ACCESS, Gate, Unauthenticated
 from flux_tenant_exporter.state.published import TenantView, View
 from flux_tenant_exporter.state.rules.rollup import project
 from flux_tenant_exporter.telemetry.selfmetrics import SelfMetrics
@@ -163,7 +163,7 @@ async def _visible(request: web.Request, view: View, tenants: Iterable[TenantVie
         return view.tenants
     tenants = list(tenants)
     scope = await request.app[GATE].scope(identity, (ns for t in tenants for ns in t.namespaces))
-    if scope is EVERYTHING or scope.namespaces is None:
+    if scope.namespaces is None:  # every namespace
         return view.tenants
     visible = scope.namespaces
     return {t.name: p for t in tenants if (p := project(t, visible)) is not None}

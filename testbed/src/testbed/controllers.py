@@ -21,8 +21,6 @@ import shutil
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -30,7 +28,7 @@ from typing import Any, Final
 from flux_tenant_exporter.kube.client import ApiError, KubeClient
 from testbed.controlplane import REPO_ROOT, ControlPlane, _die_with_parent, _terminate, free_port
 from testbed.fleet import TENANT_LABEL
-from testbed.service import Service, work_directory
+from testbed.service import Service, built, wait_healthy, work_directory
 
 BUILD_SCRIPT = REPO_ROOT / "tools" / "fluxcontrollers" / "build.sh"
 NAMES: Final = ("source-controller", "kustomize-controller", "helm-controller")
@@ -59,24 +57,7 @@ class ControllerAssets:
 
 def find_controllers(*, build: bool = True) -> ControllerAssets:
     """Locate (building them if needed, unless ``build`` is false) the Flux controllers."""
-    explicit = os.environ.get("FTE_FLUX_CONTROLLERS")
-    if explicit:
-        root = Path(explicit)
-    else:
-        if not BUILD_SCRIPT.exists():
-            msg = f"{BUILD_SCRIPT} not found: the controllers need a checkout, or FTE_FLUX_CONTROLLERS=<dir with bin/>"
-            raise ControllersError(msg)
-        proc = subprocess.run(  # noqa: S603 - our own script
-            [shutil.which("bash") or "/bin/bash", str(BUILD_SCRIPT), *([] if build else ["--check"])],
-            stdout=subprocess.PIPE, stderr=None if build else subprocess.DEVNULL, text=True, check=False,
-        )
-        if not build and proc.returncode != 0:
-            msg = f"{BUILD_SCRIPT} --check: not built (exit {proc.returncode})"
-            raise ControllersError(msg)
-        if proc.returncode != 0 or not proc.stdout.strip():
-            msg = f"{BUILD_SCRIPT} failed (exit {proc.returncode}); its error is printed above"
-            raise ControllersError(msg)
-        root = Path(proc.stdout.strip().splitlines()[-1])
+    root = built(BUILD_SCRIPT, "FTE_FLUX_CONTROLLERS", build=build, error=ControllersError)
     versions_file = root / "versions.json"
     versions = json.loads(versions_file.read_text()) if versions_file.exists() else {}
     assets = ControllerAssets(root / "bin", versions)
@@ -245,22 +226,9 @@ class FluxControllers(Service):
 
     def _wait_ready(self, controller: Controller, *, deadline: float) -> None:
         assert controller.proc is not None
-        spawned = time.monotonic()
-        url = f"http://127.0.0.1:{controller.health_port}/readyz"
-        while True:
-            if controller.proc.poll() is not None:
-                msg = f"{controller.name} exited with {controller.proc.returncode}: {controller.log()[-3000:]}"
-                raise ControllersError(msg)
-            # Not listening yet: try again.
-            with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:  # noqa: PLR2004
-                    controller.startup_seconds = time.monotonic() - spawned
-                    return
-            if time.monotonic() > deadline:
-                msg = f"{controller.name} not ready in time: {controller.log()[-3000:]}"
-                raise ControllersError(msg)
-            time.sleep(0.05)
-
+        controller.startup_seconds = wait_healthy(
+            controller.proc, f"http://127.0.0.1:{controller.health_port}/readyz", name=controller.name,
+            deadline=deadline, log=controller.log, error=ControllersError)
 
 
 # -- tenants --------------------------------------------------------------------------------------

@@ -22,27 +22,15 @@ async def restricted_identity(
 ) -> Path:
     """A ServiceAccount in ``namespace`` bound by a Role with ``rules``; returns a kubeconfig with its token."""
     name = "restricted"
-    await admin.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts", body={"metadata": {"name": name}})
-    await admin.request(
-        "POST",
-        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles",
-        body={"metadata": {"name": name}, "rules": rules},
-    )
-    await admin.request(
-        "POST",
-        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
-        body={
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-        },
-    )
-    token = await admin.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-        body={"spec": {"expirationSeconds": 3600}},
-    )
-    return control_plane.token_kubeconfig(token["status"]["token"], tmp_path / "restricted.kubeconfig")
+    await service_account(admin, namespace, name)
+    await admin.request("POST", f"{RBAC}/namespaces/{namespace}/roles", body={"metadata": {"name": name},
+                                                                            "rules": rules})
+    await admin.request("POST", f"{RBAC}/namespaces/{namespace}/rolebindings", body={
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [subject(namespace, name)],
+    })
+    return control_plane.token_kubeconfig(await token(admin, namespace, name), tmp_path / "restricted.kubeconfig")
 
 
 # -- access control: the exporter's identity, tenants', the platform's, Prometheus' -----------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from testbed.controlplane import REPO_ROOT, ControlPlane, _die_with_parent, _terminate, free_port
-from testbed.service import Service, work_directory
+from testbed.service import Service, built, wait_healthy, work_directory
 
 BUILD_SCRIPT = REPO_ROOT / "tools" / "fluxoperator" / "build.sh"
 #: where the operator thinks it runs (its FluxReport lives there)
@@ -43,18 +43,7 @@ class OperatorAssets:
 
 def find_operator(*, build: bool = True) -> OperatorAssets:
     """Locate (building it if needed, unless ``build`` is false) flux-operator."""
-    explicit = os.environ.get("FTE_FLUX_OPERATOR")
-    if explicit:
-        root = Path(explicit)
-    else:
-        proc = subprocess.run(  # noqa: S603 - our own script
-            [shutil.which("bash") or "/bin/bash", str(BUILD_SCRIPT), *([] if build else ["--check"])],
-            stdout=subprocess.PIPE, stderr=None if build else subprocess.DEVNULL, text=True, check=False,
-        )
-        if proc.returncode != 0 or not proc.stdout.strip():
-            msg = f"{BUILD_SCRIPT} failed (exit {proc.returncode}); its error is printed above"
-            raise OperatorError(msg)
-        root = Path(proc.stdout.strip().splitlines()[-1])
+    root = built(BUILD_SCRIPT, "FTE_FLUX_OPERATOR", build=build, error=OperatorError)
     binary = root / "bin" / "flux-operator"
     if not os.access(binary, os.X_OK):
         msg = f"{binary} is missing or not executable"
@@ -98,19 +87,8 @@ class FluxOperator(Service):
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.workdir,
                 start_new_session=True, preexec_fn=_die_with_parent,  # noqa: PLW1509 - only sets PR_SET_PDEATHSIG
             )
-        deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{self.health_port}/readyz"
-        while True:
-            if self.proc.poll() is not None:
-                msg = f"flux-operator exited with {self.proc.returncode}: {self.log()[-3000:]}"
-                raise OperatorError(msg)
-            with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:  # noqa: PLR2004
-                    return
-            if time.monotonic() > deadline:
-                msg = f"flux-operator not ready in time: {self.log()[-3000:]}"
-                raise OperatorError(msg)
-            time.sleep(0.05)
+        wait_healthy(self.proc, f"http://127.0.0.1:{self.health_port}/readyz", name="flux-operator",
+                     deadline=time.monotonic() + timeout, log=self.log, error=OperatorError)
 
     def stop(self) -> None:
         """Stop the operator (its process group) and remove the work directory. Idempotent."""

@@ -9,11 +9,17 @@ work directory names the process that made it, so the next run removes what a ki
 from __future__ import annotations
 
 import abc
+import contextlib
 import http.server
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -96,3 +102,49 @@ def remove_stale_workdirs(prefix: str) -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
+
+
+def built(script: Path, override: str, *, build: bool, error: type[Exception]) -> Path:
+    """The output folder of a build script (its stdout's last line), or the folder the ``override`` variable names.
+
+    With ``build`` false the script only checks (``--check``) and nothing is built unasked. ``error`` is raised,
+    with one line, when the script is missing or fails.
+    """
+    explicit = os.environ.get(override)
+    if explicit:
+        return Path(explicit)
+    if not script.exists():
+        msg = f"{script} not found: this needs a checkout, or {override}=<dir with bin/>"
+        raise error(msg)
+    proc = subprocess.run(  # noqa: S603 - our own script
+        [shutil.which("bash") or "/bin/bash", str(script), *([] if build else ["--check"])],
+        stdout=subprocess.PIPE, stderr=None if build else subprocess.DEVNULL, text=True, check=False,
+    )
+    if not build and proc.returncode != 0:
+        msg = f"{script} --check: not built (exit {proc.returncode})"
+        raise error(msg)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        msg = f"{script} failed (exit {proc.returncode}); its error is printed above"
+        raise error(msg)
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, *, name: str, deadline: float, log: Callable[[], str],
+                 error: type[Exception]) -> float:
+    """Wait until ``url`` (a /readyz on loopback) answers 200; returns the seconds it took.
+
+    ``error`` (with the end of ``log``) if the process exits or ``deadline`` (monotonic) passes first.
+    """
+    started = time.monotonic()
+    while True:
+        if proc.poll() is not None:
+            msg = f"{name} exited with {proc.returncode}: {log()[-3000:]}"
+            raise error(msg)
+        # Not listening yet: try again.
+        with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our http URL
+            if resp.status == 200:  # noqa: PLR2004
+                return time.monotonic() - started
+        if time.monotonic() > deadline:
+            msg = f"{name} not ready in time: {log()[-3000:]}"
+            raise error(msg)
+        time.sleep(0.05)
