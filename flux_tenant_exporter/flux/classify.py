@@ -18,6 +18,7 @@ from typing import Final
 
 from flux_tenant_exporter.base.config import StuckThresholds
 from flux_tenant_exporter.base.kinds import APPLIER_KINDS, FETCHING_KINDS, SOURCE_KINDS
+from flux_tenant_exporter.base.records import record
 from flux_tenant_exporter.base.timefmt import parse_time
 from flux_tenant_exporter.base.vocabulary import (
     BLOCKED_CATEGORIES,
@@ -129,7 +130,7 @@ def categorize(kind: str, reason: str, messages: tuple[str, ...]) -> Category:
     return "unknown"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Verdict:
     """What the object's own status says, before cross-object resolution (root cause, tenant)."""
 
@@ -152,7 +153,7 @@ class Verdict:
     detail: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Hold:
     """How long a held verdict holds, and the verdict of the status itself that replaces it then."""
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from flux_tenant_exporter.base.records import record
 from flux_tenant_exporter.base.timefmt import parse_time
 from flux_tenant_exporter.base.vocabulary import InfoLabel
 from flux_tenant_exporter.flux import schema
@@ -25,7 +26,7 @@ from flux_tenant_exporter.flux.model import Condition, Ref
 RefOf = Callable[[schema.RawReference | None, str, str | None], Ref | None]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Refs:
     """The references of one object that lead to a root cause."""
 
@@ -36,7 +37,7 @@ class Refs:
     chart_name: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Revisions:
     """What an object's status says it did last: applied, attempted, produced, and when."""
 

@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from operator import attrgetter
 from typing import NamedTuple
 
+from flux_tenant_exporter.base.records import record
 from flux_tenant_exporter.base.vocabulary import ConditionStatus
 
 
@@ -24,7 +25,7 @@ class Ref(NamedTuple):
         return f"{self.kind}/{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Condition:
     """One status condition."""
 
@@ -36,7 +37,7 @@ class Condition:
     observed_generation: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Inventory:
     """What we keep of a Kustomization inventory: its size, the cluster-scoped ids, the namespaces (sorted)."""
 
@@ -48,7 +49,7 @@ class Inventory:
 EMPTY_INVENTORY = Inventory(0, (), ())
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Signals:
     """What an object's verdict is judged from, and nothing reads after classification.
 
@@ -73,7 +74,7 @@ class Signals:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FluxObject:
     """A Flux object projected to the fields the exporter uses."""
 
@@ -136,7 +137,7 @@ _FIELDS_BEFORE_REFS = attrgetter(*_NAMES[1 : _NAMES.index("source")])
 _FIELDS_AFTER_REFS = attrgetter(*_NAMES[_NAMES.index("depends_on") + 1 : _NAMES.index("signals")])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NamespaceInfo:
     """A namespace and its tenant label value (if any)."""
 

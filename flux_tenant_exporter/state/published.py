@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from flux_tenant_exporter.base.records import record
 from flux_tenant_exporter.base.vocabulary import (
     Category,
     ConditionStatus,
@@ -21,7 +22,7 @@ from flux_tenant_exporter.flux.model import Ref
 from flux_tenant_exporter.state.store import Entry, Key
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Violation:
     """A tenancy policy violation of one object."""
 
@@ -32,7 +33,7 @@ class Violation:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Derived:
     """What the view derives across objects for one object, when any of it is not the default (most objects: none)."""
 

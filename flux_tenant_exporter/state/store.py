@@ -22,10 +22,10 @@ import heapq
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from flux_tenant_exporter.base.config import StuckThresholds
 from flux_tenant_exporter.base.kinds import STATUSLESS_KINDS
+from flux_tenant_exporter.base.records import record
 from flux_tenant_exporter.base.vocabulary import State
 from flux_tenant_exporter.flux.classify import Verdict, classify, served_versions
 from flux_tenant_exporter.flux.model import FluxObject, NamespaceInfo, Ref
@@ -41,13 +41,12 @@ CHANGES_KEPT = 65536
 PENDING_KEPT = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Entry:
     """A stored object with its verdict."""
 
     obj: FluxObject
     verdict: Verdict
-    observed_at: float
     #: when the exporter first saw generation != observedGeneration (None when they match)
     lag_since: float | None
     #: the last state other than progressing (a fix goes failing -> progressing -> ready: still a recovery)
@@ -172,7 +171,7 @@ class Store:
         self._count_transition(obj, before, verdict)
         settled = (old.settled if old else None) if verdict.state == "progressing" else verdict.state
         stored = obj.to_store(key, self._stored(obj.source), self._stored(obj.chart), self._stored_all(obj.depends_on))
-        self.objects[key] = Entry(stored, verdict, now, lag_since, settled)
+        self.objects[key] = Entry(stored, verdict, lag_since, settled)
         if verdict.hold is not None and (old is None or old.verdict.hold is None
                                          or old.verdict.hold.until != verdict.hold.until):
             heapq.heappush(self._holds, (verdict.hold.until, key))
@@ -216,7 +215,7 @@ class Store:
             before = entry.settled or entry.verdict.state
             self._count_transition(entry.obj, before, verdict)
             settled = entry.settled if verdict.state == "progressing" else verdict.state
-            self.objects[key] = Entry(entry.obj, verdict, entry.observed_at, entry.lag_since, settled)
+            self.objects[key] = Entry(entry.obj, verdict, entry.lag_since, settled)
             self._record(key)
             changed = True
         if changed:
@@ -258,7 +257,7 @@ class Store:
                 continue  # deleted, or the verdict changed since
             then = hold.then
             settled = entry.settled if then.state == "progressing" else then.state
-            self.objects[key] = Entry(entry.obj, then, entry.observed_at, entry.lag_since, settled)
+            self.objects[key] = Entry(entry.obj, then, entry.lag_since, settled)
             self._record(key)
             expired += 1
         if expired:

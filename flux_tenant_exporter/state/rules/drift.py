@@ -9,7 +9,11 @@ from flux_tenant_exporter.state.store import Entry, Key
 
 
 def drift(entry: Entry, objects: Mapping[Key, Entry]) -> tuple[float | None, float | None]:
-    """(source drift since, attempt drift since): applied != the source's artifact; attempted != applied."""
+    """(source drift since, attempt drift since): applied != the source's artifact; attempted != applied.
+
+    Since when: the artifact's update time (or, without one, since the source entered its state), and the Ready
+    transition (or, without a Ready condition, since the object entered its state).
+    """
     obj = entry.obj
     if obj.kind not in APPLIER_KINDS or obj.suspended:
         return None, None
@@ -23,8 +27,8 @@ def drift(entry: Entry, objects: Mapping[Key, Entry]) -> tuple[float | None, flo
             and obj.applied_revision
             and source.obj.artifact_revision != obj.applied_revision
         ):
-            source_since = source.obj.artifact_updated or source.observed_at
+            source_since = source.obj.artifact_updated or source.verdict.since
     attempt_since = None
     if obj.attempted_revision and obj.applied_revision and obj.attempted_revision != obj.applied_revision:
-        attempt_since = obj.ready_since or entry.observed_at
+        attempt_since = obj.ready_since or entry.verdict.since
     return source_since, attempt_since
