@@ -11,6 +11,11 @@ def parse_time(value: Any) -> float | None:
     """An RFC 3339 timestamp as epoch seconds; None when absent or unreadable."""
     if not isinstance(value, str) or not value:
         return None
+    return _parse_rfc3339(value)
+
+
+@functools.lru_cache(maxsize=4096)  # objects made, reconciled and retried in bulk share their times: one float each
+def _parse_rfc3339(value: str) -> float | None:
     try:
         return datetime.datetime.fromisoformat(value).timestamp()
     except ValueError:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 
 from flux_tenant_exporter.base.timefmt import timestamp
 from flux_tenant_exporter.base.vocabulary import CATEGORIES, OWNERS, STATES, Category, Owner, State
-from flux_tenant_exporter.state.published import ResourceView, TenantView, View
+from flux_tenant_exporter.state.published import Derived, ResourceView, TenantView, View
 
 
 class FilterError(ValueError):
@@ -67,35 +67,43 @@ def _one_of(query: dict[str, str], name: str, allowed: tuple[_V, ...]) -> _V | N
     raise FilterError(msg)
 
 
+#: what the view derives for a plain object (``ResourceView.derived`` None)
+_PLAIN: Final = Derived()
+
+
 def resource_doc(res: ResourceView) -> dict[str, Any]:
-    """One resource entry of the contract."""
+    """One resource entry of the contract.
+
+    Read from the entry, its verdict and the derivation once (not property by property: ``report`` writes 100k).
+    """
+    obj, verdict = res.entry.obj, res.entry.verdict
+    ref = obj.ref
+    derived = res.derived or _PLAIN
+    root = derived.root_cause
     return {
-        "kind": res.kind,
-        "namespace": res.namespace,
-        "name": res.name,
+        "kind": ref.kind,
+        "namespace": ref.namespace,
+        "name": ref.name,
         "tenant": res.tenant,
-        "state": res.state,
-        "category": res.category,
-        "owner": res.owner,
-        "reason": res.reason,
-        "message": res.message,
-        "detail": res.detail,
-        "since": timestamp(res.since),
-        "since_source": res.since_source,
-        "stuck": res.stuck,
-        "stuck_reason": res.stuck_reason,
-        "stuck_root": res.stuck_root,
-        "root_cause": (
-            {"kind": res.root_cause.kind, "namespace": res.root_cause.namespace, "name": res.root_cause.name}
-            if res.root_cause else None
-        ),
-        "root_category": res.root_category,
-        "violations": [v.rule for v in res.violations],
+        "state": verdict.state,
+        "category": verdict.category,
+        "owner": derived.owner,
+        "reason": verdict.reason,
+        "message": verdict.message,
+        "detail": verdict.detail,
+        "since": timestamp(verdict.since),
+        "since_source": verdict.since_source,
+        "stuck": derived.stuck,
+        "stuck_reason": derived.stuck_reason,
+        "stuck_root": derived.stuck_root,
+        "root_cause": {"kind": root.kind, "namespace": root.namespace, "name": root.name} if root else None,
+        "root_category": derived.root_category,
+        "violations": [v.rule for v in derived.violations],
         "revision": res.revision,
-        "suspended": res.suspended,
+        "suspended": obj.suspended,
         "drift": {
-            "source_since": timestamp(res.source_drift_since),
-            "attempt_since": timestamp(res.attempt_drift_since),
+            "source_since": timestamp(derived.source_drift_since),
+            "attempt_since": timestamp(derived.attempt_drift_since),
         },
         "generation_lag": res.generation_lag,
         "last_success": timestamp(res.last_success),

@@ -134,7 +134,8 @@ class ViewCache:
         affected = self._affected(dirty)
         roots = RootResolver(objects)
         rederive: set[Key] = set()
-        for key in sorted(affected):  # a fixed order: nothing may depend on a set's hash order
+        ordered = sorted(affected)
+        for key in ordered:  # a fixed order: nothing may depend on a set's hash order
             old_root = self.root_of.pop(key, key)
             if key in self.stuck and old_root != key:
                 self.stuck_dependents[old_root] -= 1
@@ -167,9 +168,10 @@ class ViewCache:
             self.pending_stuck = [(e.verdict.stuck_at, k) for k, e in objects.items()
                                   if e.verdict.stuck_at is not None and e.verdict.stuck_at > now]
             heapq.heapify(self.pending_stuck)
-        self._rederive(store, rederive)
+        # affected is a subset of rederive: of the same size, they are the same keys, sorted already
+        self._rederive(store, ordered if len(rederive) == len(affected) else sorted(rederive))
 
-    def _rederive(self, store: Store, keys: set[Key]) -> None:
+    def _rederive(self, store: Store, keys: list[Key]) -> None:
         objects = store.objects
         tenant_cache: dict[str, str] = {}
 
@@ -180,7 +182,7 @@ class ViewCache:
             return found
 
         touched: set[str] = set()
-        for key in sorted(keys):  # in key order, a full derivation appends to the sorted lists
+        for key in keys:  # in key order: a full derivation appends to the sorted lists
             entry = objects.get(key)
             old = self._view(key) if self.keys and self.keys[-1] >= key else None  # none past the last key
             if entry is None:
