@@ -119,3 +119,26 @@ def test_namespace_tenant_label() -> None:
     info = parse_namespace(fleet.namespace("team-a-web", tenant="team-a"), "toolkit.fluxcd.io/tenant")
     assert (info.name, info.tenant_label) == ("team-a-web", "team-a")
     assert parse_namespace(fleet.namespace("x"), "toolkit.fluxcd.io/tenant").tenant_label is None
+
+
+def test_records_compare_and_hash_by_value_and_are_read_only_to_the_type_checker(tmp_path: Any) -> None:
+    """A projected record equals (and hashes as) its stored form without signals; mypy rejects an assignment."""
+    from mypy import api as mypy_api
+
+    raw = fleet.kustomization("team-a", "apps")
+    raw["status"] = fleet.ready_status("Kustomization", rev="main@sha1:abc")
+    obj = parse_object(raw)
+    stored = obj.to_store(obj.ref, obj.source, obj.chart, obj.depends_on)
+    assert stored.signals is None
+    assert stored == obj
+    assert hash(stored) == hash(obj)
+    assert parse_object(raw) == obj
+    assert len({obj, stored, parse_object(raw)}) == 1
+
+    probe = tmp_path / "probe.py"
+    probe.write_text("from flux_tenant_exporter.flux.model import Inventory\n"
+                     "inv = Inventory(1, (), ())\n"
+                     "inv.size = 2\n")
+    out, _, status = mypy_api.run(["--strict", "--no-incremental", "--follow-imports=silent", str(probe)])
+    assert status == 1
+    assert 'Property "size" defined in "Inventory" is read-only' in out

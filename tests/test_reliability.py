@@ -4,7 +4,9 @@ server needed (the fault matrix on the real control plane is tests/test_fault_ma
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
+import threading
 import time
 import tracemalloc
 import urllib.parse
@@ -24,6 +26,7 @@ from flux_tenant_exporter.flux.tenants import TenantMapping
 from flux_tenant_exporter.kube.client import KubeClient, TokenFile
 from flux_tenant_exporter.render import documents
 from flux_tenant_exporter.render.documents import TenantPieces, resource_doc
+from flux_tenant_exporter.render.prometheus.exposition import Exposition
 from flux_tenant_exporter.serve.app import Exporter
 from flux_tenant_exporter.serve.web import create_app
 from flux_tenant_exporter.state.published import View
@@ -121,6 +124,43 @@ async def test_every_tenant_listed_by_tenants_can_be_fetched(served: tuple[Expor
                 assert (await resp.json())["name"] == name
         async with session.get(base + "/tenants/nobody") as resp:
             assert resp.status == 404
+
+
+async def test_a_gzip_scrape_compresses_off_the_event_loop(
+    served: tuple[Exporter, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a gzip /metrics compresses the exposition (16 MiB at 100k objects, ~130 ms), the exporter goes on
+    answering: the compression runs in a worker thread, and the scrape then gets the whole text."""
+    exporter, base = served
+    exporter.store.upsert(parse_object(fleet.gitrepository("a", "repo")))
+    exporter.publish()
+    loop = asyncio.get_running_loop()
+    started, release, order = asyncio.Event(), threading.Event(), []
+    compress = Exposition.gzipped
+
+    def held(self: Exposition) -> bytes:
+        order.append("compressing")
+        loop.call_soon_threadsafe(started.set)
+        release.wait(timeout=30)  # on the event loop's thread, nothing below could run before this gives up
+        order.append("compressed")
+        return compress(self)
+
+    monkeypatch.setattr(Exposition, "gzipped", held)
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+
+        async def scrape() -> bytes:
+            async with session.get(base + "/metrics", headers={"Accept-Encoding": "gzip"}) as resp:
+                return await resp.read()
+
+        scraping = asyncio.create_task(scrape())
+        await started.wait()
+        async with session.get(base + "/tenants") as resp:
+            assert resp.status == 200
+            order.append("answered /tenants")
+        release.set()
+        body = gzip.decompress(await scraping).decode()
+    assert order == ["compressing", "answered /tenants", "compressed"]
+    assert 'kind="GitRepository",namespace="a",name="repo"' in body
 
 
 def test_the_kept_tenants_pieces_hold_about_their_length() -> None:

@@ -138,6 +138,26 @@ def test_drift_against_source_and_failed_roll_forward() -> None:
     assert view_of(store).tenants["t"].status == "degraded"
 
 
+def test_drift_since_comes_from_the_status_times() -> None:
+    """Source drift counts from the artifact's update time (without one, from when the source became ready);
+    attempt drift from the applier's Ready transition. Both are times the status says, not when the exporter
+    happened to read it."""
+    store = make_store()
+    source_ready, artifact_at, app_ready = (fleet.ago(hours=h).replace(microsecond=0) for h in (3, 2, 1))
+    repo = fleet.ready_status("GitRepository", rev="main@sha1:2", since=source_ready)
+    repo["artifact"]["lastUpdateTime"] = artifact_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    put(store, fleet.gitrepository("t", "repo"), repo)
+    status = fleet.ready_status("Kustomization", rev="main@sha1:1", since=app_ready)
+    status["lastAttemptedRevision"] = "main@sha1:2"
+    put(store, fleet.kustomization("t", "app", source=("GitRepository", "repo")), status)
+    app = res(view_of(store), "Kustomization", "t", "app")
+    assert (app.source_drift_since, app.attempt_drift_since) == (artifact_at.timestamp(), app_ready.timestamp())
+
+    del repo["artifact"]["lastUpdateTime"]
+    put(store, fleet.gitrepository("t", "repo"), repo)
+    assert res(view_of(store), "Kustomization", "t", "app").source_drift_since == source_ready.timestamp()
+
+
 def test_policy_violations_of_a_tenant_object() -> None:
     """No serviceAccountName, targetNamespace of another tenant, cross-namespace source and dependency,
     cluster-scoped inventory are each reported as a rule id."""
