@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 import zlib
 from collections.abc import Iterator
 
@@ -17,6 +18,8 @@ class Exposition:
         """``parts`` in output order."""
         self.parts = parts
         self._gzip: bytes | None = None
+        #: a scrape compresses in a worker thread; concurrent ones wait for the first instead of compressing again
+        self._gzip_lock = threading.Lock()
 
     @functools.cached_property
     def size(self) -> int:
@@ -43,7 +46,8 @@ class Exposition:
 
     def gzipped(self) -> bytes:
         """The text as one gzip member (concatenated members are a valid gzip stream)."""
-        if self._gzip is None:
-            compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
-            self._gzip = b"".join([*map(compressor.compress, self.parts), compressor.flush()])
-        return self._gzip
+        with self._gzip_lock:
+            if self._gzip is None:
+                compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+                self._gzip = b"".join([*map(compressor.compress, self.parts), compressor.flush()])
+            return self._gzip
