@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from mypy import api as mypy_api
 
 from flux_tenant_exporter.base.durations import parse_duration
 from flux_tenant_exporter.base.redact import redact
@@ -121,10 +123,8 @@ def test_namespace_tenant_label() -> None:
     assert parse_namespace(fleet.namespace("x"), "toolkit.fluxcd.io/tenant").tenant_label is None
 
 
-def test_records_compare_and_hash_by_value_and_are_read_only_to_the_type_checker(tmp_path: Any) -> None:
+def test_records_compare_and_hash_by_value_and_are_read_only_to_the_type_checker(tmp_path: Path) -> None:
     """A projected record equals (and hashes as) its stored form without signals; mypy rejects an assignment."""
-    from mypy import api as mypy_api
-
     raw = fleet.kustomization("team-a", "apps")
     raw["status"] = fleet.ready_status("Kustomization", rev="main@sha1:abc")
     obj = parse_object(raw)
