@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -123,17 +124,23 @@ def test_namespace_tenant_label() -> None:
     assert parse_namespace(fleet.namespace("x"), "toolkit.fluxcd.io/tenant").tenant_label is None
 
 
-def test_records_compare_and_hash_by_value_and_are_read_only_to_the_type_checker(tmp_path: Path) -> None:
-    """A projected record equals (and hashes as) its stored form without signals; mypy rejects an assignment."""
+def test_records_are_immutable_values_outside_the_collector(tmp_path: Path) -> None:
+    """Records compare and hash by value; assigning to one fails at run time and in mypy; the collector does not
+    track them (no cycles to find); a projected object's stored form (no signals) is what the store compares."""
     raw = fleet.kustomization("team-a", "apps")
     raw["status"] = fleet.ready_status("Kustomization", rev="main@sha1:abc")
     obj = parse_object(raw)
     stored = obj.to_store(obj.ref, obj.source, obj.chart, obj.depends_on)
+    again = parse_object(raw)
     assert stored.signals is None
-    assert stored == obj
-    assert hash(stored) == hash(obj)
-    assert parse_object(raw) == obj
-    assert len({obj, stored, parse_object(raw)}) == 1
+    assert again == obj
+    assert hash(again) == hash(obj)
+    assert again.to_store(again.ref, again.source, again.chart, again.depends_on) == stored
+    assert len({obj, again}) == 1
+    with pytest.raises(AttributeError):
+        stored.suspended = True  # type: ignore[misc]
+    assert not gc.is_tracked(stored)
+    assert not gc.is_tracked(obj.signals)
 
     probe = tmp_path / "probe.py"
     probe.write_text("from flux_tenant_exporter.flux.model import Inventory\n"

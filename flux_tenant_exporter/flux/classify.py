@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
+
+import msgspec
+from msgspec.structs import replace
 
 from flux_tenant_exporter.base.config import StuckThresholds
 from flux_tenant_exporter.base.kinds import APPLIER_KINDS, FETCHING_KINDS, SOURCE_KINDS
-from flux_tenant_exporter.base.records import record
 from flux_tenant_exporter.base.timefmt import parse_time
 from flux_tenant_exporter.base.vocabulary import (
     BLOCKED_CATEGORIES,
@@ -130,8 +132,7 @@ def categorize(kind: str, reason: str, messages: tuple[str, ...]) -> Category:
     return "unknown"
 
 
-@record
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True, gc=False):
     """What the object's own status says, before cross-object resolution (root cause, tenant)."""
 
     state: State
@@ -153,8 +154,7 @@ class Verdict:
     detail: str | None = None
 
 
-@record
-class Hold:
+class Hold(msgspec.Struct, frozen=True, gc=False):
     """How long a held verdict holds, and the verdict of the status itself that replaces it then."""
 
     until: float

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from flux_tenant_exporter.base.records import record
+import msgspec
+
 from flux_tenant_exporter.base.timefmt import parse_time
 from flux_tenant_exporter.base.vocabulary import InfoLabel
 from flux_tenant_exporter.flux import schema
@@ -26,8 +27,7 @@ from flux_tenant_exporter.flux.model import Condition, Ref
 RefOf = Callable[[schema.RawReference | None, str, str | None], Ref | None]
 
 
-@record
-class Refs:
+class Refs(msgspec.Struct, frozen=True, gc=False):
     """The references of one object that lead to a root cause."""
 
     source: Ref | None = None
@@ -37,8 +37,7 @@ class Refs:
     chart_name: str | None = None
 
 
-@record
-class Revisions:
+class Revisions(msgspec.Struct, frozen=True, gc=False):
     """What an object's status says it did last: applied, attempted, produced, and when."""
 
     applied: str | None = None

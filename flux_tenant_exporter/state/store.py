@@ -23,9 +23,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+import msgspec
+
 from flux_tenant_exporter.base.config import StuckThresholds
 from flux_tenant_exporter.base.kinds import STATUSLESS_KINDS
-from flux_tenant_exporter.base.records import record
 from flux_tenant_exporter.base.vocabulary import State
 from flux_tenant_exporter.flux.classify import Verdict, classify, served_versions
 from flux_tenant_exporter.flux.model import FluxObject, NamespaceInfo, Ref
@@ -41,8 +42,7 @@ CHANGES_KEPT = 65536
 PENDING_KEPT = 4096
 
 
-@record
-class Entry:
+class Entry(msgspec.Struct, frozen=True, gc=False):
     """A stored object with its verdict."""
 
     obj: FluxObject
@@ -165,12 +165,12 @@ class Store:
                         self._referrers.setdefault(ref, set()).add(key)
         else:
             self._own.pop(key, None)
-        if old is not None and verdict == old.verdict and lag_since == old.lag_since and old.obj == obj:
+        stored = obj.to_store(key, self._stored(obj.source), self._stored(obj.chart), self._stored_all(obj.depends_on))
+        if old is not None and verdict == old.verdict and lag_since == old.lag_since and old.obj == stored:
             return False
         before = (old.settled or old.verdict.state) if old else None
         self._count_transition(obj, before, verdict)
         settled = (old.settled if old else None) if verdict.state == "progressing" else verdict.state
-        stored = obj.to_store(key, self._stored(obj.source), self._stored(obj.chart), self._stored_all(obj.depends_on))
         self.objects[key] = Entry(stored, verdict, lag_since, settled)
         if verdict.hold is not None and (old is None or old.verdict.hold is None
                                          or old.verdict.hold.until != verdict.hold.until):
