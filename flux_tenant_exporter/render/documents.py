@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
 from flux_tenant_exporter.base.timefmt import timestamp
 from flux_tenant_exporter.base.vocabulary import CATEGORIES, OWNERS, STATES, Category, Owner, State
-from flux_tenant_exporter.state.published import Derived, ResourceView, TenantView, View
+from flux_tenant_exporter.state.published import PLAIN, ResourceView, TenantView, View
 
 
 class FilterError(ValueError):
@@ -67,10 +67,6 @@ def _one_of(query: dict[str, str], name: str, allowed: tuple[_V, ...]) -> _V | N
     raise FilterError(msg)
 
 
-#: what the view derives for a plain object (``ResourceView.derived`` None)
-_PLAIN: Final = Derived()
-
-
 def resource_doc(res: ResourceView) -> dict[str, Any]:
     """One resource entry of the contract.
 
@@ -78,7 +74,7 @@ def resource_doc(res: ResourceView) -> dict[str, Any]:
     """
     obj, verdict = res.entry.obj, res.entry.verdict
     ref = obj.ref
-    derived = res.derived or _PLAIN
+    derived = res.derived or PLAIN
     root = derived.root_cause
     return {
         "kind": ref.kind,

@@ -48,33 +48,19 @@ class Derived(msgspec.Struct, frozen=True, gc=False):
     attempt_drift_since: float | None = None
 
 
-class ResourceView:
+class ResourceView(msgspec.Struct, frozen=True, gc=False):
     """One object as published: its stored entry, its tenant, and what the view derives across objects.
 
     What the object and its verdict say is read through the entry (the properties below), not copied: a
     ResourceView exists for every object, and copies would double what each holds. Likewise what the view derives
-    is kept only when it is not the default (``derived``, None for a plain object: ready, nothing blocked, stuck,
-    drifting or breaking a rule), so most objects cost three slots here.
+    is kept only when it is not the default (``derived``: None for a plain object, one that is ready, blocked by
+    nothing, not stuck, not drifting and breaking no rule; ``published.plain``), so most objects cost three fields
+    here.
     """
 
-    __slots__ = ("derived", "entry", "tenant")
-
-    def __init__(self, entry: Entry, tenant: str, derived: Derived | None = None) -> None:
-        """The view of ``entry`` in ``tenant``; ``derived`` None (or all defaults) for a plain object."""
-        self.entry = entry
-        self.tenant = tenant
-        self.derived = None if derived == _PLAIN else derived
-
-    def __eq__(self, other: object) -> bool:
-        """Equal entry, tenant and derivation."""
-        if not isinstance(other, ResourceView):
-            return NotImplemented
-        return (self.entry is other.entry or self.entry == other.entry) and self.tenant == other.tenant and (
-            self.derived == other.derived)
-
-    def __hash__(self) -> int:
-        """The hash of the entry, tenant and derivation."""
-        return hash((self.entry, self.tenant, self.derived))
+    entry: Entry
+    tenant: str
+    derived: Derived | None = None
 
     def __repr__(self) -> str:
         """``ResourceView(Kind/namespace/name, tenant, derived)``."""
@@ -268,7 +254,13 @@ class ResourceView:
         return self.state == "failing" and self.root_cause is None
 
 
-_PLAIN: Final = Derived()
+#: what the view derives for a plain object, kept as None
+PLAIN: Final = Derived()
+
+
+def plain(derived: Derived) -> Derived | None:
+    """``derived``, or None when it is the default (``ResourceView.derived`` of a plain object)."""
+    return None if derived == PLAIN else derived
 
 
 @dataclass(frozen=True, slots=True)

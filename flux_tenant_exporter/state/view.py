@@ -16,7 +16,7 @@ from operator import attrgetter
 
 from flux_tenant_exporter.base.vocabulary import StuckReason
 from flux_tenant_exporter.flux.tenants import PLATFORM
-from flux_tenant_exporter.state.published import Derived, ResourceView, TenantView, Transitions, View
+from flux_tenant_exporter.state.published import Derived, ResourceView, TenantView, Transitions, View, plain
 from flux_tenant_exporter.state.rules.drift import drift
 from flux_tenant_exporter.state.rules.policy import violations
 from flux_tenant_exporter.state.rules.rollup import roll_up
@@ -360,7 +360,7 @@ def _resource(
     obj, verdict = entry.obj, entry.verdict
     blame = attribute(entry, root_key, objects)
     source_drift, attempt_drift = drift(entry, objects)
-    return ResourceView(entry, tenant, Derived(
+    return ResourceView(entry, tenant, plain(Derived(
         owner=blame.owner,
         stuck=stuck,
         stuck_reason=verdict.stuck_reason if stuck else stuck_root,
@@ -370,4 +370,4 @@ def _resource(
         violations=violations(obj, tenant, tenant_of),
         source_drift_since=source_drift,
         attempt_drift_since=attempt_drift,
-    ))
+    )))
