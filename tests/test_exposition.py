@@ -28,6 +28,8 @@ def _random_object(rng: random.Random, i: int) -> dict[str, object]:
     kind = rng.choice(["ks", "repo", "hr"])
     if kind == "ks":
         raw = fleet.kustomization(ns, f"ks-{i}", depends_on=[f"ks-{i - 1}"] if i % 3 == 0 else [])
+        if i % 17 == 5 and rng.random() < 0.5:  # an info series longer than 64 KiB: a block's lengths take 4 bytes
+            raw["spec"]["path"] = "./" + "deep/" * 14000
     elif kind == "repo":
         raw = fleet.gitrepository(ns, "repo")
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import accumulate
 from operator import attrgetter, itemgetter
@@ -38,6 +38,15 @@ from flux_tenant_exporter.state.store import Key
 
 #: objects per block of the exposition; a block is re-joined when one of its objects changes
 BLOCK: Final = 128
+#: the longest text of one object in one family that a block's 2-byte length array holds (longer: 4 bytes)
+_SHORT: Final = 0xFFFF
+_KEY: Final = attrgetter("key")
+
+
+def _lengths(sizes: Iterable[int]) -> array[int]:
+    """The lengths of a block's pieces of text: 2 bytes each, 4 when one is longer than 64 KiB."""
+    lengths = array("I", sizes)
+    return array("H", lengths) if not lengths or max(lengths) <= _SHORT else lengths
 
 
 def needs_attention(res: ResourceView) -> bool:
@@ -98,24 +107,24 @@ class RenderOptions:
 class _Block:
     """A run of consecutive objects (in View order) and their rendered text, per object family."""
 
-    __slots__ = ("keys", "lengths", "parts", "shown", "views")
+    __slots__ = ("lengths", "parts", "shown", "views")
 
     def __init__(self, views: list[ResourceView], chunks: list[tuple[bytes, ...]], families: int) -> None:
         self.views = views
-        self.keys = [v.key for v in views]
         self.parts = [b"".join(map(itemgetter(f), chunks)) for f in range(families)]
         #: each object's length of text per family; None for a family with no text in the block (at
         #: --detail=failing most families of a block of healthy objects)
         self.lengths: list[array[int] | None] = [
-            array("I", map(len, map(itemgetter(f), chunks))) if part else None for f, part in enumerate(self.parts)
+            _lengths(map(len, map(itemgetter(f), chunks))) if part else None for f, part in enumerate(self.parts)
         ]
         #: objects with at least one sample (the ones --object-limit counts)
         self.shown = sum(1 for c in chunks if any(c))
 
     def position(self, key: Key) -> int:
         """The index of ``key`` in the block, or -1."""
-        at = bisect.bisect_left(self.keys, key)
-        return at if at < len(self.keys) and self.keys[at] == key else -1
+        views = self.views
+        at = bisect.bisect_left(views, key, key=_KEY)
+        return at if at < len(views) and views[at].key == key else -1
 
     def replace(self, at: int, res: ResourceView, chunks: tuple[bytes, ...]) -> list[int]:
         """Put ``res`` and its ``chunks`` in place of the object at ``at``; returns the families whose text changed."""
@@ -124,7 +133,9 @@ class _Block:
         for family, (chunk, known) in enumerate(zip(chunks, self.lengths, strict=True)):
             if known is None and not chunk:
                 continue
-            lengths = known if known is not None else array("I", bytes(4 * len(self.keys)))
+            lengths = known if known is not None else array("H", bytes(2 * len(self.views)))
+            if len(chunk) > _SHORT and lengths.typecode == "H":
+                lengths = array("I", lengths)
             self.lengths[family] = lengths
             start, size = sum(lengths[:at]), lengths[at]
             part = self.parts[family]
@@ -142,11 +153,11 @@ class _Block:
         columns = []
         for part, lengths in zip(self.parts, self.lengths, strict=True):
             if lengths is None:
-                columns.append([b""] * len(self.keys))
+                columns.append([b""] * len(self.views))
                 continue
             ends = list(accumulate(lengths, initial=0))
             columns.append([part[ends[i] : ends[i + 1]] for i in range(len(lengths))])
-        return list(zip(*columns, strict=True)) if columns else [() for _ in self.keys]
+        return list(zip(*columns, strict=True)) if columns else [() for _ in self.views]
 
     def first_shown(self, count: int) -> list[bytes]:
         """The block's text per family, cut after its first ``count`` shown objects."""
@@ -271,7 +282,7 @@ class Renderer:
         """All blocks anew, reusing the text of objects whose view is equal to the one rendered before."""
         previous: dict[Key, tuple[ResourceView, tuple[bytes, ...]]] = {}
         for block in self._blocks:
-            previous.update(zip(block.keys, zip(block.views, block.chunks(), strict=True), strict=True))
+            previous.update(zip(map(_KEY, block.views), zip(block.views, block.chunks(), strict=True), strict=True))
         blocks = []
         size = self.options.block
         for start in range(0, len(resources), size):
@@ -286,7 +297,7 @@ class Renderer:
     def _apply(self, view: View) -> None:
         """Re-render the changed objects and re-join the blocks holding them (adding or removing objects)."""
         current = {res.key: res for res in _changed_views(view)}
-        firsts = [block.keys[0] for block in self._blocks]
+        firsts = [block.views[0].key for block in self._blocks]
         by_block: dict[int, list[Key]] = {}
         for key in view.changed:
             by_block.setdefault(max(0, bisect.bisect_right(firsts, key) - 1), []).append(key)
@@ -302,7 +313,7 @@ class Renderer:
                         if self._object_parts is not None:
                             self._object_parts[family * stride + 1 + index] = block.parts[family]
                 continue
-            entries = dict(zip(block.keys, zip(block.views, block.chunks(), strict=True), strict=True))
+            entries = dict(zip(map(_KEY, block.views), zip(block.views, block.chunks(), strict=True), strict=True))
             for key in keys:
                 res = current.get(key)
                 if res is None:
