@@ -4,6 +4,7 @@ server needed (the fault matrix on the real control plane is tests/test_fault_ma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import os
 import threading
@@ -37,7 +38,7 @@ from testbed import fleet
 
 def offline_exporter(**overrides: object) -> Exporter:
     """An Exporter that is never started: its publisher and web app run against its own store."""
-    settings = ServeSettings(listen_address="127.0.0.1", port=0, publish_interval=0.0, **overrides)  # type: ignore[arg-type]
+    settings = ServeSettings(**{"listen_address": "127.0.0.1", "port": 0, "publish_interval": 0.0} | overrides)  # type: ignore[arg-type]
     return Exporter(settings, KubeClient(host="https://127.0.0.1:1", ssl_context=False))
 
 
@@ -161,6 +162,27 @@ async def test_a_gzip_scrape_compresses_off_the_event_loop(
         body = gzip.decompress(await scraping).decode()
     assert order == ["compressing", "answered /tenants", "compressed"]
     assert 'kind="GitRepository",namespace="a",name="repo"' in body
+
+
+async def test_the_publish_that_makes_the_exporter_ready_does_not_wait_out_a_batch() -> None:
+    """During the first list publishes are batched (an hour apart here); when the last kind settles, the exporter
+    publishes and turns ready at once, not a batch later (at 100k objects a batch is ~0.3 s of the cold start)."""
+    exporter = offline_exporter(publish_interval=3600.0)
+    *first, last = exporter._telemetry.values()
+    for kind in first:
+        kind.scope_status("*", "synced")
+    exporter.store.upsert(parse_object(fleet.gitrepository("a", "repo")))
+    publisher = asyncio.create_task(exporter._publisher())
+    try:
+        await exporter.wait_for(lambda e: e.view_cache.serial > 0, timeout=5)  # the first, unexposed publish
+        assert not exporter.ready()
+        last.scope_status("*", "synced")
+        await exporter.wait_for(lambda e: e.ready(), timeout=5)
+        assert [r.name for r in exporter.view.resources] == ["repo"]
+    finally:
+        publisher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await publisher
 
 
 def test_the_kept_tenants_pieces_hold_about_their_length() -> None:

@@ -85,6 +85,8 @@ class Exporter:
         self._telemetry: dict[str, KindTelemetry] = {}
         #: the kinds watched, by id: the known kinds asked for, then what discovery finds (``_discoverer``)
         self.watched: dict[str, WatchedKind] = {}
+        #: set when every kind has settled: the publish that makes the exporter ready does not wait out a batch
+        self._all_settled = asyncio.Event()
         for kind in (*map(by_id, settings.kinds), NAMESPACE):
             self._track(kind)
         self.view = build_view(self.store, now=time.time())
@@ -224,7 +226,15 @@ class Exporter:
             release_free_memory()
             await self._announce()
             # Batch the next events for at least as long as a publish takes: at most half the CPU goes to publishing.
-            await asyncio.sleep(max(self.settings.publish_interval, self._last_publish_seconds))
+            # Until ready, the last kind settling ends the wait: a cold start waits for no batch (at 100k objects a
+            # publish during the first list takes ~0.3 s, and its wait would follow the last page).
+            delay = max(self.settings.publish_interval, self._last_publish_seconds)
+            if self._ready:
+                await asyncio.sleep(delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._all_settled.wait()
 
     def _next_refresh(self) -> float:
         """Seconds until time changes a verdict (a hold ends, an object becomes stuck), at most refresh_interval."""
@@ -237,10 +247,15 @@ class Exporter:
         # a kind changed status: what is listed decides which references name nothing; publish, so /readyz sees it
         self.store.set_listed_kinds(s.kind for s in self.kinds.values() if s.status == "synced")
         self.store.changed.set()
+        if all(s.settled for s in self.kinds.values()):
+            self._all_settled.set()
+        else:  # a kind found by discovery since
+            self._all_settled.clear()
 
     def _track(self, kind: WatchedKind) -> None:
         """Keep the sync state and self-metrics of ``kind`` (before its watch starts)."""
         sync = self.kinds[kind.id] = KindSync(kind.kind)
+        self._all_settled.clear()
         self._telemetry[kind.id] = KindTelemetry(sync, self.metrics, self._kind_settled)
         self.watched[kind.id] = kind
 
