@@ -448,13 +448,32 @@ async def bare_list(admin: KubeClient) -> float:
     return time.monotonic() - t0
 
 
+def kubectl_items(listed: dict[str, Any], kind: str, api_version: str) -> list[dict[str, Any]]:
+    """A list's items as ``kubectl get -o json`` prints them.
+
+    Each with its apiVersion and kind (a core list's items have none), without managedFields (kubectl leaves them
+    out unless --show-managed-fields).
+    """
+    items = []
+    for item in listed["items"]:
+        metadata = {k: v for k, v in item["metadata"].items() if k != "managedFields"}
+        items.append({"apiVersion": api_version, "kind": kind} | item | {"metadata": metadata})
+    return items
+
+
 async def report_seconds(admin: KubeClient, work: Path, python: str, env: dict[str, str]) -> float:
-    """Seconds ``report`` takes on a dump of the cluster's namespaces and Flux objects (with ours' Python)."""
-    items: list[Any] = (await admin.request("GET", "/api/v1/namespaces"))["items"]
+    """Seconds ``report`` takes on a dump of the cluster's namespaces and Flux objects (with ours' Python).
+
+    The dump is what ``kubectl get namespaces,<every Flux kind> -A -o json`` writes, the input ``report`` documents.
+    """
+    items = kubectl_items(await admin.request("GET", "/api/v1/namespaces"), "Namespace", "v1")
     for kind in FLUX_KINDS:
-        items += (await admin.request("GET", kind.collection_path(kind.versions[0])))["items"]
+        version = kind.versions[0]
+        items += kubectl_items(await admin.request("GET", kind.collection_path(version)), kind.kind,
+                               f"{kind.group}/{version}")
     dump = work / "dump.json"
-    dump.write_text(json.dumps({"kind": "List", "items": items}))
+    dump.write_text(json.dumps({"apiVersion": "v1", "items": items, "kind": "List",
+                                "metadata": {"resourceVersion": ""}}, indent=4))
     t0 = time.monotonic()
     subprocess.run([python, "-m", "flux_tenant_exporter", "report", "--input", str(dump),
                     "--log-level", "error"], check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=env)

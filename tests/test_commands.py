@@ -85,6 +85,30 @@ async def test_report_of_a_kubectl_dump_matches_the_live_classification(
     assert f"Kustomization/{namespace}/app: blocked by GitRepository/{namespace}/repo (source_auth_failed)" in table
 
 
+def test_report_reads_lists_nested_in_arrays_and_lists_each_item_once() -> None:
+    """Lists inside a JSON array and inside Lists (as `kubectl get` output is concatenated), a core list's items
+    without a kind, an object that does not decode and one of another kind: every Flux object and namespace is
+    read (each item decoded once), the malformed one is named with its place, the others are counted."""
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a",
+                                                                      "labels": {"toolkit.fluxcd.io/tenant": "alpha"}}}
+    app = fleet.kustomization("team-a", "app")
+    app["status"] = fleet.failed_status("BuildFailed", "kustomize build failed: yaml: line 4")
+    repo = fleet.gitrepository("team-a", "repo")
+    repo["status"] = fleet.ready_status("GitRepository")
+    broken = fleet.kustomization("team-a", "broken")
+    broken["status"] = {"conditions": "not a list"}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "team-a"}}
+    dump = [{"kind": "List", "items": [namespace, {"kind": "KustomizationList", "metadata": {}, "items": [app]}]},
+            [repo, broken], config]
+    err = io.StringIO()
+    doc = build_report(load_items(orjson.dumps(dump)), ReportSettings(), errors=err)
+    assert [t["name"] for t in doc["tenants"]] == ["alpha"]
+    assert sorted(r["name"] for r in doc["tenants"][0]["resources"]) == ["app", "repo"]
+    lines = err.getvalue().splitlines()
+    assert lines[0] == "item 3 (Kustomization): skipped: Expected `array | null`, got `str` - at `$.status.conditions`"
+    assert lines[1] == "1 item(s) of other kinds ignored"
+
+
 def test_report_command_reads_stdin_and_reports_bad_items(tmp_path: Path) -> None:
     """The command prints JSON; an unreadable item is named on stderr and skipped; junk input exits 2."""
     good = fleet.kustomization("team-a", "app")

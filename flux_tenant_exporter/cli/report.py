@@ -74,35 +74,48 @@ def load_items(data: str | bytes) -> list[Any]:
 
 
 def _json_items(data: bytes) -> list[Any]:
-    pending = deque(codec.RAW_LIST.decode(data) if data.startswith(b"[") else [codec.RAW.decode(data)])
-    items: list[Any] = []
-    while pending:
-        raw = pending.popleft()
-        if memoryview(raw)[:1].tobytes() == b"[":
-            pending.extendleft(reversed(codec.RAW_LIST.decode(raw)))
-            continue
-        try:
-            nested = codec.KINDED.decode(raw).items
-        except codec.DecodeError:
-            nested = None  # an unreadable item: build_report names it
-        if nested is not None:
-            pending.extendleft(reversed(nested))
-        else:
-            items.append(raw)
-    return items
+    """The top-level items, undecoded: a List's items, a JSON array's elements, or the one object.
+
+    Each is decoded once, by ``build_report`` (a List among them is expanded there).
+    """
+    if data.startswith(b"["):
+        return list(codec.RAW_LIST.decode(data))
+    items = codec.KINDED.decode(data).items  # one pass over what may be hundreds of MiB
+    return list(items) if items is not None else [msgspec.Raw(data)]
 
 
-def _kind(item: Any) -> tuple[Any, str]:
-    """The item's kind and apiVersion."""
+class _Item(schema.RawFluxObject, frozen=True):
+    """An item of a JSON dump, decoded once: a Flux object's used fields (a Namespace's too), or a List's items."""
+
+    items: list[msgspec.Raw] | None = None
+
+
+_ITEM = msgspec.json.Decoder(_Item)
+
+
+def _decoded(item: Any) -> tuple[Any, str, list[Any] | None]:
+    """(the item decoded, or None if it cannot be; its kind; the items of a List or array), JSON decoded once."""
     if isinstance(item, msgspec.Raw):
+        if memoryview(item)[:1].tobytes() == b"[":
+            try:
+                return None, "", list(codec.RAW_LIST.decode(item))
+            except codec.DecodeError:
+                return None, "", None
         try:
-            decoded = codec.KINDED.decode(item)
+            decoded = _ITEM.decode(item)
         except codec.DecodeError:
-            return None, ""
-        return decoded.kind, decoded.apiVersion
+            try:  # a List has no metadata; a malformed object is named by its kind (FLUX.one says what is wrong)
+                kinded = codec.KINDED.decode(item)
+            except codec.DecodeError:
+                return None, "", None
+            return None, kinded.kind, kinded.items
+        return decoded, decoded.kind, decoded.items
+    if isinstance(item, list):
+        return None, "", item
     if isinstance(item, dict):
-        return item.get("kind"), str(item.get("apiVersion") or "")
-    return None, ""
+        nested = item.get("items")
+        return item, str(item.get("kind") or ""), nested if isinstance(nested, list) else None
+    return None, "", None
 
 
 def _watched(kind: str, api_version: str) -> WatchedKind | None:
@@ -120,20 +133,32 @@ def build_report(items: list[Any], settings: ReportSettings, *, errors: IO[str] 
     projector = Projector(keep_labels=settings.resource_labels)
     skipped = 0
     dumped: set[str] = set()
-    for index, item in enumerate(items):
-        kind, api_version = _kind(item)
-        watched = _watched(kind, api_version) if isinstance(kind, str) and kind != "Namespace" else None
+    pending = deque(items)
+    index = -1
+    while pending:
+        item = pending.popleft()
+        decoded, kind, nested = _decoded(item)
+        if nested is not None:  # a List (or an array): its items, in its place
+            pending.extendleft(reversed(nested))
+            continue
+        index += 1
+        api_version = decoded.apiVersion if isinstance(decoded, _Item) else (
+            str(decoded.get("apiVersion") or "") if isinstance(decoded, dict) else "")
+        watched = _watched(kind, api_version) if kind and kind != "Namespace" else None
         try:
             if kind == "Namespace":
-                store.upsert_namespace(projector.namespace(codec.NAMESPACES.one(item), settings.tenancy.tenant_label))
+                namespace = (codec.RawNamespace(decoded.metadata) if isinstance(decoded, _Item)
+                             else codec.NAMESPACES.one(item))
+                store.upsert_namespace(projector.namespace(namespace, settings.tenancy.tenant_label))
             elif watched is not None:
-                store.upsert(projector.project(schema.FLUX.one(item), watched))
+                raw = decoded if isinstance(decoded, _Item) else schema.FLUX.one(item)
+                store.upsert(projector.project(raw, watched))
                 dumped.add(watched.kind)
             else:
                 skipped += 1
         except MalformedObject as err:
             if errors is not None:
-                print(f"item {index} ({kind}): skipped: {err}", file=errors)
+                print(f"item {index} ({kind or None}): skipped: {err}", file=errors)
     if skipped and errors is not None:
         print(f"{skipped} item(s) of other kinds ignored", file=errors)
     # an Alert's Provider or event source is missing if its kind is in the dump and it is not
