@@ -240,6 +240,24 @@ def test_a_routine_reconcile_that_never_finishes_turns_progressing_and_stuck_aft
     assert store.recoveries_total == {}  # ready, progressing, ready: no failure was ever counted
 
 
+def test_an_attempt_marked_again_a_second_later_keeps_its_start() -> None:
+    """kustomize-controller marks Reconciling again when the health checks begin, with a transition time a second
+    on (found on the real controller, tests/test_real_stuck.py). The attempt's budget and its start stay where
+    they were: the stuck verdict's since is the attempt's first sign, its budget ending at since + timeout +
+    margin."""
+    clock = Clock()
+    store = _holding_store(clock)
+    store.upsert(parse_object(_timed(_healthy(0))))
+    clock.at(100)
+    store.upsert(parse_object(_timed(_attempt(100, observed=1))))
+    clock.at(101)
+    store.upsert(parse_object(_timed(_attempt(101, observed=1))))
+    assert store.expire(_at(145).timestamp()) == 1
+    verdict = store.objects[KEY].verdict
+    assert (verdict.state, verdict.since, verdict.stuck_at) == ("progressing", _at(100).timestamp(),
+                                                                _at(145).timestamp())
+
+
 def test_the_hold_of_a_finished_reconcile_is_forgotten() -> None:
     """An attempt that ends in time leaves no hold behind: its expiry time passing changes nothing."""
     clock = Clock()

@@ -262,7 +262,10 @@ def _held(previous: Verdict, own: Verdict, until: float) -> Verdict:
     and is stuck (``progressing_timeout``) at ``until`` if its own deadline is later.
     """
     if previous.hold is not None:  # the same attempt, seen again: its budget does not start again
-        until = previous.hold.until
+        until, began = previous.hold.until, previous.hold.then
+        if began.since is not None and (own.since is None or began.since < own.since):
+            # nor does its start (kustomize-controller marks Reconciling again for the health checks, a second on)
+            own = replace(own, since=began.since, since_source=began.since_source)
         previous = replace(previous, hold=None)
     if previous.state == "failing":
         if previous.stuck_at is None or until < previous.stuck_at:
