@@ -67,49 +67,54 @@ class ResourceView(msgspec.Struct, frozen=True, gc=False):
         return f"ResourceView({self.entry.obj.ref}, {self.tenant!r}, {self.derived!r})"
 
     @property
+    def _derived(self) -> Derived:
+        """What the view derived, the defaults for a plain object."""
+        return self.derived or PLAIN
+
+    @property
     def owner(self) -> Owner | None:
         """Who has to act on the object's failure (the root cause's owner for a blocked object)."""
-        return self.derived.owner if self.derived is not None else None
+        return self._derived.owner
 
     @property
     def stuck(self) -> bool:
         """Whether the object is stuck now."""
-        return self.derived is not None and self.derived.stuck
+        return self._derived.stuck
 
     @property
     def stuck_reason(self) -> StuckReason | None:
         """Why it is stuck (or why it is a root to page for)."""
-        return self.derived.stuck_reason if self.derived is not None else None
+        return self._derived.stuck_reason
 
     @property
     def stuck_root(self) -> bool:
         """The object to page for: stuck itself and not blocked by another, or the root of a stuck dependent."""
-        return self.derived is not None and self.derived.stuck_root
+        return self._derived.stuck_root
 
     @property
     def root_cause(self) -> Ref | None:
         """What blocks the object, at the end of its blocking chain."""
-        return self.derived.root_cause if self.derived is not None else None
+        return self._derived.root_cause
 
     @property
     def root_category(self) -> Category | None:
         """The root cause's category (the object's own when it is its own root)."""
-        return self.derived.root_category if self.derived is not None else None
+        return self._derived.root_category
 
     @property
     def violations(self) -> tuple[Violation, ...]:
         """The tenancy policy rules the object breaks."""
-        return self.derived.violations if self.derived is not None else ()
+        return self._derived.violations
 
     @property
     def source_drift_since(self) -> float | None:
         """When the source's artifact began to differ from the applied revision."""
-        return self.derived.source_drift_since if self.derived is not None else None
+        return self._derived.source_drift_since
 
     @property
     def attempt_drift_since(self) -> float | None:
         """When the attempted revision began to differ from the applied one."""
-        return self.derived.attempt_drift_since if self.derived is not None else None
+        return self._derived.attempt_drift_since
 
     @property
     def last_success(self) -> float | None:
