@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import random
 import time
 
@@ -11,6 +12,7 @@ import pytest
 from flux_tenant_exporter.base.vocabulary import METRIC_FAMILIES
 from flux_tenant_exporter.flux.model import NamespaceInfo
 from flux_tenant_exporter.flux.projection import parse_object
+from flux_tenant_exporter.render.prometheus.exposition import Packed, size_of
 from flux_tenant_exporter.render.prometheus.renderer import BLOCK, Renderer, RenderOptions
 from flux_tenant_exporter.state.store import Store
 from flux_tenant_exporter.state.view import ViewCache, build_view
@@ -89,6 +91,27 @@ def test_incremental_body_equals_a_full_render_after_any_changes(
         assert body == expected
         if view.parent >= 0:
             assert renderer.rendered_objects - before <= len(view.changed)
+
+
+def test_the_exposition_keeps_its_longer_texts_compressed_and_writes_them_whole(store: Store) -> None:
+    """The blocks' texts (objects' and tenants') are held compressed, a fraction of the body; the body written in
+    pieces, at once and gzipped is the same text, and its size is counted from what is held."""
+    rng = random.Random(5)
+    for i in range(400):
+        meta = {"name": f"o-{i}", "namespace": f"ns-{i % 40}"}
+        store.upsert(parse_object(_random_object(rng, i) | {"metadata": meta}))
+    for n in range(40):
+        store.upsert_namespace(NamespaceInfo(f"ns-{n}", f"team-{n // 2}"))
+    exposition = Renderer().render(build_view(store, now=time.time(), cache=ViewCache()))
+    packed = [part for part in exposition.parts if isinstance(part, Packed)]
+    body = exposition.body
+    assert packed
+    assert sum(len(p.data) for p in packed) < sum(p.size for p in packed) / 4
+    held = sum(len(p) if isinstance(p, bytes) else len(p.data) for p in exposition.parts)
+    assert held < len(body) / 3
+    assert b"".join(exposition.pieces(size=1000)) == body
+    assert gzip.decompress(exposition.gzipped()) == body
+    assert exposition.size == len(body) == sum(map(size_of, exposition.parts))
 
 
 def test_a_publish_without_changes_renders_nothing_and_keeps_the_body(store: Store) -> None:

@@ -1,4 +1,10 @@
-"""The exposition of one publish as handed to HTTP: a list of byte strings, never joined whole; gzip on demand."""
+"""The exposition of one publish as handed to HTTP: a list of texts, never joined whole; gzip on demand.
+
+The larger texts (a block's objects in one family) are kept compressed (``Packed``): at 100k objects the object
+families hold 10.6 MiB of text, 1.6 MiB compressed. A scrape without gzip decompresses them as it writes (~30 ms
+at 100k, in pieces, with the event loop free between them); Prometheus asks for gzip and is served one gzip body
+per publish, made in a worker thread.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,48 @@ from collections.abc import Iterator
 
 #: /metrics is written in pieces of about this size
 WRITE_SIZE = 256 * 1024
+#: texts shorter than this are kept as they are: compressing them would save less than the record costs
+PACK_MIN = 512
+
+
+class Packed:
+    """A text kept compressed (zlib at level 1: about 7x on exposition text), and its length."""
+
+    __slots__ = ("data", "size")
+
+    def __init__(self, text: bytes) -> None:
+        """``text`` compressed."""
+        self.data = zlib.compress(text, 1)
+        self.size = len(text)
+
+    def __repr__(self) -> str:
+        """``Packed(size -> compressed size)``."""
+        return f"Packed({self.size} -> {len(self.data)})"
+
+
+#: a text of the exposition: as it is, or compressed
+Text = bytes | Packed
+
+
+def pack(text: bytes) -> Text:
+    """``text`` compressed, if it is long enough to be worth it."""
+    return Packed(text) if len(text) >= PACK_MIN else text
+
+
+def unpack(text: Text) -> bytes:
+    """The text itself."""
+    return text if isinstance(text, bytes) else zlib.decompress(text.data, zlib.MAX_WBITS, text.size)
+
+
+def size_of(text: Text) -> int:
+    """The length of the text (compressed or not)."""
+    return len(text) if isinstance(text, bytes) else text.size
 
 
 class Exposition:
-    """The rendered families of one publish as a list of byte strings (never joined whole), gzip on demand."""
+    """The rendered families of one publish as a list of texts (never joined whole), gzip on demand."""
 
-    def __init__(self, parts: tuple[bytes, ...]) -> None:
+    def __init__(self, parts: tuple[Text, ...]) -> None:
         """``parts`` in output order."""
         self.parts = parts
         self._gzip: bytes | None = None
@@ -24,18 +66,18 @@ class Exposition:
     @functools.cached_property
     def size(self) -> int:
         """The length of the text (counted on the first scrape: a publish that nobody reads costs nothing)."""
-        return sum(map(len, self.parts))
+        return sum(map(size_of, self.parts))
 
     @property
     def body(self) -> bytes:
         """The whole text at once (tests, small fleets)."""
-        return b"".join(self.parts)
+        return b"".join(map(unpack, self.parts))
 
     def pieces(self, size: int = WRITE_SIZE) -> Iterator[bytes]:
         """The text in pieces of about ``size`` bytes, for writing to a socket."""
         batch: list[bytes] = []
         held = 0
-        for part in self.parts:
+        for part in map(unpack, self.parts):
             batch.append(part)
             held += len(part)
             if held >= size:
@@ -49,5 +91,5 @@ class Exposition:
         with self._gzip_lock:
             if self._gzip is None:
                 compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
-                self._gzip = b"".join([*map(compressor.compress, self.parts), compressor.flush()])
+                self._gzip = b"".join([*map(compressor.compress, map(unpack, self.parts)), compressor.flush()])
             return self._gzip

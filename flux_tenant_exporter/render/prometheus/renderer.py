@@ -15,10 +15,12 @@ from itertools import accumulate
 from operator import attrgetter, itemgetter
 from typing import Final
 
+import msgspec
+
 from flux_tenant_exporter.base.config import ServeSettings, resource_label_name
 from flux_tenant_exporter.base.textformat import escape
 from flux_tenant_exporter.base.vocabulary import INFO_LABELS, Detail, InfoLabel, MetricFamily
-from flux_tenant_exporter.render.prometheus.exposition import Exposition
+from flux_tenant_exporter.render.prometheus.exposition import Exposition, Text, pack, unpack
 from flux_tenant_exporter.render.prometheus.families import (
     COUNTER_FAMILIES,
     GOTK_INFO,
@@ -104,19 +106,65 @@ class RenderOptions:
         return tuple(families)
 
 
-class _Block:
-    """A run of consecutive objects (in View order) and their rendered text, per object family."""
+class _Rows:
+    """Rows of text (one object's or tenant's per row), per family joined, the longer joins compressed.
 
-    __slots__ = ("lengths", "parts", "shown", "views")
+    Each row's length in each family is kept, so a row can be replaced or sliced out again.
+    """
 
-    def __init__(self, views: list[ResourceView], chunks: list[tuple[bytes, ...]], families: int) -> None:
-        self.views = views
-        self.parts = [b"".join(map(itemgetter(f), chunks)) for f in range(families)]
-        #: each object's length of text per family; None for a family with no text in the block (at
+    __slots__ = ("count", "lengths", "parts")
+
+    def __init__(self, chunks: Sequence[tuple[bytes, ...]], families: int) -> None:
+        self.count = len(chunks)
+        parts = [b"".join(map(itemgetter(f), chunks)) for f in range(families)]
+        #: each row's length of text per family; None for a family with no text in the block (at
         #: --detail=failing most families of a block of healthy objects)
         self.lengths: list[array[int] | None] = [
-            _lengths(map(len, map(itemgetter(f), chunks))) if part else None for f, part in enumerate(self.parts)
+            _lengths(map(len, map(itemgetter(f), chunks))) if part else None for f, part in enumerate(parts)
         ]
+        #: the text per family, the longer ones compressed
+        self.parts: list[Text] = [pack(part) for part in parts]
+
+    def put(self, at: int, chunks: tuple[bytes, ...]) -> list[int]:
+        """Put ``chunks`` in place of row ``at``; returns the families whose text changed."""
+        changed = []
+        for family, (chunk, known) in enumerate(zip(chunks, self.lengths, strict=True)):
+            if known is None and not chunk:
+                continue
+            lengths = known if known is not None else array("H", bytes(2 * self.count))
+            if len(chunk) > _SHORT and lengths.typecode == "H":
+                lengths = array("I", lengths)
+            self.lengths[family] = lengths
+            start, size = sum(lengths[:at]), lengths[at]
+            part = unpack(self.parts[family])
+            if size == len(chunk) and part[start : start + size] == chunk:
+                continue
+            self.parts[family] = pack(b"".join((part[:start], chunk, part[start + size :])))
+            lengths[at] = len(chunk)
+            changed.append(family)
+        return changed
+
+    def chunks(self) -> list[tuple[bytes, ...]]:
+        """Each row's chunks again, sliced out of the text."""
+        columns = []
+        for packed, lengths in zip(self.parts, self.lengths, strict=True):
+            if lengths is None:
+                columns.append([b""] * self.count)
+                continue
+            part = unpack(packed)
+            ends = list(accumulate(lengths, initial=0))
+            columns.append([part[ends[i] : ends[i + 1]] for i in range(len(lengths))])
+        return list(zip(*columns, strict=True)) if columns else [() for _ in range(self.count)]
+
+
+class _Block(_Rows):
+    """A run of consecutive objects (in View order) and their rendered text, per object family."""
+
+    __slots__ = ("shown", "views")
+
+    def __init__(self, views: list[ResourceView], chunks: list[tuple[bytes, ...]], families: int) -> None:
+        super().__init__(chunks, families)
+        self.views = views
         #: objects with at least one sample (the ones --object-limit counts)
         self.shown = sum(1 for c in chunks if any(c))
 
@@ -128,36 +176,11 @@ class _Block:
 
     def replace(self, at: int, res: ResourceView, chunks: tuple[bytes, ...]) -> list[int]:
         """Put ``res`` and its ``chunks`` in place of the object at ``at``; returns the families whose text changed."""
-        changed = []
         was_shown = any(lengths[at] for lengths in self.lengths if lengths is not None)
-        for family, (chunk, known) in enumerate(zip(chunks, self.lengths, strict=True)):
-            if known is None and not chunk:
-                continue
-            lengths = known if known is not None else array("H", bytes(2 * len(self.views)))
-            if len(chunk) > _SHORT and lengths.typecode == "H":
-                lengths = array("I", lengths)
-            self.lengths[family] = lengths
-            start, size = sum(lengths[:at]), lengths[at]
-            part = self.parts[family]
-            if size == len(chunk) and part[start : start + size] == chunk:
-                continue
-            self.parts[family] = b"".join((part[:start], chunk, part[start + size :]))
-            lengths[at] = len(chunk)
-            changed.append(family)
+        changed = self.put(at, chunks)
         self.views[at] = res
         self.shown += any(chunks) - was_shown
         return changed
-
-    def chunks(self) -> list[tuple[bytes, ...]]:
-        """Each object's chunks again, sliced out of the block's text."""
-        columns = []
-        for part, lengths in zip(self.parts, self.lengths, strict=True):
-            if lengths is None:
-                columns.append([b""] * len(self.views))
-                continue
-            ends = list(accumulate(lengths, initial=0))
-            columns.append([part[ends[i] : ends[i + 1]] for i in range(len(lengths))])
-        return list(zip(*columns, strict=True)) if columns else [() for _ in self.views]
 
     def first_shown(self, count: int) -> list[bytes]:
         """The block's text per family, cut after its first ``count`` shown objects."""
@@ -196,13 +219,16 @@ class Renderer:
         self._empty = (b"",) * len(self._families)
         self._blocks: list[_Block] = []
         self._serial = -1
-        self._tenants: dict[str, tuple[TenantView, TenantTotals, tuple[bytes, ...]]] = {}
+        #: per tenant: the view rendered and its totals, packed (exact, and a tenth the size of the tuples)
+        self._tenants: dict[str, tuple[TenantView, bytes]] = {}
         #: the object families' part of the output (headers and block texts), kept between renders and patched
         #: where a block's text changed in place; None when blocks were added, removed or split
-        self._object_parts: list[bytes] | None = None
-        #: the per-tenant families' part (headers and one chunk per tenant), with each tenant's row, likewise
-        self._tenant_parts: list[bytes] | None = None
+        self._object_parts: list[Text] | None = None
+        #: the per-tenant families' part (headers and the text of each block of tenants), likewise patched
+        self._tenant_parts: list[Text] | None = None
+        #: each tenant's row, and the tenants' text in blocks of rows (as the objects')
         self._tenant_rows: dict[str, int] = {}
+        self._tenant_blocks: list[_Rows] = []
         #: the transition counters' part, and the counts it shows
         self._counter_parts: tuple[Transitions | None, list[bytes]] = (None, [])
         self.rendered_objects = 0
@@ -238,21 +264,21 @@ class Renderer:
             self._counter_parts = (transitions, parts)
         return parts
 
-    def _assemble(self, columns: list[list[bytes]]) -> list[bytes]:
+    def _assemble(self, columns: Sequence[Sequence[Text]]) -> list[Text]:
         """Per object family its header, then its text from each block: ``len(columns) + 1`` parts per family."""
-        parts: list[bytes] = []
+        parts: list[Text] = []
         for index, header in enumerate(self._headers):
             parts.append(header)
             parts.extend(column[index] for column in columns)
         return parts
 
-    def _limited(self) -> list[list[bytes]]:
+    def _limited(self) -> list[Sequence[Text]]:
         """Each block's text per family, up to ``object_limit`` shown objects."""
         limit = self.options.object_limit
         if not limit:
             self.over_limit = 0
             return [block.parts for block in self._blocks]
-        columns: list[list[bytes]] = []
+        columns: list[Sequence[Text]] = []
         shown = 0
         for block in self._blocks:
             if shown + block.shown <= limit:
@@ -334,50 +360,66 @@ class Renderer:
             self._blocks = blocks
             self._object_parts = None
 
-    def _tenant_section(self, view: View, *, incremental: bool) -> list[bytes]:
-        """Per per-tenant family its header and each tenant's chunk; only changed tenants are rendered again."""
+    def _tenant_section(self, view: View, *, incremental: bool) -> list[Text]:
+        """Per per-tenant family its header and its text from each block of tenants; changed tenants rendered again."""
         parts = self._tenant_parts
         same_rows = not view.changed_tenants or view.tenants.keys() == self._tenant_rows.keys()
+        size = self.options.block
         if incremental and parts is not None and same_rows:  # patch the changed tenants' rows in place
-            stride = len(self._tenant_rows) + 1
+            stride = len(self._tenant_blocks) + 1
             for name in view.changed_tenants:
-                cached = self._tenants[name]
-                chunks = self._tenant_chunks(view.tenants[name], cached)
-                if chunks is cached[2]:
+                chunks = self._tenant_chunks(view.tenants[name], self._tenants[name])
+                if chunks is None:
                     continue
-                row = self._tenant_rows[name]
-                for column, chunk in enumerate(chunks):
-                    parts[column * stride + 1 + row] = chunk
+                index, at = divmod(self._tenant_rows[name], size)
+                block = self._tenant_blocks[index]
+                for column in block.put(at, chunks):
+                    parts[column * stride + 1 + index] = block.parts[column]
             return parts
         previous, self._tenants = self._tenants, {}
-        rows = [self._tenant_chunks(tenant, previous.get(name)) for name, tenant in view.tenants.items()]
+        old_rows, old_blocks = self._tenant_rows, self._tenant_blocks
+        unpacked: dict[int, list[tuple[bytes, ...]]] = {}
+
+        def kept(name: str) -> tuple[bytes, ...]:
+            index, at = divmod(old_rows[name], size)
+            if index not in unpacked:
+                unpacked[index] = old_blocks[index].chunks()
+            return unpacked[index][at]
+
+        rows = []
+        for name, tenant in view.tenants.items():
+            chunks = self._tenant_chunks(tenant, previous.get(name))
+            rows.append(kept(name) if chunks is None else chunks)
         self._tenant_rows = {name: row for row, name in enumerate(view.tenants)}
+        families = len(self._tenant_families)
+        self._tenant_blocks = [_Rows(rows[i : i + size], families) for i in range(0, len(rows), size)]
         parts = []
         for column, family in enumerate(self._tenant_families):
             parts.append(family.header())
-            parts.extend(map(itemgetter(column), rows))
+            parts.extend(block.parts[column] for block in self._tenant_blocks)
         self._tenant_parts = parts
         return parts
 
-    def _tenant_chunks(
-        self, tenant: TenantView, cached: tuple[TenantView, TenantTotals, tuple[bytes, ...]] | None
-    ) -> tuple[bytes, ...]:
-        """A tenant's chunks: the cached ones while its view is the same object or its totals are equal.
+    def _tenant_chunks(self, tenant: TenantView, cached: tuple[TenantView, bytes] | None) -> tuple[bytes, ...] | None:
+        """A tenant's chunks; None when those rendered before stand: its view is the same object or its totals equal.
 
         A retried failure (a new revision, message or timestamp) derives a new TenantView with the same totals.
+        The totals are kept packed: as tuples they held 5 MiB for 2,500 tenants.
         """
         if cached is not None and cached[0] is tenant:
             self._tenants[tenant.name] = cached
-            return cached[2]
+            return None
         totals = tenant_totals(tenant)
-        if cached is not None and cached[1] == totals:
-            chunks = cached[2]
-        else:
-            ident = self._shard + tenant_identity(totals)
-            chunks = tuple(f.samples(totals, ident).encode() for f in self._tenant_families)
-            self.rendered_tenants += 1
-        self._tenants[tenant.name] = (tenant, totals, chunks)
-        return chunks
+        packed = _pack(totals)
+        self._tenants[tenant.name] = (tenant, packed)
+        if cached is not None and cached[1] == packed:
+            return None
+        self.rendered_tenants += 1
+        ident = self._shard + tenant_identity(totals)
+        return tuple(f.samples(totals, ident).encode() for f in self._tenant_families)
+
+
+_pack: Final = msgspec.msgpack.Encoder().encode
 
 
 def _changed_views(view: View) -> list[ResourceView]:
