@@ -39,7 +39,7 @@ from flux_tenant_exporter.ingest.sinks import FluxSink  # noqa: E402
 from flux_tenant_exporter.kube import codec  # noqa: E402
 from flux_tenant_exporter.render.documents import TenantPieces  # noqa: E402
 from flux_tenant_exporter.render.prometheus.renderer import Renderer, RenderOptions  # noqa: E402
-from flux_tenant_exporter.serve.app import release_free_memory  # noqa: E402
+from flux_tenant_exporter.serve.memory import release_free_memory  # noqa: E402
 from flux_tenant_exporter.state.store import Store  # noqa: E402
 from flux_tenant_exporter.state.view import ViewCache, build_view  # noqa: E402
 from flux_tenant_exporter.telemetry.selfmetrics import SelfMetrics  # noqa: E402

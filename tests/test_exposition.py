@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from flux_tenant_exporter.base.packed import Packed, size_of
 from flux_tenant_exporter.base.vocabulary import METRIC_FAMILIES
 from flux_tenant_exporter.flux.model import NamespaceInfo
 from flux_tenant_exporter.flux.projection import parse_object
-from flux_tenant_exporter.render.prometheus.exposition import Packed, size_of
 from flux_tenant_exporter.render.prometheus.renderer import BLOCK, Renderer, RenderOptions
 from flux_tenant_exporter.state.store import Store
 from flux_tenant_exporter.state.view import ViewCache, build_view

@@ -7,24 +7,28 @@ import asyncio
 import contextlib
 import gzip
 import os
+import ssl
 import threading
 import time
 import tracemalloc
 import urllib.parse
+from asyncio import sslproto
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 
+from flux_tenant_exporter.base import packed
 from flux_tenant_exporter.base.config import ServeSettings
 from flux_tenant_exporter.base.timefmt import parse_time, timestamp
 from flux_tenant_exporter.flux.interning import MAX_MESSAGE, Interner
 from flux_tenant_exporter.flux.model import NamespaceInfo
 from flux_tenant_exporter.flux.projection import Projector, parse_namespace, parse_object
 from flux_tenant_exporter.flux.tenants import TenantMapping
-from flux_tenant_exporter.kube.client import KubeClient, TokenFile
+from flux_tenant_exporter.kube.client import TLS_READ_BUFFER, KubeClient, TokenFile, limit_tls_read_buffers
 from flux_tenant_exporter.render import documents
 from flux_tenant_exporter.render.documents import TenantPieces, resource_doc
 from flux_tenant_exporter.render.prometheus.exposition import Exposition
@@ -186,8 +190,9 @@ async def test_the_publish_that_makes_the_exporter_ready_does_not_wait_out_a_bat
 
 
 def test_the_kept_tenants_pieces_hold_about_their_length() -> None:
-    """Each tenant's /tenants JSON is kept between publishes; what is kept is about the JSON's length, not the
-    buffer orjson wrote it into (32 KiB per tenant, found at 20,000 objects as 6 MiB held)."""
+    """Each tenant's /tenants JSON is kept between publishes, compressed; what is kept is about its compressed
+    length, not the buffer orjson wrote it into (32 KiB per tenant, found at 20,000 objects as 6 MiB held), and the
+    document joined from the pieces is the one written whole."""
     exporter = offline_exporter()
     for i in range(100):
         raw = fleet.kustomization(f"ns-{i}", "app")
@@ -196,18 +201,36 @@ def test_the_kept_tenants_pieces_hold_about_their_length() -> None:
     tracemalloc.start()
     try:
         exporter.publish()
-        in_documents = tracemalloc.Filter(inclusive=True, filename_pattern=documents.__file__)
-        held = tracemalloc.take_snapshot().filter_traces([in_documents])
+        kept = [tracemalloc.Filter(inclusive=True, filename_pattern=str(m.__file__)) for m in (documents, packed)]
+        held = tracemalloc.take_snapshot().filter_traces(kept)
     finally:
         tracemalloc.stop()
     length = exporter.tenant_pieces.size
-    assert length > 100 * 100
+    view = exporter.view
+    body = exporter.tenant_pieces.body(view, view.tenants)
+    assert orjson.loads(body) == orjson.loads(orjson.dumps(documents.tenants_doc(view)))
+    assert 100 * 100 < length < 0.7 * len(body)  # short pieces compress least: ~2x here, ~4x at 2.7 KiB
     traced = sum(stat.size for stat in held.statistics("filename"))
     assert traced < 2 * length + 16 * 1024, (traced, length)
 
 
 def parse_object_ns(name: str, tenant: str) -> NamespaceInfo:
     return parse_namespace(fleet.namespace(name, tenant=tenant), "toolkit.fluxcd.io/tenant")
+
+
+async def test_tls_connections_read_into_a_small_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve limits what each TLS connection reads into (asyncio's is 256 KiB, resident, per watch connection)."""
+    monkeypatch.setattr(sslproto.SSLProtocol, "max_size", sslproto.SSLProtocol.max_size)  # restored afterwards
+    loop = asyncio.get_running_loop()
+
+    def read_buffer() -> int:
+        proto = sslproto.SSLProtocol(loop, asyncio.Protocol(), ssl.create_default_context(), loop.create_future(),
+                                     server_hostname="kubernetes.default")
+        return len(proto.get_buffer(-1))
+
+    assert read_buffer() == 256 * 1024
+    limit_tls_read_buffers()
+    assert read_buffer() == TLS_READ_BUFFER == 64 * 1024
 
 
 def test_year_one_timestamps_are_rfc3339(store: Store) -> None:

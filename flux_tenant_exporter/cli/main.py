@@ -25,7 +25,7 @@ from flux_tenant_exporter.base.config import DemoSettings, GetSettings, ReportSe
 from flux_tenant_exporter.base.errors import UserError
 from flux_tenant_exporter.base.logs import configure_logging
 from flux_tenant_exporter.cli.flags import PROG, parse
-from flux_tenant_exporter.kube.client import SERVICE_ACCOUNT_DIR, KubeClient
+from flux_tenant_exporter.kube.client import SERVICE_ACCOUNT_DIR, KubeClient, limit_tls_read_buffers
 
 log = structlog.get_logger("flux_tenant_exporter.cli")
 
@@ -66,6 +66,7 @@ async def serve(settings: ServeSettings) -> int:
     """Run the exporter until SIGTERM/SIGINT."""
     from flux_tenant_exporter.serve.app import Exporter  # noqa: PLC0415 - `report` and `--help` need none of it
 
+    limit_tls_read_buffers()  # before the first connection
     client = await make_client(settings)
     try:
         exporter = Exporter(settings, client)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import ssl
+from asyncio import sslproto
 from collections.abc import AsyncIterator, Mapping
 from http import HTTPStatus
 from pathlib import Path
@@ -135,6 +136,17 @@ class StaticToken:
 
 #: What a request that did not reach the API server (or whose stream broke) raises: connection refused or reset,
 #: DNS, TLS, a timeout, a stalled stream. Callers catch these to retry; aiohttp's own types stay in this package.
+#: what asyncio's TLS connections read into. Its default (``SSLProtocol.max_size``) is 256 KiB per connection,
+#: zero-filled and so resident, and the exporter holds a watch connection per kind and watched namespace: 20 of them
+#: held 5 MiB at 100k objects. A TLS record is at most 16 KiB.
+TLS_READ_BUFFER = 64 * 1024
+
+
+def limit_tls_read_buffers(size: int = TLS_READ_BUFFER) -> None:
+    """Make the TLS connections asyncio opens from now on read into ``size``-byte buffers (the process's: serve)."""
+    sslproto.SSLProtocol.max_size = size
+
+
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, TimeoutError)
 
 

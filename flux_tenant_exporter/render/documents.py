@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from flux_tenant_exporter.base.packed import Text, pack, unpack
 from flux_tenant_exporter.base.timefmt import timestamp
 from flux_tenant_exporter.base.vocabulary import CATEGORIES, OWNERS, STATES, Category, Owner, State
 from flux_tenant_exporter.state.published import PLAIN, ResourceView, TenantView, View
@@ -152,12 +153,13 @@ class TenantPieces:
     """Each tenant's entry of the unfiltered ``/tenants`` document as JSON, kept current at every publish.
 
     A publish re-writes only the tenants whose TenantView changed (the View shares the others), so an answer
-    joins pieces: about a millisecond at 20,000 objects, and no request pays for writing every tenant.
+    joins pieces and no request pays for writing every tenant. The pieces are kept compressed (``base.packed``):
+    at 100k objects 6.5 MiB of JSON in 1.7 MiB; an answer with every tenant inflates them in ~20 ms.
     """
 
     def __init__(self) -> None:
         """No pieces before the first publish."""
-        self._pieces: dict[str, tuple[TenantView, bytes]] = {}
+        self._pieces: dict[str, tuple[TenantView, Text]] = {}
         #: the build of the View the pieces were last brought to (-1: none)
         self._serial = -1
 
@@ -175,7 +177,7 @@ class TenantPieces:
             if tenant is None:
                 pieces.pop(name, None)
             elif kept is None or kept[0] is not tenant:
-                pieces[name] = (tenant, _piece(tenant))
+                pieces[name] = (tenant, _kept(_piece(tenant)))
         if not follows and len(pieces) > len(view.tenants):
             for name in [n for n in pieces if n not in view.tenants]:
                 del pieces[name]
@@ -183,8 +185,8 @@ class TenantPieces:
 
     @property
     def size(self) -> int:
-        """The bytes of JSON kept."""
-        return sum(len(body) for _, body in self._pieces.values())
+        """The bytes of JSON kept (compressed where they are)."""
+        return sum(len(body) if isinstance(body, bytes) else len(body.data) for _, body in self._pieces.values())
 
     def body(self, view: View, visible: Mapping[str, TenantView]) -> bytes:
         """The unfiltered document of ``view`` with the ``visible`` tenants (a projected one is written here)."""
@@ -192,7 +194,7 @@ class TenantPieces:
         parts = [head]
         for name, tenant in visible.items():
             kept = self._pieces.get(name)
-            parts.append(kept[1] if kept is not None and kept[0] is tenant else _piece(tenant))
+            parts.append(unpack(kept[1]) if kept is not None and kept[0] is tenant else _piece(tenant))
             parts.append(b",")
         if len(parts) > 1:
             parts.pop()  # the last comma
@@ -201,4 +203,10 @@ class TenantPieces:
 
 
 def _piece(tenant: TenantView) -> bytes:
-    return exact(orjson.dumps(tenant_doc(tenant, Filters(), with_resources=False)))
+    return orjson.dumps(tenant_doc(tenant, Filters(), with_resources=False))
+
+
+def _kept(piece: bytes) -> Text:
+    """What is kept of a piece: compressed, or (a short one) a copy that holds only its length."""
+    kept = pack(piece)
+    return exact(piece) if kept is piece else kept

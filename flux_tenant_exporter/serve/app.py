@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import gc
 import os
 import time
@@ -31,6 +30,7 @@ from flux_tenant_exporter.kube.discovery import discover
 from flux_tenant_exporter.render.documents import TenantPieces
 from flux_tenant_exporter.render.prometheus.renderer import Renderer, RenderOptions
 from flux_tenant_exporter.serve.access import Gate
+from flux_tenant_exporter.serve.memory import release_free_memory
 from flux_tenant_exporter.serve.tls import ServingCertificate
 from flux_tenant_exporter.serve.web import create_app
 from flux_tenant_exporter.state.store import Store
@@ -41,15 +41,6 @@ from flux_tenant_exporter.telemetry.sync import KindSync, KindTelemetry
 log = structlog.get_logger("flux_tenant_exporter.serve")
 
 
-def _malloc_trim() -> Callable[[], object] | None:
-    try:
-        trim: Callable[[], object] = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-    return trim
-
-
-_TRIM = _malloc_trim()
 #: Publishing waits for the first list of every kind, but no longer than this (a kind whose list keeps failing
 #: must not hold back the others' metrics).
 INITIAL_SYNC_GRACE = 30.0
@@ -59,12 +50,6 @@ INITIAL_SYNC_GRACE = 30.0
 _DISCOVERY_ERRORS: tuple[type[BaseException], ...] = (ApiError, *CONNECTION_ERRORS)
 #: a read publishes first (``Exporter.freshen``) only if at most this many object changes wait
 FRESHEN_LIMIT = 512
-
-
-def release_free_memory() -> None:
-    """Give freed heap pages back to the OS (glibc keeps them otherwise), so RSS follows the live data."""
-    if _TRIM is not None:
-        _TRIM(0)  # type: ignore[call-arg]
 
 
 class Exporter:

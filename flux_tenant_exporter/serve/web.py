@@ -30,6 +30,7 @@ from flux_tenant_exporter.render import statuspage
 from flux_tenant_exporter.render.documents import FilterError, Filters, TenantPieces, tenant_doc, tenants_doc
 from flux_tenant_exporter.render.prometheus.exposition import Exposition
 from flux_tenant_exporter.serve.access import METRICS_ACCESS, Gate, Unauthenticated
+from flux_tenant_exporter.serve.memory import TRIM_AFTER, release_free_memory
 from flux_tenant_exporter.state.published import TenantView, View
 from flux_tenant_exporter.state.rules.rollup import project
 from flux_tenant_exporter.telemetry.selfmetrics import SelfMetrics
@@ -107,6 +108,8 @@ async def metrics(request: web.Request) -> web.StreamResponse:
             await resp.write(piece)  # other work (watch events) runs between the pieces
     await resp.write_eof()
     state.metrics.scrape_duration.observe(time.perf_counter() - started)
+    if exposition.size >= TRIM_AFTER:
+        release_free_memory()  # what was decompressed to be written, or compressed, was freed just now
     return resp
 
 
@@ -140,7 +143,7 @@ def _filters(request: web.Request) -> Filters:
     return Filters.parse(dict(request.query))
 
 
-async def tenants(request: web.Request) -> web.Response:
+async def tenants(request: web.Request) -> web.StreamResponse:
     """All tenants with their failures and violations."""
     try:
         filters = _filters(request)
@@ -150,8 +153,17 @@ async def tenants(request: web.Request) -> web.Response:
     visible = await _visible(request, view, view.tenants.values())
     if filters.active:
         return _json(tenants_doc(view, filters, visible=visible))
-    resp = web.Response(body=request.app[STATE].tenant_pieces.body(view, visible), content_type="application/json")
-    resp.enable_compression()
+    body = request.app[STATE].tenant_pieces.body(view, visible)
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.content_length = len(body)
+    resp.enable_compression()  # (which drops the length when it compresses)
+    await resp.prepare(request)
+    if request.method != "HEAD":
+        await resp.write(body)
+    await resp.write_eof()
+    if len(body) >= TRIM_AFTER:
+        del body
+        release_free_memory()  # the body and the pieces it was joined from were freed just now
     return resp
 
 

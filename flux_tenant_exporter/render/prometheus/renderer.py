@@ -18,9 +18,10 @@ from typing import Final
 import msgspec
 
 from flux_tenant_exporter.base.config import ServeSettings, resource_label_name
+from flux_tenant_exporter.base.packed import Text, pack, unpack
 from flux_tenant_exporter.base.textformat import escape
 from flux_tenant_exporter.base.vocabulary import INFO_LABELS, Detail, InfoLabel, MetricFamily
-from flux_tenant_exporter.render.prometheus.exposition import Exposition, Text, pack, unpack
+from flux_tenant_exporter.render.prometheus.exposition import Exposition
 from flux_tenant_exporter.render.prometheus.families import (
     COUNTER_FAMILIES,
     GOTK_INFO,
