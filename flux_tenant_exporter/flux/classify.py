@@ -31,7 +31,7 @@ from flux_tenant_exporter.base.vocabulary import (
     State,
     StuckReason,
 )
-from flux_tenant_exporter.flux.model import Condition, FluxObject, Signals, truncate
+from flux_tenant_exporter.flux.model import Condition, FluxObject, Observed, Signals, truncate
 from flux_tenant_exporter.kube.discovery import ServedApis
 
 
@@ -187,7 +187,7 @@ def _earliest_since(*candidates: Since) -> Since:
 
 
 def classify(
-    obj: FluxObject,
+    obj: Observed,
     *,
     thresholds: StuckThresholds,
     observed_at: float,
@@ -211,9 +211,6 @@ def classify(
     with ``progressing_timeout`` if that comes before its own deadline (it keeps the cause it last failed with).
     """
     signals = obj.signals
-    if signals is None:
-        msg = f"{obj.ref} has no signals to classify: it is a stored object"
-        raise ValueError(msg)
     own = _assess(obj, signals, thresholds, observed_at, lag_since, began=None)
     if previous is not None and _is_attempt_of(obj, signals, previous):
         return _held(previous, own, _attempt_deadline(signals, thresholds, observed_at))

@@ -106,8 +106,6 @@ class FluxObject(msgspec.Struct, frozen=True, gc=False):
     labels: tuple[tuple[str, str], ...] = ()
     #: the namespace of the ResourceSet that applied the object (flux-operator labels what it applies)
     managed_in: str | None = None
-    #: what the verdict is judged from; None once stored (the store keeps the verdict, and compares stored forms)
-    signals: Signals | None = None
 
     @property
     def kind(self) -> str:
@@ -124,8 +122,20 @@ class FluxObject(msgspec.Struct, frozen=True, gc=False):
         """The object's name."""
         return self.ref.name
 
+
+
+class Observed(FluxObject, frozen=True, gc=False, kw_only=True):
+    """A Flux object as projected from the API, with what its verdict is judged from.
+
+    The store classifies it and keeps a ``FluxObject``: the verdict says what the signals said, and the stored
+    record is smaller by their field (192 bytes a record instead of 208 in the allocator's classes: 1.6 MiB at
+    100k objects).
+    """
+
+    signals: Signals
+
     def to_store(self, ref: Ref, source: Ref | None, chart: Ref | None, depends_on: tuple[Ref, ...]) -> FluxObject:
-        """The object as the store keeps it: without its signals (its verdict says what they said).
+        """The object as the store keeps it: without its signals.
 
         The references equal the object's own; they are the instances the store already holds (its key, and the keys
         of the objects referenced, where stored), so one tuple stands for an object everywhere.
@@ -133,9 +143,9 @@ class FluxObject(msgspec.Struct, frozen=True, gc=False):
         return FluxObject(*(ref, *_FIELDS_BEFORE_REFS(self), source, chart, depends_on, *_FIELDS_AFTER_REFS(self)))
 
 
-_NAMES = list(FluxObject.__struct_fields__)  # ref, ..., source, chart, depends_on, ..., signals
+_NAMES = list(FluxObject.__struct_fields__)  # ref, ..., source, chart, depends_on, ...
 _FIELDS_BEFORE_REFS = attrgetter(*_NAMES[1 : _NAMES.index("source")])
-_FIELDS_AFTER_REFS = attrgetter(*_NAMES[_NAMES.index("depends_on") + 1 : _NAMES.index("signals")])
+_FIELDS_AFTER_REFS = attrgetter(*_NAMES[_NAMES.index("depends_on") + 1 :])
 
 
 class NamespaceInfo(msgspec.Struct, frozen=True, gc=False):

@@ -21,9 +21,9 @@ from flux_tenant_exporter.flux.kindspecs import GENERIC, spec_of
 from flux_tenant_exporter.flux.model import (
     EMPTY_INVENTORY,
     Condition,
-    FluxObject,
     Inventory,
     NamespaceInfo,
+    Observed,
     Ref,
     Signals,
 )
@@ -124,7 +124,7 @@ class Projector:
         return NamespaceInfo(self.interner.share(name),
                              self.interner.share_opt(labels.get(label_key)) if labels else None)
 
-    def project(self, raw: schema.RawFluxObject, kind: WatchedKind | None = None) -> FluxObject:
+    def project(self, raw: schema.RawFluxObject, kind: WatchedKind | None = None) -> Observed:
         """Project one decoded Flux object to a FluxObject; MalformedObject if it lacks what identifies it.
 
         ``kind``: the watched kind the object came from (a kind found by discovery included); when None, the
@@ -163,7 +163,7 @@ class Projector:
             and annotations.get(knowledge.suspend_annotation) == SUSPENDED_ANNOTATION)
         labels = metadata.labels
         path = knowledge.path(spec, status)
-        return FluxObject(
+        return Observed(
             ref=Ref(share(kind.kind), namespace, name),
             api_version=share(raw.apiVersion),
             generation=metadata.generation,
@@ -221,7 +221,7 @@ def _history(
     return last_deployed, failing_since
 
 
-def parse_object(raw: Any, kind: WatchedKind | None = None, *, projector: Projector | None = None) -> FluxObject:
+def parse_object(raw: Any, kind: WatchedKind | None = None, *, projector: Projector | None = None) -> Observed:
     """Decode and project one Flux API object (a decoded JSON value, or JSON); MalformedObject if unreadable."""
     return (projector if projector is not None else Projector()).project(schema.FLUX.one(raw), kind)
 

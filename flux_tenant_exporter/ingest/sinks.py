@@ -10,7 +10,7 @@ import structlog
 
 from flux_tenant_exporter.base.kinds import WatchedKind
 from flux_tenant_exporter.flux import schema
-from flux_tenant_exporter.flux.model import FluxObject, NamespaceInfo
+from flux_tenant_exporter.flux.model import NamespaceInfo, Observed
 from flux_tenant_exporter.flux.projection import Projector
 from flux_tenant_exporter.kube import codec
 from flux_tenant_exporter.kube.codec import MalformedObject
@@ -71,12 +71,12 @@ class FluxSink:
         self.projector = projector
         self._listed: dict[str | None, set[Key]] = {}
 
-    def parse(self, body: bytes) -> ParsedPage[FluxObject]:
+    def parse(self, body: bytes) -> ParsedPage[Observed]:
         """Flux objects of this kind; malformed ones are skipped and logged."""
         kind, project = self.kind, self.projector.project
         return _parse_page(schema.FLUX, body, lambda item: project(item, kind), kind.kind)
 
-    def replace(self, namespace: str | None, records: Sequence[FluxObject]) -> None:
+    def replace(self, namespace: str | None, records: Sequence[Observed]) -> None:
         """Replace the kind's objects (in ``namespace``, or all)."""
         self.store.replace(self.kind.kind, namespace, records)
 
@@ -84,7 +84,7 @@ class FluxSink:
         """Begin a list of ``namespace`` (or all)."""
         self._listed[namespace] = set()
 
-    def add(self, namespace: str | None, records: Sequence[FluxObject]) -> None:
+    def add(self, namespace: str | None, records: Sequence[Observed]) -> None:
         """Upsert one page."""
         listed = self._listed.setdefault(namespace, set())
         for obj in records:

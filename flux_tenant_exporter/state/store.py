@@ -29,7 +29,7 @@ from flux_tenant_exporter.base.config import StuckThresholds
 from flux_tenant_exporter.base.kinds import STATUSLESS_KINDS
 from flux_tenant_exporter.base.vocabulary import State
 from flux_tenant_exporter.flux.classify import Verdict, classify, served_versions
-from flux_tenant_exporter.flux.model import FluxObject, NamespaceInfo, Ref
+from flux_tenant_exporter.flux.model import FluxObject, NamespaceInfo, Observed, Ref
 from flux_tenant_exporter.flux.tenants import TenantResolver
 from flux_tenant_exporter.kube.discovery import ServedApis
 
@@ -135,17 +135,17 @@ class Store:
             return None
         return self.changes[count - self.changes_base :]
 
-    def upsert(self, obj: FluxObject) -> bool:
+    def upsert(self, obj: Observed) -> bool:
         """Store a parsed object; returns False (and does nothing) if neither its record nor its verdict changed.
 
         The stored object keeps no signals (its conditions, ...): it is classified here, once; an update whose record
         is the same and whose status gives the same verdict (a relist, a retry's new message that says nothing new)
         changes nothing.
         """
-        signals = obj.signals
-        if signals is None:
+        if not isinstance(obj, Observed):
             msg = f"{obj.ref} has no signals: only a projected object can be stored"
-            raise ValueError(msg)
+            raise ValueError(msg)  # noqa: TRY004 - a value the type allows at run time, not a wrong type
+        signals = obj.signals
         old = self.objects.get(obj.ref)
         # the key the dict, the change log and the view hold: one tuple for the object, whoever refers to it
         key = old.obj.ref if old is not None else self._pending.pop(obj.ref, obj.ref)
@@ -291,7 +291,7 @@ class Store:
             self._judge_again(self._referrers[key])
         return True
 
-    def replace(self, kind: str, namespace: str | None, objs: Iterable[FluxObject]) -> None:
+    def replace(self, kind: str, namespace: str | None, objs: Iterable[Observed]) -> None:
         """Make the stored objects of ``kind`` (in ``namespace``, or everywhere) exactly ``objs`` (a relist)."""
         fresh: set[Key] = set()
         for obj in objs:

@@ -8,6 +8,7 @@ concatenates the exposition with the exporter's self-metrics.
 from __future__ import annotations
 
 import bisect
+import hashlib
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -220,7 +221,7 @@ class Renderer:
         self._empty = (b"",) * len(self._families)
         self._blocks: list[_Block] = []
         self._serial = -1
-        #: per tenant: the view rendered and its totals, packed (exact, and a tenth the size of the tuples)
+        #: per tenant: the view rendered and a digest of its totals (the tuples held 5 MiB for 2,500 tenants)
         self._tenants: dict[str, tuple[TenantView, bytes]] = {}
         #: the object families' part of the output (headers and block texts), kept between renders and patched
         #: where a block's text changed in place; None when blocks were added, removed or split
@@ -405,22 +406,28 @@ class Renderer:
         """A tenant's chunks; None when those rendered before stand: its view is the same object or its totals equal.
 
         A retried failure (a new revision, message or timestamp) derives a new TenantView with the same totals.
-        The totals are kept packed: as tuples they held 5 MiB for 2,500 tenants.
+        The totals are kept as a 128-bit digest of their encoding: as tuples they held 5 MiB for 2,500 tenants, and
+        encoded 1.7 MiB.
         """
         if cached is not None and cached[0] is tenant:
             self._tenants[tenant.name] = cached
             return None
         totals = tenant_totals(tenant)
-        packed = _pack(totals)
-        self._tenants[tenant.name] = (tenant, packed)
-        if cached is not None and cached[1] == packed:
+        digest = _digest(totals)
+        self._tenants[tenant.name] = (tenant, digest)
+        if cached is not None and cached[1] == digest:
             return None
         self.rendered_tenants += 1
         ident = self._shard + tenant_identity(totals)
         return tuple(f.samples(totals, ident).encode() for f in self._tenant_families)
 
 
-_pack: Final = msgspec.msgpack.Encoder().encode
+_encode: Final = msgspec.msgpack.Encoder().encode
+
+
+def _digest(totals: TenantTotals) -> bytes:
+    """A digest of ``totals`` (BLAKE2b, 128 bits: equal totals, equal digests; a collision is not to be met)."""
+    return hashlib.blake2b(_encode(totals), digest_size=16).digest()
 
 
 def _changed_views(view: View) -> list[ResourceView]:
