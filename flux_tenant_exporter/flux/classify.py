@@ -164,7 +164,7 @@ class Verdict(msgspec.Struct, frozen=True, gc=False):
         return self.extra.detail if self.extra is not None else None
 
     def having(self, hold: Hold | None, detail: str | None) -> Verdict:
-        """This verdict with ``hold`` and ``detail``."""
+        """The verdict with ``hold`` and ``detail`` (as they are given, None included)."""
         return replace(self, extra=Extra(hold, detail) if hold is not None or detail is not None else None)
 
 
