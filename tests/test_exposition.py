@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from flux_tenant_exporter.base.packed import Packed, size_of
+from flux_tenant_exporter.base.packed import PACK_MIN, Packed, size_of
 from flux_tenant_exporter.base.vocabulary import METRIC_FAMILIES
 from flux_tenant_exporter.flux.model import NamespaceInfo
 from flux_tenant_exporter.flux.projection import parse_object
@@ -68,7 +68,7 @@ def test_incremental_body_equals_a_full_render_after_any_changes(
     publish the body is byte-for-byte what a fresh renderer produces (with blocks so small that they split and
     empty), and only the objects whose view changed are rendered again; with every cardinality option too (the
     object limit cuts inside a block)."""
-    options = dataclasses.replace(options, block=block)
+    options = dataclasses.replace(options, block=block, tenant_block=block)
     rng = random.Random(seed)
     for i in range(60):
         store.upsert(parse_object(_random_object(rng, i)))
@@ -93,8 +93,9 @@ def test_incremental_body_equals_a_full_render_after_any_changes(
             assert renderer.rendered_objects - before <= len(view.changed)
 
 
-def test_the_exposition_keeps_its_longer_texts_compressed_and_writes_them_whole(store: Store) -> None:
-    """The blocks' texts (objects' and tenants') are held compressed, a fraction of the body; the body written in
+def test_the_exposition_keeps_its_settled_texts_compressed_and_writes_them_whole(store: Store) -> None:
+    """A block's text (objects' or tenants') is compressed at the first render that leaves it unchanged, and then
+    held as a fraction of its length; the one a change touches is held as it is until then. The body written in
     pieces, at once and gzipped is the same text, and its size is counted from what is held."""
     rng = random.Random(5)
     for i in range(400):
@@ -102,9 +103,13 @@ def test_the_exposition_keeps_its_longer_texts_compressed_and_writes_them_whole(
         store.upsert(parse_object(_random_object(rng, i) | {"metadata": meta}))
     for n in range(40):
         store.upsert_namespace(NamespaceInfo(f"ns-{n}", f"team-{n // 2}"))
-    exposition = Renderer().render(build_view(store, now=time.time(), cache=ViewCache()))
+    renderer, cache = Renderer(), ViewCache()
+    first = renderer.render(build_view(store, now=time.time(), cache=cache))
+    assert not any(isinstance(part, Packed) for part in first.parts)  # just written: nothing settled yet
+    exposition = renderer.render(build_view(store, now=time.time(), cache=cache))
     packed = [part for part in exposition.parts if isinstance(part, Packed)]
     body = exposition.body
+    assert body == first.body
     assert packed
     assert sum(len(p.data) for p in packed) < sum(p.size for p in packed) / 4
     held = sum(len(p) if isinstance(p, bytes) else len(p.data) for p in exposition.parts)
@@ -112,6 +117,16 @@ def test_the_exposition_keeps_its_longer_texts_compressed_and_writes_them_whole(
     assert b"".join(exposition.pieces(size=1000)) == body
     assert gzip.decompress(exposition.gzipped()) == body
     assert exposition.size == len(body) == sum(map(size_of, exposition.parts))
+    changed = _random_object(random.Random(9), 7) | {"metadata": {"name": "o-7", "namespace": "ns-7"}}
+    changed["status"] = fleet.failed_status(*FAILURES[0], since=fleet.ago(minutes=3))
+    store.upsert(parse_object(changed))
+    touched = renderer.render(build_view(store, now=time.time(), cache=cache))
+    plain = [part for part in touched.parts if isinstance(part, bytes) and len(part) >= PACK_MIN]
+    assert plain  # the changed object's block, in the families whose text changed
+    assert sum(map(len, plain)) < len(body) / 4
+    settled = renderer.render(build_view(store, now=time.time(), cache=cache))
+    assert not [part for part in settled.parts if isinstance(part, bytes) and len(part) >= PACK_MIN]
+    assert settled.body == touched.body == Renderer().render(build_view(store, now=time.time(), cache=ViewCache())).body
 
 
 def test_a_publish_without_changes_renders_nothing_and_keeps_the_body(store: Store) -> None:

@@ -19,7 +19,7 @@ from typing import Final
 import msgspec
 
 from flux_tenant_exporter.base.config import ServeSettings, resource_label_name
-from flux_tenant_exporter.base.packed import Text, pack, unpack
+from flux_tenant_exporter.base.packed import PACK_MIN, Packed, Text, unpack
 from flux_tenant_exporter.base.textformat import escape
 from flux_tenant_exporter.base.vocabulary import INFO_LABELS, Detail, InfoLabel, MetricFamily
 from flux_tenant_exporter.render.prometheus.exposition import Exposition
@@ -42,6 +42,8 @@ from flux_tenant_exporter.state.store import Key
 
 #: objects per block of the exposition; a block is re-joined when one of its objects changes
 BLOCK: Final = 128
+#: tenants per block of the per-tenant families (a tenant's rows are shorter, and change with any of its objects)
+TENANT_BLOCK: Final = 16
 #: the longest text of one object in one family that a block's 2-byte length array holds (longer: 4 bytes)
 _SHORT: Final = 0xFFFF
 _KEY: Final = attrgetter("key")
@@ -76,8 +78,9 @@ class RenderOptions:
     object_limit: int = 0
     #: the exporter's shard: a ``shard`` label first on every series (None: no such label)
     shard: str | None = None
-    #: objects per block (a test makes blocks small)
+    #: objects, and tenants, per block (a test makes blocks small)
     block: int = BLOCK
+    tenant_block: int = TENANT_BLOCK
 
     @classmethod
     def from_settings(cls, settings: ServeSettings) -> RenderOptions:
@@ -109,26 +112,30 @@ class RenderOptions:
 
 
 class _Rows:
-    """Rows of text (one object's or tenant's per row), per family joined, the longer joins compressed.
+    """Rows of text (one object's or tenant's per row), per family joined; compressed once they stop changing.
 
-    Each row's length in each family is kept, so a row can be replaced or sliced out again.
+    Each row's length in each family is kept, so a row can be replaced or sliced out again. A text that changes
+    stays as it is until a render leaves it unchanged (``settle``): the first lists of a cold start, which change
+    most blocks at every publish, and a block that changes at every publish compress nothing.
     """
 
-    __slots__ = ("count", "lengths", "parts")
+    __slots__ = ("count", "lengths", "parts", "touched")
 
-    def __init__(self, chunks: Sequence[tuple[bytes, ...]], families: int) -> None:
+    def __init__(self, chunks: Sequence[tuple[bytes, ...]], families: int, render: int) -> None:
         self.count = len(chunks)
+        #: the render that last changed the text (-1: none since it was compressed)
+        self.touched = render
         parts = [b"".join(map(itemgetter(f), chunks)) for f in range(families)]
         #: each row's length of text per family; None for a family with no text in the block (at
         #: --detail=failing most families of a block of healthy objects)
         self.lengths: list[array[int] | None] = [
             _lengths(map(len, map(itemgetter(f), chunks))) if part else None for f, part in enumerate(parts)
         ]
-        #: the text per family, the longer ones compressed
-        self.parts: list[Text] = [pack(part) for part in parts]
+        #: the text per family (the longer ones compressed once settled)
+        self.parts: list[Text] = list(parts)
 
-    def put(self, at: int, chunks: tuple[bytes, ...]) -> list[int]:
-        """Put ``chunks`` in place of row ``at``; returns the families whose text changed."""
+    def put(self, at: int, chunks: tuple[bytes, ...], render: int) -> list[int]:
+        """Put ``chunks`` in place of row ``at`` in ``render``; returns the families whose text changed."""
         changed = []
         for family, (chunk, known) in enumerate(zip(chunks, self.lengths, strict=True)):
             if known is None and not chunk:
@@ -141,10 +148,22 @@ class _Rows:
             part = unpack(self.parts[family])
             if size == len(chunk) and part[start : start + size] == chunk:
                 continue
-            self.parts[family] = pack(b"".join((part[:start], chunk, part[start + size :])))
+            self.parts[family] = b"".join((part[:start], chunk, part[start + size :]))
             lengths[at] = len(chunk)
             changed.append(family)
+        if changed:
+            self.touched = render
         return changed
+
+    def settle(self) -> list[int]:
+        """Compress the texts long enough to gain; returns their families."""
+        packed = []
+        for family, part in enumerate(self.parts):
+            if isinstance(part, bytes) and len(part) >= PACK_MIN:
+                self.parts[family] = Packed(part)
+                packed.append(family)
+        self.touched = -1
+        return packed
 
     def chunks(self) -> list[tuple[bytes, ...]]:
         """Each row's chunks again, sliced out of the text."""
@@ -164,8 +183,8 @@ class _Block(_Rows):
 
     __slots__ = ("shown", "views")
 
-    def __init__(self, views: list[ResourceView], chunks: list[tuple[bytes, ...]], families: int) -> None:
-        super().__init__(chunks, families)
+    def __init__(self, views: list[ResourceView], chunks: list[tuple[bytes, ...]], families: int, render: int) -> None:
+        super().__init__(chunks, families, render)
         self.views = views
         #: objects with at least one sample (the ones --object-limit counts)
         self.shown = sum(1 for c in chunks if any(c))
@@ -176,10 +195,10 @@ class _Block(_Rows):
         at = bisect.bisect_left(views, key, key=_KEY)
         return at if at < len(views) and views[at].key == key else -1
 
-    def replace(self, at: int, res: ResourceView, chunks: tuple[bytes, ...]) -> list[int]:
+    def replace(self, at: int, res: ResourceView, chunks: tuple[bytes, ...], render: int) -> list[int]:
         """Put ``res`` and its ``chunks`` in place of the object at ``at``; returns the families whose text changed."""
         was_shown = any(lengths[at] for lengths in self.lengths if lengths is not None)
-        changed = self.put(at, chunks)
+        changed = self.put(at, chunks, render)
         self.views[at] = res
         self.shown += any(chunks) - was_shown
         return changed
@@ -221,6 +240,8 @@ class Renderer:
         self._empty = (b"",) * len(self._families)
         self._blocks: list[_Block] = []
         self._serial = -1
+        #: renders so far (a block's text is compressed at the first render that does not change it)
+        self._renders = 0
         #: per tenant: the view rendered and a digest of its totals (the tuples held 5 MiB for 2,500 tenants)
         self._tenants: dict[str, tuple[TenantView, bytes]] = {}
         #: the object families' part of the output (headers and block texts), kept between renders and patched
@@ -240,6 +261,7 @@ class Renderer:
 
     def render(self, view: View) -> Exposition:
         """The exposition of every object, tenant and counter family for ``view``."""
+        self._renders += 1
         incremental = bool(self._blocks) and view.parent == self._serial and view.parent >= 0
         if not incremental:
             self._rebuild(view.resources)
@@ -247,14 +269,25 @@ class Renderer:
         elif view.changed:
             self._apply(view)
         self._serial = view.serial
+        tenant_parts = self._tenant_section(view, incremental=incremental)
+        self._settle()
         if self.options.object_limit:  # which objects are shown can move with any change: assembled anew
             object_parts = self._assemble(self._limited())
         else:
             if self._object_parts is None:
                 self._object_parts = self._assemble([block.parts for block in self._blocks])
             object_parts = self._object_parts
-        tenant_parts = self._tenant_section(view, incremental=incremental)
         return Exposition((*object_parts, *tenant_parts, *self._counters(view.transitions)))
+
+    def _settle(self) -> None:
+        """Compress the text of the blocks that an earlier render changed and this one did not."""
+        for blocks, parts in ((self._blocks, self._object_parts), (self._tenant_blocks, self._tenant_parts)):
+            stride = len(blocks) + 1
+            for index, block in enumerate(blocks):
+                if 0 <= block.touched < self._renders:
+                    for family in block.settle():
+                        if parts is not None:
+                            parts[family * stride + 1 + index] = block.parts[family]
 
     def _counters(self, transitions: Transitions) -> list[bytes]:
         """The transition counters' headers and samples (rendered again only when the counts changed)."""
@@ -319,7 +352,7 @@ class Renderer:
             for res in views:
                 old = previous.get(res.key)
                 chunks.append(old[1] if old is not None and (old[0] is res or old[0] == res) else self._render(res))
-            blocks.append(_Block(views, chunks, len(self._families)))
+            blocks.append(_Block(views, chunks, len(self._families), self._renders))
         self._blocks = blocks
 
     def _apply(self, view: View) -> None:
@@ -337,7 +370,7 @@ class Renderer:
             if all(at >= 0 and key in current for key, at in zip(keys, places, strict=True)):
                 # objects changed in place (the common case): patch the block's text and the assembled output
                 for key, at in zip(keys, places, strict=True):
-                    for family in block.replace(at, current[key], self._render(current[key])):
+                    for family in block.replace(at, current[key], self._render(current[key]), self._renders):
                         if self._object_parts is not None:
                             self._object_parts[family * stride + 1 + index] = block.parts[family]
                 continue
@@ -352,7 +385,7 @@ class Renderer:
             size = self.options.block
             replaced[index] = [
                 _Block([v for _, (v, _) in ordered[i : i + size]], [c for _, (_, c) in ordered[i : i + size]],
-                       len(self._families))
+                       len(self._families), self._renders)
                 for i in range(0, len(ordered), size)
             ]
         if replaced:
@@ -366,7 +399,7 @@ class Renderer:
         """Per per-tenant family its header and its text from each block of tenants; changed tenants rendered again."""
         parts = self._tenant_parts
         same_rows = not view.changed_tenants or view.tenants.keys() == self._tenant_rows.keys()
-        size = self.options.block
+        size = self.options.tenant_block
         if incremental and parts is not None and same_rows:  # patch the changed tenants' rows in place
             stride = len(self._tenant_blocks) + 1
             for name in view.changed_tenants:
@@ -375,7 +408,7 @@ class Renderer:
                     continue
                 index, at = divmod(self._tenant_rows[name], size)
                 block = self._tenant_blocks[index]
-                for column in block.put(at, chunks):
+                for column in block.put(at, chunks, self._renders):
                     parts[column * stride + 1 + index] = block.parts[column]
             return parts
         previous, self._tenants = self._tenants, {}
@@ -394,7 +427,7 @@ class Renderer:
             rows.append(kept(name) if chunks is None else chunks)
         self._tenant_rows = {name: row for row, name in enumerate(view.tenants)}
         families = len(self._tenant_families)
-        self._tenant_blocks = [_Rows(rows[i : i + size], families) for i in range(0, len(rows), size)]
+        self._tenant_blocks = [_Rows(rows[i : i + size], families, self._renders) for i in range(0, len(rows), size)]
         parts = []
         for column, family in enumerate(self._tenant_families):
             parts.append(family.header())
