@@ -154,7 +154,7 @@ class TenantPieces:
 
     A publish re-writes only the tenants whose TenantView changed (the View shares the others), so an answer
     joins pieces and no request pays for writing every tenant. The pieces are kept compressed (``base.packed``):
-    at 100k objects 6.5 MiB of JSON in 1.7 MiB; an answer with every tenant inflates them in ~20 ms.
+    at 100k objects 6.5 MiB of JSON in 2.3 MiB; an answer with every tenant inflates them in ~5 ms.
     """
 
     def __init__(self) -> None:
