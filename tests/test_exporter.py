@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import gzip
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +28,15 @@ async def get(exporter: Exporter, path: str, **headers: str) -> tuple[int, bytes
         f"http://127.0.0.1:{exporter.port}{path}", headers={"Accept-Encoding": "identity", **headers}
     ) as resp:
         return resp.status, await resp.read(), dict(resp.headers)
+
+
+async def head(exporter: Exporter, path: str) -> bytes:
+    """The whole answer to a HEAD request, read until the server closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", exporter.port)
+    writer.write(f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    answer = await reader.read()
+    writer.close()
+    return answer
 
 
 async def get_json(exporter: Exporter, path: str) -> tuple[int, Any]:
@@ -193,6 +203,12 @@ async def test_http_api_errors_filters_and_gzip(
     assert doc["error"]["status"] == 404
     status, doc = await get_json(exporter, "/tenants")
     assert doc == tenants_doc(exporter.view)  # the per-tenant cached body is the same document
+    status, raw, headers = await get(exporter, "/tenants", **{"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(raw)) == doc
+    status, raw, headers = await get(exporter, "/tenants")
+    assert int(headers["Content-Length"]) == len(raw)
+    assert headers["Content-Type"] == "application/json"
     status, doc = await get_json(exporter, "/tenants?state=failing")
     assert namespace in [t["name"] for t in doc["tenants"]]
     assert all(any(f["state"] == "failing" for f in t["failures"]) for t in doc["tenants"])
@@ -204,12 +220,10 @@ async def test_http_api_errors_filters_and_gzip(
     assert "fluxtenant_exporter_build_info" in plain
     status, body, headers = await get(exporter, "/metrics")
     assert int(headers["Content-Length"]) == len(body)
-    reader, writer = await asyncio.open_connection("127.0.0.1", exporter.port)
-    writer.write(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    answer = await reader.read()  # until the server closes: a HEAD answer is the headers and nothing else
-    writer.close()
-    assert answer.startswith(b"HTTP/1.1 200")
-    assert answer.endswith(b"\r\n\r\n")
+    for path in ("/metrics", "/tenants"):  # both streamed: a HEAD answer is the headers and nothing else
+        answer = await head(exporter, path)
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert answer.endswith(b"\r\n\r\n")
     status, body, _ = await get(exporter, "/healthz")
     assert status == 200
     status, body, _ = await get(exporter, "/openapi.yaml")
