@@ -276,7 +276,7 @@ def test_the_store_keeps_no_signals_and_still_sees_every_status_change_that_matt
     assert store.objects[("Kustomization", "a", "app")].verdict.message == "health check failed: deployment api"
     raw["status"]["conditions"][0]["lastTransitionTime"] = "2026-01-01T00:00:00Z"
     assert store.upsert(parse_object(raw)) is True
-    with pytest.raises(ValueError, match="has no signals"):
+    with pytest.raises(TypeError, match="has no signals"):
         store.upsert(store.objects[("Kustomization", "a", "app")].obj)  # type: ignore[arg-type]
     put(store, fleet.gitrepository("a", "repo"), fleet.ready_status("GitRepository"))
     raw["status"]["conditions"][0]["message"] = "health check failed: deployment db"

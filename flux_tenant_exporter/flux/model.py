@@ -123,7 +123,6 @@ class FluxObject(msgspec.Struct, frozen=True, gc=False):
         return self.ref.name
 
 
-
 class Observed(FluxObject, frozen=True, gc=False, kw_only=True):
     """A Flux object as projected from the API, with what its verdict is judged from.
 

@@ -134,8 +134,6 @@ class StaticToken:
         return f"Bearer {self._token}"
 
 
-#: What a request that did not reach the API server (or whose stream broke) raises: connection refused or reset,
-#: DNS, TLS, a timeout, a stalled stream. Callers catch these to retry; aiohttp's own types stay in this package.
 #: what asyncio's TLS connections read into. Its default (``SSLProtocol.max_size``) is 256 KiB per connection,
 #: zero-filled and so resident, and the exporter holds a watch connection per kind and watched namespace: 20 of them
 #: held 5 MiB at 100k objects. A TLS record is at most 16 KiB.
@@ -147,6 +145,8 @@ def limit_tls_read_buffers(size: int = TLS_READ_BUFFER) -> None:
     sslproto.SSLProtocol.max_size = size
 
 
+#: What a request that did not reach the API server (or whose stream broke) raises: connection refused or reset,
+#: DNS, TLS, a timeout, a stalled stream. Callers catch these to retry; aiohttp's own types stay in this package.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, TimeoutError)
 
 

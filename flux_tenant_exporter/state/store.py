@@ -144,7 +144,7 @@ class Store:
         """
         if not isinstance(obj, Observed):
             msg = f"{obj.ref} has no signals: only a projected object can be stored"
-            raise ValueError(msg)  # noqa: TRY004 - a value the type allows at run time, not a wrong type
+            raise TypeError(msg)
         signals = obj.signals
         old = self.objects.get(obj.ref)
         # the key the dict, the change log and the view hold: one tuple for the object, whoever refers to it
