@@ -208,16 +208,22 @@ def _holding_store(clock: Clock) -> Store:
     return Store(thresholds=StuckThresholds(not_ready=600, progressing_margin=15), clock=clock)
 
 
+def _attempt_begun(started: int) -> tuple[Clock, Store]:
+    """A store that saw the Kustomization ready at 0, then a routine reconcile begin at ``started``."""
+    clock = Clock()
+    store = _holding_store(clock)
+    store.upsert(parse_object(_timed(_healthy(0))))
+    clock.at(started)
+    store.upsert(parse_object(_timed(_attempt(started, observed=1))))
+    return clock, store
+
+
 def test_a_routine_reconcile_that_never_finishes_turns_progressing_and_stuck_after_timeout_and_margin() -> None:
     """A ready Kustomization rewritten to Ready=Unknown + Reconciling=True (same generation and revision) and left
     there is held ready for its spec.timeout (30 s) plus the margin (15 s) from the start of the attempt; then it is
     progressing and stuck (progressing_timeout) since that start. Rewrites of the same attempt do not restart the
     budget; a later Ready=True makes it ready again."""
-    clock = Clock()
-    store = _holding_store(clock)
-    store.upsert(parse_object(_timed(_healthy(0))))
-    clock.at(100)
-    store.upsert(parse_object(_timed(_attempt(100, observed=1))))
+    clock, store = _attempt_begun(100)
     held = store.objects[KEY].verdict
     assert (held.state, held.ready, held.stuck_at) == ("ready", "True", None)
     assert held.hold is not None
@@ -245,11 +251,7 @@ def test_an_attempt_marked_again_a_second_later_keeps_its_start() -> None:
     on (found on the real controller, tests/test_real_stuck.py). The attempt's budget and its start stay where
     they were: the stuck verdict's since is the attempt's first sign, its budget ending at since + timeout +
     margin."""
-    clock = Clock()
-    store = _holding_store(clock)
-    store.upsert(parse_object(_timed(_healthy(0))))
-    clock.at(100)
-    store.upsert(parse_object(_timed(_attempt(100, observed=1))))
+    clock, store = _attempt_begun(100)
     clock.at(101)
     store.upsert(parse_object(_timed(_attempt(101, observed=1))))
     assert store.expire(_at(145).timestamp()) == 1
@@ -260,11 +262,7 @@ def test_an_attempt_marked_again_a_second_later_keeps_its_start() -> None:
 
 def test_the_hold_of_a_finished_reconcile_is_forgotten() -> None:
     """An attempt that ends in time leaves no hold behind: its expiry time passing changes nothing."""
-    clock = Clock()
-    store = _holding_store(clock)
-    store.upsert(parse_object(_timed(_healthy(0))))
-    clock.at(60)
-    store.upsert(parse_object(_timed(_attempt(60, observed=1))))
+    clock, store = _attempt_begun(60)
     clock.at(62)
     store.upsert(parse_object(_timed(_healthy(62))))
     assert store.expire(_at(10_000).timestamp()) == 0

@@ -48,3 +48,8 @@ def unpack(text: Text) -> bytes:
 def size_of(text: Text) -> int:
     """The length of the text (compressed or not)."""
     return len(text) if isinstance(text, bytes) else text.size
+
+
+def held(text: Text) -> int:
+    """The bytes kept for the text: its length, or its compressed length."""
+    return len(text) if isinstance(text, bytes) else len(text.data)

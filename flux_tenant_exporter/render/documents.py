@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from flux_tenant_exporter.base.packed import Text, pack, unpack
+from flux_tenant_exporter.base.packed import Text, held, pack, unpack
 from flux_tenant_exporter.base.timefmt import timestamp
 from flux_tenant_exporter.base.vocabulary import CATEGORIES, OWNERS, STATES, Category, Owner, State
 from flux_tenant_exporter.state.published import PLAIN, ResourceView, TenantView, View
@@ -186,7 +186,7 @@ class TenantPieces:
     @property
     def size(self) -> int:
         """The bytes of JSON kept (compressed where they are)."""
-        return sum(len(body) if isinstance(body, bytes) else len(body.data) for _, body in self._pieces.values())
+        return sum(held(body) for _, body in self._pieces.values())
 
     def body(self, view: View, visible: Mapping[str, TenantView]) -> bytes:
         """The unfiltered document of ``view`` with the ``visible`` tenants (a projected one is written here)."""

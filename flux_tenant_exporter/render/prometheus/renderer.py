@@ -19,7 +19,7 @@ from typing import Final
 import msgspec
 
 from flux_tenant_exporter.base.config import ServeSettings, resource_label_name
-from flux_tenant_exporter.base.packed import PACK_MIN, Packed, Text, unpack
+from flux_tenant_exporter.base.packed import Text, pack, unpack
 from flux_tenant_exporter.base.textformat import escape
 from flux_tenant_exporter.base.vocabulary import INFO_LABELS, Detail, InfoLabel, MetricFamily
 from flux_tenant_exporter.render.prometheus.exposition import Exposition
@@ -159,8 +159,8 @@ class _Rows:
         """Compress the texts long enough to gain; returns their families."""
         packed = []
         for family, part in enumerate(self.parts):
-            if isinstance(part, bytes) and len(part) >= PACK_MIN:
-                self.parts[family] = Packed(part)
+            if isinstance(part, bytes) and (kept := pack(part)) is not part:
+                self.parts[family] = kept
                 packed.append(family)
         self.touched = -1
         return packed
